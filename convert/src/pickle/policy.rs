@@ -1,0 +1,244 @@
+//! Which pickle globals may be called, and what calling them means.
+//!
+//! The machine never imports or runs anything. A call (REDUCE, INST, OBJ, NEWOBJ) of a global is
+//! either *interpreted* (tensor rebuilders, containers: the result is computed from the
+//! arguments), *inert* (a known-harmless constructor whose result is kept as an opaque object),
+//! or *refused*: every other callable refuses the whole file, because `torch.load` with
+//! `weights_only=False` would have executed it.
+
+/// What a call of a global means to the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callable {
+    /// `torch._utils._rebuild_tensor` (storage, offset, size, stride).
+    RebuildTensor,
+    /// `torch._utils._rebuild_tensor_v2` (storage, offset, size, stride, requires_grad, hooks[, metadata]).
+    RebuildTensorV2,
+    /// `torch._utils._rebuild_tensor_v3` (…, dtype[, metadata]).
+    RebuildTensorV3,
+    /// `torch._utils._rebuild_parameter(_with_state)`: the first argument is the data.
+    RebuildParameter,
+    /// `torch._tensor._rebuild_from_type(_v2)` (func, type, args, state): apply `func` to `args`.
+    RebuildFromType,
+    /// A tensor rebuilder whose result safetensors cannot hold; the payload names the kind.
+    UnsupportedTensor(&'static str),
+    /// `collections.OrderedDict` / `collections.defaultdict` / `builtins.dict`.
+    Dict,
+    /// `builtins.list`.
+    List,
+    /// `builtins.tuple` / `torch.Size`: returns the (tuple) argument.
+    Tuple,
+    /// `builtins.set`.
+    Set,
+    /// `builtins.frozenset`.
+    FrozenSet,
+    /// `builtins.bytearray` / `builtins.bytes`.
+    ByteArray,
+    /// `_codecs.encode(str, encoding)`: how protocol 2 stores bytes.
+    CodecsEncode,
+    /// `torch.device(...)`: kept as its string.
+    Device,
+    /// `torch.jit._pickle.build_*list` / `restore_type_tag`: returns the first argument.
+    Identity,
+    /// `copyreg._reconstructor(cls, base, state)`: an inert instance of `cls`.
+    Reconstructor,
+    /// A harmless constructor kept as an opaque object (numpy arrays and scalars, slices, ...).
+    Inert,
+    /// Anything else: refuse the file.
+    Refused,
+}
+
+/// Module names older pickles use for today's modules.
+pub fn normalize_module(module: &str) -> &str {
+    match module {
+        "__builtin__" => "builtins",
+        "copy_reg" => "copyreg",
+        "numpy.core.multiarray" => "numpy._core.multiarray",
+        other => other,
+    }
+}
+
+/// Classifies a call of `module.name`.
+pub fn classify_call(module: &str, name: &str) -> Callable {
+    use Callable::*;
+    let module = normalize_module(module);
+    match (module, name) {
+        ("torch._utils", "_rebuild_tensor") => RebuildTensor,
+        ("torch._utils", "_rebuild_tensor_v2") => RebuildTensorV2,
+        ("torch._utils", "_rebuild_tensor_v3") => RebuildTensorV3,
+        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
+            RebuildParameter
+        }
+        ("torch._tensor" | "torch._utils", "_rebuild_from_type" | "_rebuild_from_type_v2") => {
+            RebuildFromType
+        }
+        ("torch._utils", "_rebuild_qtensor") => UnsupportedTensor("a quantized tensor"),
+        ("torch._utils", "_rebuild_sparse_tensor" | "_rebuild_sparse_csr_tensor") => {
+            UnsupportedTensor("a sparse tensor")
+        }
+        ("torch._utils", "_rebuild_nested_tensor") => UnsupportedTensor("a nested tensor"),
+        ("torch._utils", "_rebuild_meta_tensor_no_storage") => {
+            UnsupportedTensor("a meta tensor (it has no data)")
+        }
+        ("torch._utils", "_rebuild_wrapper_subclass") => {
+            UnsupportedTensor("a tensor subclass without storage")
+        }
+        (
+            "torch._utils",
+            "_rebuild_device_tensor_from_numpy"
+            | "_rebuild_device_tensor_from_cpu_tensor"
+            | "_rebuild_xla_tensor"
+            | "_rebuild_mtia_tensor"
+            | "_rebuild_mps_tensor",
+        ) => UnsupportedTensor("a device tensor saved through numpy"),
+        ("collections", "OrderedDict" | "defaultdict") | ("builtins", "dict") => Dict,
+        ("builtins", "list") => List,
+        ("builtins", "tuple") | ("torch", "Size") => Tuple,
+        ("builtins", "set") => Set,
+        ("builtins", "frozenset") => FrozenSet,
+        ("builtins", "bytearray" | "bytes") => ByteArray,
+        ("_codecs", "encode") => CodecsEncode,
+        ("torch", "device") => Device,
+        (
+            "torch.jit._pickle",
+            "build_intlist" | "build_floatlist" | "build_boollist" | "build_tensorlist"
+            | "build_doublelist" | "build_intlist_v2" | "restore_type_tag",
+        ) => Identity,
+        ("copyreg", "_reconstructor") => Reconstructor,
+        ("builtins", "slice" | "complex" | "int" | "float" | "str" | "bool" | "range")
+        | (
+            "numpy._core.multiarray" | "numpy.core.multiarray",
+            "_reconstruct" | "scalar",
+        )
+        | ("numpy", "dtype" | "ndarray")
+        | ("torch.serialization", "_get_layout")
+        | ("torch._utils", "_rebuild_device_tensor") => Inert,
+        _ => Refused,
+    }
+}
+
+/// Module prefixes whose classes may not even be instantiated inertly (NEWOBJ): they exist to
+/// run code, touch the file system or the network.
+const DENIED_MODULES: &[&str] = &[
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "shutil",
+    "sys",
+    "runpy",
+    "importlib",
+    "pickle",
+    "_pickle",
+    "marshal",
+    "code",
+    "codeop",
+    "pty",
+    "socket",
+    "ctypes",
+    "webbrowser",
+    "multiprocessing",
+    "threading",
+    "_thread",
+    "signal",
+    "pdb",
+    "bdb",
+    "timeit",
+    "tempfile",
+    "io",
+    "_io",
+    "functools",
+    "operator",
+    "types",
+    "asyncio",
+    "http",
+    "urllib",
+    "ftplib",
+    "smtplib",
+    "telnetlib",
+    "platform",
+    "sysconfig",
+    "distutils",
+    "setuptools",
+    "pip",
+    "glob",
+    "pathlib",
+    "torch.hub",
+    "torch.serialization",
+    "torch.package",
+    "dill",
+    "cloudpickle",
+    "joblib",
+];
+
+/// Whether instantiating an object of class `module.name` without calling it is acceptable.
+pub fn class_allowed(module: &str, name: &str) -> bool {
+    let module = normalize_module(module);
+    if module == "builtins" {
+        return matches!(
+            name,
+            "object" | "dict" | "list" | "set" | "frozenset" | "tuple" | "bytearray" | "slice"
+        );
+    }
+    !DENIED_MODULES.iter().any(|denied| {
+        module == *denied
+            || (module.starts_with(denied) && module.as_bytes().get(denied.len()) == Some(&b'.'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_runners_are_refused() {
+        for (m, n) in [
+            ("os", "system"),
+            ("posix", "system"),
+            ("nt", "system"),
+            ("builtins", "eval"),
+            ("__builtin__", "exec"),
+            ("builtins", "getattr"),
+            ("builtins", "__import__"),
+            ("subprocess", "Popen"),
+            ("shutil", "rmtree"),
+            ("runpy", "run_path"),
+            ("importlib", "import_module"),
+            ("pickle", "loads"),
+            ("torch", "load"),
+            ("torch.hub", "load"),
+            ("functools", "partial"),
+            ("__main__", "MyModel"),
+        ] {
+            assert_eq!(classify_call(m, n), Callable::Refused, "{m}.{n}");
+        }
+    }
+
+    #[test]
+    fn denied_classes() {
+        assert!(!class_allowed("subprocess", "Popen"));
+        assert!(!class_allowed("os.path", "x"));
+        assert!(!class_allowed("torch.hub", "X"));
+        assert!(!class_allowed("__builtin__", "eval"));
+        assert!(class_allowed("__main__", "Net"));
+        assert!(class_allowed("torch.nn.modules.linear", "Linear"));
+        assert!(class_allowed("osmnx", "Graph"));
+        assert!(class_allowed("builtins", "object"));
+    }
+
+    #[test]
+    fn rebuilders_are_interpreted() {
+        assert_eq!(
+            classify_call("torch._utils", "_rebuild_tensor_v2"),
+            Callable::RebuildTensorV2
+        );
+        assert_eq!(
+            classify_call("collections", "OrderedDict"),
+            Callable::Dict
+        );
+        assert_eq!(classify_call("__builtin__", "set"), Callable::Set);
+        assert!(matches!(
+            classify_call("torch._utils", "_rebuild_qtensor"),
+            Callable::UnsupportedTensor(_)
+        ));
+    }
+}

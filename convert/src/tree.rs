@@ -1,0 +1,235 @@
+//! Flattens an unpickled object graph into dotted tensor names, the way `state_dict()` and
+//! nested containers name them: dict keys and list indices joined by dots, `nn.Module` objects
+//! through their `_parameters`, `_buffers` (persistent only) and `_modules`. Everything else is
+//! listed as dropped, never silently ignored.
+
+use std::collections::HashSet;
+
+use crate::checkpoint::{Checkpoint, Dropped, Entry, EntryKind};
+use crate::error::{Error, Result};
+use crate::pickle::{Dict, Heap, Node, NodeId, Object, Value};
+
+/// Deepest container nesting the walk follows.
+pub(crate) const MAX_DEPTH: usize = 512;
+
+/// Name used for a checkpoint whose root is a single tensor.
+pub const ROOT_TENSOR_NAME: &str = "tensor";
+
+/// Walks `root` and appends its tensors and dropped values to `out`.
+pub(crate) fn flatten(heap: &Heap, root: &Value, out: &mut Checkpoint) -> Result<()> {
+    if let Some(Node::Dict(d)) = heap.node(root) {
+        out.top_keys = d.items.iter().filter_map(|(k, _)| key_string(k)).collect();
+    }
+    let mut w = Walker {
+        heap,
+        out,
+        on_path: HashSet::new(),
+    };
+    w.value(root, "", 0)
+}
+
+/// A dict key as a name component, if it is a scalar.
+pub(crate) fn key_string(k: &Value) -> Option<String> {
+    match k {
+        Value::Str(s) => Some(s.to_string()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::BigInt(s) => Some(s.to_string()),
+        Value::Bool(b) => Some(if *b { "True" } else { "False" }.to_string()),
+        Value::None => Some("None".into()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
+/// Joins a prefix and a component with a dot.
+pub(crate) fn join(prefix: &str, part: &str) -> String {
+    if prefix.is_empty() {
+        part.to_string()
+    } else {
+        format!("{prefix}.{part}")
+    }
+}
+
+struct Walker<'a> {
+    heap: &'a Heap,
+    out: &'a mut Checkpoint,
+    on_path: HashSet<NodeId>,
+}
+
+impl Walker<'_> {
+    fn drop_value(&mut self, path: &str, v: &Value) {
+        self.out.dropped.push(Dropped {
+            path: if path.is_empty() { "<root>".into() } else { path.to_string() },
+            what: self.heap.describe(v),
+        });
+    }
+
+    fn value(&mut self, v: &Value, path: &str, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::format(
+                path.to_string(),
+                format!("containers nested deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        let id = match v {
+            Value::Ref(id) => *id,
+            _ => {
+                self.drop_value(path, v);
+                return Ok(());
+            }
+        };
+        if !self.on_path.insert(id) {
+            // A container that contains itself: its second appearance holds nothing new.
+            self.drop_value(path, v);
+            return Ok(());
+        }
+        let r = self.node(id, v, path, depth);
+        self.on_path.remove(&id);
+        r
+    }
+
+    fn node(&mut self, id: NodeId, v: &Value, path: &str, depth: usize) -> Result<()> {
+        let name = || {
+            if path.is_empty() {
+                ROOT_TENSOR_NAME.to_string()
+            } else {
+                path.to_string()
+            }
+        };
+        match self.heap.get(id) {
+            Node::Tensor(spec) => self.out.entries.push(Entry {
+                name: name(),
+                kind: EntryKind::Tensor(spec.clone()),
+            }),
+            Node::Unsupported(u) => self.out.entries.push(Entry {
+                name: name(),
+                kind: EntryKind::Unsupported(u.kind.clone()),
+            }),
+            Node::Dict(d) => self.dict(d, path, depth)?,
+            Node::List(items) | Node::Tuple(items) | Node::Set(items) => {
+                if items.is_empty() {
+                    self.drop_value(path, v);
+                }
+                for (i, item) in items.iter().enumerate() {
+                    self.value(item, &join(path, &i.to_string()), depth + 1)?;
+                }
+            }
+            Node::Object(o) => self.object(o, v, path, depth)?,
+            Node::Storage(_) => self.drop_value(path, v),
+        }
+        Ok(())
+    }
+
+    fn dict(&mut self, d: &Dict, path: &str, depth: usize) -> Result<()> {
+        for (k, item) in &d.items {
+            match key_string(k) {
+                Some(k) => self.value(item, &join(path, &k), depth + 1)?,
+                None => {
+                    let p = join(path, &format!("<{}>", self.heap.describe(k)));
+                    self.drop_value(&p, item);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn object(&mut self, o: &Object, v: &Value, path: &str, depth: usize) -> Result<()> {
+        let state = o.state.as_ref().and_then(|s| match self.heap.node(s) {
+            Some(Node::Dict(d)) => Some(d),
+            // (dict_state, slot_state) pairs: use the dict part.
+            Some(Node::Tuple(t)) => t.first().and_then(|f| match self.heap.node(f) {
+                Some(Node::Dict(d)) => Some(d),
+                _ => None,
+            }),
+            _ => None,
+        });
+        if let Some(state) = state {
+            if state.get_str("_parameters").is_some() && state.get_str("_modules").is_some() {
+                return self.module(state, path, depth);
+            }
+            self.dict(state, path, depth)?;
+        } else if o.dict_items.items.is_empty() && o.list_items.is_empty() {
+            self.drop_value(path, v);
+        }
+        self.dict(&o.dict_items, path, depth)?;
+        for (i, item) in o.list_items.iter().enumerate() {
+            self.value(item, &join(path, &i.to_string()), depth + 1)?;
+        }
+        Ok(())
+    }
+
+    /// `nn.Module.state_dict()`: parameters, persistent buffers, then submodules.
+    fn module(&mut self, state: &Dict, path: &str, depth: usize) -> Result<()> {
+        let non_persistent: HashSet<String> = state
+            .get_str("_non_persistent_buffers_set")
+            .and_then(|s| self.heap.seq(s))
+            .map(|items| items.iter().filter_map(key_string).collect())
+            .unwrap_or_default();
+        for field in ["_parameters", "_buffers"] {
+            let Some(Node::Dict(d)) = state.get_str(field).and_then(|v| self.heap.node(v)) else {
+                continue;
+            };
+            for (k, item) in &d.items {
+                let Some(k) = key_string(k) else { continue };
+                let p = join(path, &k);
+                if matches!(item, Value::None) {
+                    continue;
+                }
+                if field == "_buffers" && non_persistent.contains(&k) {
+                    self.out.dropped.push(Dropped {
+                        path: p,
+                        what: format!("non-persistent buffer ({})", self.heap.describe(item)),
+                    });
+                    continue;
+                }
+                self.value(item, &p, depth + 1)?;
+            }
+        }
+        if let Some(Node::Dict(mods)) = state.get_str("_modules").and_then(|v| self.heap.node(v)) {
+            for (k, m) in &mods.items {
+                let Some(k) = key_string(k) else { continue };
+                if matches!(m, Value::None) {
+                    continue;
+                }
+                self.value(m, &join(path, &k), depth + 1)?;
+            }
+        }
+        // Tensors held as plain attributes are not part of state_dict(): list them.
+        for (k, item) in &state.items {
+            let Some(k) = key_string(k) else { continue };
+            if k.starts_with('_') || k == "training" {
+                continue;
+            }
+            if holds_tensor(self.heap, item, 0) {
+                self.out.dropped.push(Dropped {
+                    path: join(path, &k),
+                    what: format!(
+                        "module attribute that is not a parameter or buffer ({})",
+                        self.heap.describe(item)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a value holds a tensor within a few levels (objects' state and items included).
+pub(crate) fn holds_tensor(heap: &Heap, v: &Value, depth: usize) -> bool {
+    if depth > 8 {
+        return false;
+    }
+    let any = |items: &[Value]| items.iter().any(|i| holds_tensor(heap, i, depth + 1));
+    match heap.node(v) {
+        Some(Node::Tensor(_) | Node::Unsupported(_) | Node::Storage(_)) => true,
+        Some(Node::List(items) | Node::Tuple(items) | Node::Set(items)) => any(items),
+        Some(Node::Dict(d)) => d.items.iter().any(|(_, i)| holds_tensor(heap, i, depth + 1)),
+        Some(Node::Object(o)) => {
+            o.state.as_ref().is_some_and(|s| holds_tensor(heap, s, depth + 1))
+                || any(&o.list_items)
+                || o.dict_items.items.iter().any(|(_, i)| holds_tensor(heap, i, depth + 1))
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,60 @@
+//! Shared output helpers: JSON to stdout, human sizes, closed pipes, shared reader flags.
+
+use std::io::Write;
+
+use torchless::convert::{pickle, OpenOptions};
+
+/// Flags every subcommand that reads a checkpoint accepts.
+#[derive(Debug, clap::Args)]
+pub struct ReadArgs {
+    /// Treat this `module.name` pickle global as an inert object instead of refusing the file
+    /// (it is never executed; globals that run code stay refused). Repeatable.
+    #[arg(long = "allow-global", value_name = "MODULE.NAME")]
+    pub allow_globals: Vec<String>,
+}
+
+impl ReadArgs {
+    /// The reader options.
+    pub fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            pickle: pickle::Options {
+                allow_globals: self.allow_globals.clone(),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// Prints a value as one JSON object on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Whether an error is a closed stdout (`torchless inspect x | head`), which is not a failure.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+/// `1234567` → `1.2 MB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
