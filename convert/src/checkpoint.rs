@@ -46,30 +46,39 @@ impl Format {
     }
 }
 
-/// One mapped input file.
+/// The bytes of an input: a read-only mapping, or a buffer already in memory.
+#[derive(Debug)]
+pub(crate) enum Bytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+/// One input file.
 #[derive(Debug)]
 pub struct SourceFile {
     /// Where it was read from.
     pub path: PathBuf,
     /// Its format.
     pub format: Format,
-    pub(crate) map: Mmap,
+    pub(crate) data: Bytes,
 }
 
 impl SourceFile {
     /// Maps `path` read-only.
     pub(crate) fn open(path: &Path, format: Format) -> Result<SourceFile> {
-        let map = map_file(path)?;
         Ok(SourceFile {
             path: path.to_path_buf(),
             format,
-            map,
+            data: Bytes::Mapped(map_file(path)?),
         })
     }
 
     /// The file's bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.map
+        match &self.data {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
     }
 }
 
@@ -228,7 +237,10 @@ impl Checkpoint {
                         &e.name,
                         format!(
                             "its storage {} declares {} bytes (from offset {}) but holds {}",
-                            storage.name, spec.storage.byte_len, spec.storage.byte_offset, storage.len
+                            storage.name,
+                            spec.storage.byte_len,
+                            spec.storage.byte_offset,
+                            storage.len
                         ),
                     ));
                 }
@@ -270,7 +282,8 @@ impl Checkpoint {
                 archive_len,
             } => {
                 let archive = &file.bytes()[*archive_start..*archive_start + *archive_len];
-                let fail = |e: String| Error::format(format!("{}: {}", file.path.display(), s.name), e);
+                let fail =
+                    |e: String| Error::format(format!("{}: {}", file.path.display(), s.name), e);
                 let mut z = zip::ZipArchive::new(std::io::Cursor::new(archive))
                     .map_err(|e| fail(e.to_string()))?;
                 let mut f = z.by_index(*entry).map_err(|e| fail(e.to_string()))?;
@@ -294,7 +307,9 @@ impl Checkpoint {
         self.entries
             .iter()
             .filter_map(|e| match &e.kind {
-                EntryKind::Tensor(s) if seen.insert(s.clone()) => Some(s.numel().unwrap_or(0) as u128),
+                EntryKind::Tensor(s) if seen.insert(s.clone()) => {
+                    Some(s.numel().unwrap_or(0) as u128)
+                }
                 _ => None,
             })
             .sum()

@@ -23,18 +23,18 @@ pub enum Error {
         /// What was found instead.
         reason: String,
     },
-    /// The pickle calls a global that could execute code under `torch.load(weights_only=False)`,
-    /// or one that is not on the allow-list of inert rebuild functions.
+    /// The pickle names a global that exists to run code, or calls one that is not on the
+    /// allow-list of inert rebuild functions: `torch.load(weights_only=False)` would run it.
     #[error(
-        "refusing {file}: the pickle calls `{global}` (opcode {opcode} at byte {offset}); \
-         loading this file with torch.load(weights_only=False) would run it. Nothing was written"
+        "refusing {file}: the pickle uses `{global}` (opcode {opcode} at byte {offset}), which \
+         torch.load(weights_only=False) would run; nothing was executed or written"
     )]
     Refused {
         /// The pickle stream (record or file) holding the call.
         file: String,
         /// `module.name` of the global.
         global: String,
-        /// The opcode that performed the call (REDUCE, INST, OBJ, NEWOBJ, ...).
+        /// The opcode that named or called it (GLOBAL, REDUCE, INST, OBJ, NEWOBJ, ...).
         opcode: &'static str,
         /// Byte offset of the opcode within the pickle stream.
         offset: usize,

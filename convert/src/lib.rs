@@ -60,6 +60,11 @@ pub fn open(path: &Path, options: &OpenOptions) -> Result<Checkpoint> {
     formats::open(path, options)
 }
 
+/// Reads a single checkpoint file already in memory; `name` labels it in messages.
+pub fn open_bytes(name: &Path, bytes: Vec<u8>, options: &OpenOptions) -> Result<Checkpoint> {
+    formats::open_bytes(name, bytes, options)
+}
+
 /// The result of [`convert`].
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConvertReport {

@@ -35,7 +35,9 @@ impl std::str::FromStr for TargetDType {
             "f32" | "float32" | "fp32" => Ok(TargetDType::F32),
             "f16" | "float16" | "fp16" | "half" => Ok(TargetDType::F16),
             "bf16" | "bfloat16" => Ok(TargetDType::BF16),
-            other => Err(format!("unknown dtype {other:?} (expected keep, f32, f16 or bf16)")),
+            other => Err(format!(
+                "unknown dtype {other:?} (expected keep, f32, f16 or bf16)"
+            )),
         }
     }
 }
@@ -140,7 +142,11 @@ impl ConvertOptions {
         Ok(ConvertOptions {
             key: r.key.clone(),
             strip_prefix: r.strip_prefix.clone(),
-            renames: r.rename.iter().map(|s| Rename::parse(s)).collect::<Result<_>>()?,
+            renames: r
+                .rename
+                .iter()
+                .map(|s| Rename::parse(s))
+                .collect::<Result<_>>()?,
             dtype: r.dtype,
             skip_unsupported: r.skip_unsupported,
             keep_aliases: true,
@@ -238,7 +244,10 @@ pub fn plan(ckpt: &Checkpoint, opts: &ConvertOptions) -> Result<Plan> {
             }
         }
         for r in &opts.renames {
-            name = r.pattern.replace_all(&name, r.replacement.as_str()).into_owned();
+            name = r
+                .pattern
+                .replace_all(&name, r.replacement.as_str())
+                .into_owned();
         }
         if name.is_empty() {
             return Err(Error::Option(format!(

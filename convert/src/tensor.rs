@@ -93,8 +93,7 @@ impl TensorSpec {
             .checked_mul(es)
             .filter(|&n| n <= isize::MAX as usize)
             .ok_or_else(|| format!("shape {:?} is too large", self.shape))?;
-        if (self.neg || self.conj) && !self.dtype.is_castable_float() && self.dtype != DType::C64
-        {
+        if (self.neg || self.conj) && !self.dtype.is_castable_float() && self.dtype != DType::C64 {
             return Err(format!(
                 "a {} tensor with a lazy negation/conjugation bit is not supported",
                 self.dtype

@@ -60,7 +60,11 @@ struct Walker<'a> {
 impl Walker<'_> {
     fn drop_value(&mut self, path: &str, v: &Value) {
         self.out.dropped.push(Dropped {
-            path: if path.is_empty() { "<root>".into() } else { path.to_string() },
+            path: if path.is_empty() {
+                "<root>".into()
+            } else {
+                path.to_string()
+            },
             what: self.heap.describe(v),
         });
     }
@@ -224,11 +228,19 @@ pub(crate) fn holds_tensor(heap: &Heap, v: &Value, depth: usize) -> bool {
     match heap.node(v) {
         Some(Node::Tensor(_) | Node::Unsupported(_) | Node::Storage(_)) => true,
         Some(Node::List(items) | Node::Tuple(items) | Node::Set(items)) => any(items),
-        Some(Node::Dict(d)) => d.items.iter().any(|(_, i)| holds_tensor(heap, i, depth + 1)),
+        Some(Node::Dict(d)) => d
+            .items
+            .iter()
+            .any(|(_, i)| holds_tensor(heap, i, depth + 1)),
         Some(Node::Object(o)) => {
-            o.state.as_ref().is_some_and(|s| holds_tensor(heap, s, depth + 1))
+            o.state
+                .as_ref()
+                .is_some_and(|s| holds_tensor(heap, s, depth + 1))
                 || any(&o.list_items)
-                || o.dict_items.items.iter().any(|(_, i)| holds_tensor(heap, i, depth + 1))
+                || o.dict_items
+                    .items
+                    .iter()
+                    .any(|(_, i)| holds_tensor(heap, i, depth + 1))
         }
         None => false,
     }

@@ -43,8 +43,13 @@ pub fn verify(
     open_options: &OpenOptions,
 ) -> Result<VerifyReport> {
     let out = open_output(output, open_options)?;
-    if !matches!(out.format, crate::Format::Safetensors | crate::Format::HfFolder)
-        || out.files.iter().any(|f| f.format != crate::Format::Safetensors)
+    if !matches!(
+        out.format,
+        crate::Format::Safetensors | crate::Format::HfFolder
+    ) || out
+        .files
+        .iter()
+        .any(|f| f.format != crate::Format::Safetensors)
     {
         return Err(Error::Option(format!(
             "{} is not a safetensors output",
@@ -56,7 +61,10 @@ pub fn verify(
         None => match out.metadata.get(OPTIONS_KEY) {
             Some(json) => {
                 let r: RecordedOptions = serde_json::from_str(json).map_err(|e| {
-                    Error::format(output.display().to_string(), format!("bad {OPTIONS_KEY}: {e}"))
+                    Error::format(
+                        output.display().to_string(),
+                        format!("bad {OPTIONS_KEY}: {e}"),
+                    )
                 })?;
                 ConvertOptions::from_recorded(&r)?
             }
@@ -117,13 +125,22 @@ pub fn verify(
                 b / t.dtype.size()
             ));
         } else if at != ob.len() {
-            problems.push(format!("`{}`: output holds {} bytes, expected {at}", t.name, ob.len()));
+            problems.push(format!(
+                "`{}`: output holds {} bytes, expected {at}",
+                t.name,
+                ob.len()
+            ));
         }
         report.tensors += 1;
         report.bytes += at as u64;
     }
-    let expected: std::collections::HashSet<&str> = p.tensors.iter().map(|t| t.name.as_str()).collect();
-    let mut extra: Vec<&str> = outs.keys().copied().filter(|n| !expected.contains(n)).collect();
+    let expected: std::collections::HashSet<&str> =
+        p.tensors.iter().map(|t| t.name.as_str()).collect();
+    let mut extra: Vec<&str> = outs
+        .keys()
+        .copied()
+        .filter(|n| !expected.contains(n))
+        .collect();
     extra.sort();
     for n in extra {
         problems.push(format!("the output has `{n}`, which the input does not"));

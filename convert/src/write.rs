@@ -219,11 +219,9 @@ fn write_shard(
     let mut offset = 0usize;
     for t in tensors {
         let n = t.nbytes();
-        let dtype = t.dtype.to_safetensors().ok_or_else(|| {
-            Error::Unsupported {
-                tensor: t.source.clone(),
-                kind: format!("a {} tensor", t.dtype),
-            }
+        let dtype = t.dtype.to_safetensors().ok_or_else(|| Error::Unsupported {
+            tensor: t.source.clone(),
+            kind: format!("a {} tensor", t.dtype),
         })?;
         infos.push((
             t.name.clone(),
@@ -322,7 +320,15 @@ pub fn write(
         let mut pending = Vec::new();
         let mut result = Ok(());
         for (group, path) in groups.iter().zip(&paths) {
-            match write_shard(ckpt, group, base.clone(), plan, path, &placeholder, progress) {
+            match write_shard(
+                ckpt,
+                group,
+                base.clone(),
+                plan,
+                path,
+                &placeholder,
+                progress,
+            ) {
                 Ok(p) => pending.push(p),
                 Err(e) => {
                     result = Err(e);
@@ -436,6 +442,9 @@ mod tests {
             index_path(Path::new("out/model.safetensors")),
             Path::new("out/model.safetensors.index.json")
         );
-        assert_eq!(shard_paths(Path::new("m.safetensors"), 1)[0], Path::new("m.safetensors"));
+        assert_eq!(
+            shard_paths(Path::new("m.safetensors"), 1)[0],
+            Path::new("m.safetensors")
+        );
     }
 }

@@ -146,7 +146,10 @@ impl<'a> Archive<'a> {
     /// Reads a (small) record whole, checking its CRC.
     pub fn read(&self, name: &str) -> Result<Cow<'a, [u8]>> {
         let rec = self.records.get(name).ok_or_else(|| {
-            Error::format(self.label.clone(), format!("record {} is missing", self.full_name(name)))
+            Error::format(
+                self.label.clone(),
+                format!("record {} is missing", self.full_name(name)),
+            )
         })?;
         let fail = |reason: String| {
             Error::format(format!("{}: {}", self.label, self.full_name(name)), reason)
@@ -158,7 +161,8 @@ impl<'a> Archive<'a> {
             }
             return Ok(Cow::Borrowed(b));
         }
-        let mut z = zip::ZipArchive::new(Cursor::new(self.bytes)).map_err(|e| fail(e.to_string()))?;
+        let mut z =
+            zip::ZipArchive::new(Cursor::new(self.bytes)).map_err(|e| fail(e.to_string()))?;
         let mut f = z.by_index(rec.index).map_err(|e| fail(e.to_string()))?;
         let mut out = Vec::with_capacity(rec.size.min(1 << 30));
         f.read_to_end(&mut out).map_err(|e| fail(e.to_string()))?;
@@ -197,7 +201,10 @@ impl<'a> Archive<'a> {
     /// A storage-table entry for a record, read in place when stored.
     pub fn storage(&self, name: &str, big_endian: bool) -> Result<Storage> {
         let rec = self.records.get(name).ok_or_else(|| {
-            Error::format(self.label.clone(), format!("record {} is missing", self.full_name(name)))
+            Error::format(
+                self.label.clone(),
+                format!("record {} is missing", self.full_name(name)),
+            )
         })?;
         let data = if rec.stored {
             StorageData::Mapped {

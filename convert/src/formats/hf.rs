@@ -61,8 +61,8 @@ pub(crate) fn pick_in_folder(dir: &Path) -> Result<PathBuf> {
 pub(crate) fn read_index(index: &Path) -> Result<Shards> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
     let label = index.display().to_string();
-    let json: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::format(&label, format!("not JSON: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::format(&label, format!("not JSON: {e}")))?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())

@@ -8,7 +8,7 @@ use super::persistent::{self, Pid};
 use crate::checkpoint::{Checkpoint, SourceFile, Storage, StorageData};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::pickle::{self, Heap, Node, NoPersistentIds, Value};
+use crate::pickle::{self, Heap, NoPersistentIds, Node, Value};
 use crate::tensor::StorageRef;
 use crate::tree;
 use crate::OpenOptions;
@@ -96,20 +96,33 @@ pub(crate) fn read(
     let mut heap = Heap::new(options.pickle.limits.max_nodes);
     let opts = &options.pickle;
     let mut pos = 0;
-    let next = |heap: &mut Heap, loader: &mut dyn pickle::PersistentLoad, what: &str, pos: &mut usize| {
-        let (v, end) = pickle::unpickle(bytes, *pos, &format!("{path}: {what}"), heap, loader, opts)?;
-        *pos = end;
-        Ok::<_, Error>(v)
-    };
+    let next =
+        |heap: &mut Heap, loader: &mut dyn pickle::PersistentLoad, what: &str, pos: &mut usize| {
+            let (v, end) =
+                pickle::unpickle(bytes, *pos, &format!("{path}: {what}"), heap, loader, opts)?;
+            *pos = end;
+            Ok::<_, Error>(v)
+        };
     let magic = next(&mut heap, &mut NoPersistentIds, "magic number", &mut pos)?;
     if !matches!(&magic, Value::BigInt(m) if &**m == MAGIC) {
-        return Err(Error::format(&path, "not a legacy torch.save stream (bad magic number)"));
+        return Err(Error::format(
+            &path,
+            "not a legacy torch.save stream (bad magic number)",
+        ));
     }
-    let version = next(&mut heap, &mut NoPersistentIds, "protocol version", &mut pos)?;
+    let version = next(
+        &mut heap,
+        &mut NoPersistentIds,
+        "protocol version",
+        &mut pos,
+    )?;
     if !matches!(version, Value::Int(PROTOCOL_VERSION)) {
         return Err(Error::format(
             &path,
-            format!("unsupported legacy protocol version {}", heap.describe(&version)),
+            format!(
+                "unsupported legacy protocol version {}",
+                heap.describe(&version)
+            ),
         ));
     }
     let sys_info = next(&mut heap, &mut NoPersistentIds, "sys_info", &mut pos)?;
@@ -125,7 +138,12 @@ pub(crate) fn read(
     };
     let root = next(&mut heap, &mut loader, "object pickle", &mut pos)?;
     let by_key = std::mem::take(&mut loader.by_key);
-    let keys = next(&mut heap, &mut NoPersistentIds, "storage key list", &mut pos)?;
+    let keys = next(
+        &mut heap,
+        &mut NoPersistentIds,
+        "storage key list",
+        &mut pos,
+    )?;
     let keys: Vec<String> = heap
         .seq(&keys)
         .ok_or_else(|| Error::format(&path, "storage key list is not a list"))?
@@ -134,10 +152,16 @@ pub(crate) fn read(
         .collect();
     for key in &keys {
         let &(id, dtype, _) = by_key.get(key).ok_or_else(|| {
-            Error::format(&path, format!("storage {key} is listed but never referenced"))
+            Error::format(
+                &path,
+                format!("storage {key} is listed but never referenced"),
+            )
         })?;
         let header = bytes.get(pos..pos + 8).ok_or_else(|| {
-            Error::format(&path, format!("truncated: storage {key} header at byte {pos} is past the end"))
+            Error::format(
+                &path,
+                format!("truncated: storage {key} header at byte {pos} is past the end"),
+            )
         })?;
         let mut h = [0u8; 8];
         h.copy_from_slice(header);
@@ -149,7 +173,9 @@ pub(crate) fn read(
         let len = usize::try_from(numel)
             .ok()
             .and_then(|n| n.checked_mul(dtype.size()))
-            .ok_or_else(|| Error::format(&path, format!("storage {key}: size {numel} overflows")))?;
+            .ok_or_else(|| {
+                Error::format(&path, format!("storage {key}: size {numel} overflows"))
+            })?;
         let start = pos + 8;
         if start.checked_add(len).is_none_or(|end| end > bytes.len()) {
             return Err(Error::format(
@@ -166,7 +192,10 @@ pub(crate) fn read(
         pos = start + len;
     }
     if let Some(missing) = by_key.keys().find(|k| !keys.contains(k)) {
-        return Err(Error::format(&path, format!("storage {missing} is referenced but has no data")));
+        return Err(Error::format(
+            &path,
+            format!("storage {missing} is referenced but has no data"),
+        ));
     }
     tree::flatten(&heap, &root, ckpt)
 }

@@ -68,11 +68,20 @@ pub(crate) fn open(path: &Path, options: &OpenOptions) -> Result<Checkpoint> {
         for file in &shards.files {
             let before = ckpt.entries.len();
             read_file(&mut ckpt, file, options)?;
-            let got: BTreeSet<&str> = ckpt.entries[before..].iter().map(|e| e.name.as_str()).collect();
-            if let Some(missing) = shards.expected[file].iter().find(|n| !got.contains(n.as_str())) {
+            let got: BTreeSet<&str> = ckpt.entries[before..]
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect();
+            if let Some(missing) = shards.expected[file]
+                .iter()
+                .find(|n| !got.contains(n.as_str()))
+            {
                 return Err(Error::format(
                     target.display().to_string(),
-                    format!("the index puts `{missing}` in {} but that shard does not hold it", file.display()),
+                    format!(
+                        "the index puts `{missing}` in {} but that shard does not hold it",
+                        file.display()
+                    ),
                 ));
             }
         }
@@ -95,9 +104,39 @@ pub(crate) fn open(path: &Path, options: &OpenOptions) -> Result<Checkpoint> {
     Ok(ckpt)
 }
 
+/// Reads a checkpoint held in memory (one file; `name` labels it in messages).
+pub(crate) fn open_bytes(name: &Path, bytes: Vec<u8>, options: &OpenOptions) -> Result<Checkpoint> {
+    if bytes.is_empty() {
+        return Err(Error::UnknownFormat {
+            path: name.to_path_buf(),
+            reason: "the file is empty".into(),
+        });
+    }
+    let src = SourceFile {
+        path: name.to_path_buf(),
+        format: Format::Zip,
+        data: crate::checkpoint::Bytes::Owned(bytes),
+    };
+    let mut ckpt = Checkpoint::new(Format::Zip);
+    ckpt.format = read_source(&mut ckpt, src, options)?;
+    ckpt.validate()?;
+    training_hint(&mut ckpt);
+    Ok(ckpt)
+}
+
 /// Reads one file into `ckpt`, returning its detected format.
 fn read_file(ckpt: &mut Checkpoint, path: &Path, options: &OpenOptions) -> Result<Format> {
-    let mut src = SourceFile::open(path, Format::Zip)?;
+    read_source(ckpt, SourceFile::open(path, Format::Zip)?, options)
+}
+
+/// Detects the format of `src`, reads it into `ckpt` and keeps it there.
+fn read_source(
+    ckpt: &mut Checkpoint,
+    mut src: SourceFile,
+    options: &OpenOptions,
+) -> Result<Format> {
+    let path = src.path.clone();
+    let path = path.as_path();
     let file = ckpt.files.len();
     let bytes = src.bytes();
     let label = path.display().to_string();

@@ -35,7 +35,11 @@ fn ints(v: Option<&Json>) -> Option<Vec<usize>> {
 }
 
 /// Reads a `torch.export` archive into `ckpt`.
-pub(crate) fn read(ckpt: &mut Checkpoint, archive: &Archive<'_>, options: &OpenOptions) -> Result<()> {
+pub(crate) fn read(
+    ckpt: &mut Checkpoint,
+    archive: &Archive<'_>,
+    options: &OpenOptions,
+) -> Result<()> {
     if archive.has("archive_format") {
         let f = archive.read_text("archive_format")?;
         if f.trim() != "pt2" {
@@ -48,7 +52,10 @@ pub(crate) fn read(ckpt: &mut Checkpoint, archive: &Archive<'_>, options: &OpenO
     let big_endian = archive.big_endian()?;
     let mut models: Vec<String> = archive
         .names_under("data/weights/")
-        .filter_map(|n| n.strip_prefix("data/weights/")?.strip_suffix("_weights_config.json"))
+        .filter_map(|n| {
+            n.strip_prefix("data/weights/")?
+                .strip_suffix("_weights_config.json")
+        })
         .map(str::to_string)
         .collect();
     models.sort();
@@ -60,7 +67,11 @@ pub(crate) fn read(ckpt: &mut Checkpoint, archive: &Archive<'_>, options: &OpenO
     }
     let mut by_record: HashMap<String, usize> = HashMap::new();
     for model in &models {
-        let prefix = if models.len() == 1 { "" } else { model.as_str() };
+        let prefix = if models.len() == 1 {
+            ""
+        } else {
+            model.as_str()
+        };
         let config_name = format!("data/weights/{model}_weights_config.json");
         let label = format!("{}: {}", archive.label, archive.full_name(&config_name));
         let config: Json = serde_json::from_str(&archive.read_text(&config_name)?)
@@ -93,8 +104,9 @@ pub(crate) fn read(ckpt: &mut Checkpoint, archive: &Archive<'_>, options: &OpenO
                 continue;
             }
             let code = meta.get("dtype").and_then(Json::as_i64).unwrap_or(-1);
-            let dtype = DType::from_export_scalar_type(code)
-                .ok_or_else(|| Error::format(&label, format!("{fqn}: unknown dtype code {code}")))?;
+            let dtype = DType::from_export_scalar_type(code).ok_or_else(|| {
+                Error::format(&label, format!("{fqn}: unknown dtype code {code}"))
+            })?;
             if let Some(kind) = dtype.unsupported_reason() {
                 ckpt.entries.push(Entry {
                     name,
@@ -163,18 +175,32 @@ fn nested_tensor(
     options: &OpenOptions,
 ) -> Result<EntryKind> {
     let rec = archive.records.get(record).ok_or_else(|| {
-        Error::format(archive.label.clone(), format!("record {} is missing", archive.full_name(record)))
+        Error::format(
+            archive.label.clone(),
+            format!("record {} is missing", archive.full_name(record)),
+        )
     })?;
     let label = format!("{}: {}", archive.label, archive.full_name(record));
     if !rec.stored {
-        return Err(Error::format(label, "compressed nested archives are not supported"));
+        return Err(Error::format(
+            label,
+            "compressed nested archives are not supported",
+        ));
     }
     let bytes = &archive.bytes[rec.data_start..rec.data_start + rec.size];
-    let nested = Archive::open(label.clone(), archive.file, archive.base + rec.data_start, bytes)?;
+    let nested = Archive::open(
+        label.clone(),
+        archive.file,
+        archive.base + rec.data_start,
+        bytes,
+    )?;
     let (heap, root) = torch_zip::unpickle_record(ckpt, &nested, "data.pkl", options)?;
     match heap.node(&root) {
         Some(Node::Tensor(spec)) => Ok(EntryKind::Tensor(spec.clone())),
         Some(Node::Unsupported(u)) => Ok(EntryKind::Unsupported(u.kind.clone())),
-        _ => Err(Error::format(label, format!("holds {}, not a tensor", heap.describe(&root)))),
+        _ => Err(Error::format(
+            label,
+            format!("holds {}, not a tensor", heap.describe(&root)),
+        )),
     }
 }

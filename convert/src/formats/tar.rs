@@ -11,7 +11,7 @@ use super::persistent::{self, Pid};
 use crate::checkpoint::{Checkpoint, SourceFile, Storage, StorageData};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::pickle::{self, Heap, Node, NoPersistentIds, Value};
+use crate::pickle::{self, Heap, NoPersistentIds, Node, Value};
 use crate::tensor::{StorageRef, TensorSpec};
 use crate::tree::{self, key_string};
 use crate::OpenOptions;
@@ -33,7 +33,10 @@ impl Cursorish<'_> {
         if self.pos + N > self.end {
             return Err(Error::format(
                 &self.label,
-                format!("truncated: {what} at byte {} is past the end of the member", self.pos),
+                format!(
+                    "truncated: {what} at byte {} is past the end of the member",
+                    self.pos
+                ),
             ));
         }
         let mut a = [0u8; N];
@@ -115,7 +118,10 @@ pub(crate) fn read(
         let start = usize::try_from(entry.raw_file_position()).unwrap_or(usize::MAX);
         let size = usize::try_from(entry.size()).unwrap_or(usize::MAX);
         if start.checked_add(size).is_none_or(|e| e > bytes.len()) {
-            return Err(Error::format(&path, format!("truncated: tar member {name} runs past the end")));
+            return Err(Error::format(
+                &path,
+                format!("truncated: tar member {name} runs past the end"),
+            ));
         }
         members.insert(name, (start, size));
     }
@@ -146,18 +152,25 @@ pub(crate) fn read(
         let (key, dtype) = match heap.seq(&args) {
             Some([k, _loc, Value::Global(g)]) => (
                 key_string(k).unwrap_or_default(),
-                DType::from_storage_class(&g.name).ok_or_else(|| {
-                    Error::format(&c.label, format!("unknown storage class {g}"))
-                })?,
+                DType::from_storage_class(&g.name)
+                    .ok_or_else(|| Error::format(&c.label, format!("unknown storage class {g}")))?,
             ),
-            _ => return Err(Error::format(&c.label, "storage record is not (key, location, class)")),
+            _ => {
+                return Err(Error::format(
+                    &c.label,
+                    "storage record is not (key, location, class)",
+                ))
+            }
         };
         let numel = c.count("storage size")?;
         let len = numel
             .checked_mul(dtype.size())
             .filter(|&l| c.pos.checked_add(l).is_some_and(|e| e <= c.end))
             .ok_or_else(|| {
-                Error::format(&c.label, format!("truncated: storage {key} ({numel} elements) runs past the end"))
+                Error::format(
+                    &c.label,
+                    format!("truncated: storage {key} ({numel} elements) runs past the end"),
+                )
             })?;
         ckpt.storages.push(Storage::new(
             format!("storages/{key}"),
@@ -185,13 +198,19 @@ pub(crate) fn read(
     let views = c.pickle(&mut heap, &mut NoPersistentIds, options)?;
     for v in heap.seq(&views).unwrap_or_default().to_vec() {
         let Some([target, root, offset, numel]) = heap.seq(&v) else {
-            return Err(Error::format(&c.label, "storage view is not (target, root, offset, numel)"));
+            return Err(Error::format(
+                &c.label,
+                "storage view is not (target, root, offset, numel)",
+            ));
         };
-        let (target, root) = (key_string(target).unwrap_or_default(), key_string(root).unwrap_or_default());
+        let (target, root) = (
+            key_string(target).unwrap_or_default(),
+            key_string(root).unwrap_or_default(),
+        );
         let (&(id, dtype), Value::Int(offset), Value::Int(numel)) = (
-            storages
-                .get(&root)
-                .ok_or_else(|| Error::format(&c.label, format!("view of unknown storage {root}")))?,
+            storages.get(&root).ok_or_else(|| {
+                Error::format(&c.label, format!("view of unknown storage {root}"))
+            })?,
             offset,
             numel,
         ) else {
@@ -206,8 +225,10 @@ pub(crate) fn read(
             StorageRef {
                 id,
                 dtype,
-                byte_offset: usize::try_from(off).map_err(|_| Error::format(&c.label, "negative view offset"))?,
-                byte_len: usize::try_from(len).map_err(|_| Error::format(&c.label, "negative view size"))?,
+                byte_offset: usize::try_from(off)
+                    .map_err(|_| Error::format(&c.label, "negative view offset"))?,
+                byte_len: usize::try_from(len)
+                    .map_err(|_| Error::format(&c.label, "negative view size"))?,
             },
         );
     }
@@ -222,8 +243,16 @@ pub(crate) fn read(
     for _ in 0..n {
         let args = c.pickle(&mut heap, &mut NoPersistentIds, options)?;
         let (key, storage_key) = match heap.seq(&args) {
-            Some([k, s, _]) => (key_string(k).unwrap_or_default(), key_string(s).unwrap_or_default()),
-            _ => return Err(Error::format(&c.label, "tensor record is not (key, storage, type)")),
+            Some([k, s, _]) => (
+                key_string(k).unwrap_or_default(),
+                key_string(s).unwrap_or_default(),
+            ),
+            _ => {
+                return Err(Error::format(
+                    &c.label,
+                    "tensor record is not (key, storage, type)",
+                ))
+            }
         };
         let ndim = i32::from_le_bytes(c.raw("ndim")?);
         c.raw::<4>("padding")?;
@@ -236,10 +265,12 @@ pub(crate) fn read(
             dims.push(c.count("size/stride")?);
         }
         let offset = c.count("storage offset")?;
-        let storage = refs
-            .get(&storage_key)
-            .cloned()
-            .ok_or_else(|| Error::format(&c.label, format!("tensor {key}: unknown storage {storage_key}")))?;
+        let storage = refs.get(&storage_key).cloned().ok_or_else(|| {
+            Error::format(
+                &c.label,
+                format!("tensor {key}: unknown storage {storage_key}"),
+            )
+        })?;
         let spec = TensorSpec {
             dtype: storage.dtype,
             shape: dims[..ndim].to_vec(),

@@ -86,7 +86,11 @@ pub(crate) fn unpickle_record(
 }
 
 /// Reads a `torch.save` zip archive into `ckpt`.
-pub(crate) fn read(ckpt: &mut Checkpoint, archive: &Archive<'_>, options: &OpenOptions) -> Result<()> {
+pub(crate) fn read(
+    ckpt: &mut Checkpoint,
+    archive: &Archive<'_>,
+    options: &OpenOptions,
+) -> Result<()> {
     let (heap, root) = unpickle_record(ckpt, archive, "data.pkl", options)?;
     tree::flatten(&heap, &root, ckpt)
 }

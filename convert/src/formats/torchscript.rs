@@ -131,7 +131,10 @@ impl Walk<'_> {
                     _ => {
                         return Err(Error::format(
                             p,
-                            format!("declared as a parameter or buffer but holds {}", self.heap.describe(t)),
+                            format!(
+                                "declared as a parameter or buffer but holds {}",
+                                self.heap.describe(t)
+                            ),
                         ))
                     }
                 },
@@ -149,7 +152,10 @@ impl Walk<'_> {
                 }
                 Some(_) => self.out.dropped.push(Dropped {
                     path: p,
-                    what: format!("{} (not a module: its tensors are not in state_dict)", self.heap.describe(item)),
+                    what: format!(
+                        "{} (not a module: its tensors are not in state_dict)",
+                        self.heap.describe(item)
+                    ),
                 }),
                 None => match self.heap.node(item) {
                     Some(Node::Object(o)) if holds_tensor(self.heap, item, 0) => {
@@ -173,11 +179,19 @@ impl Walk<'_> {
 }
 
 /// Reads a TorchScript archive into `ckpt`.
-pub(crate) fn read(ckpt: &mut Checkpoint, archive: &Archive<'_>, options: &OpenOptions) -> Result<()> {
+pub(crate) fn read(
+    ckpt: &mut Checkpoint,
+    archive: &Archive<'_>,
+    options: &OpenOptions,
+) -> Result<()> {
     let decls = declarations(archive)?;
     let (heap, root) = torch_zip::unpickle_record(ckpt, archive, "data.pkl", options)?;
     if let Some((_, state)) = state_of(&heap, &root) {
-        ckpt.top_keys = state.items.iter().filter_map(|(k, _)| key_string(k)).collect();
+        ckpt.top_keys = state
+            .items
+            .iter()
+            .filter_map(|(k, _)| key_string(k))
+            .collect();
     }
     let mut w = Walk {
         heap: &heap,

@@ -494,18 +494,17 @@ impl Machine<'_, '_> {
                 b'c' => {
                     let module = self.line_str()?;
                     let name = self.line_str()?;
-                    self.push(Value::Global(Rc::new(Global { module, name })))?;
+                    let g = self.global(module, name, "GLOBAL")?;
+                    self.push(g)?;
                 }
                 0x93 => {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => self.push(Value::Global(Rc::new(
-                            Global {
-                                module: m.to_string(),
-                                name: n.to_string(),
-                            },
-                        )))?,
+                        (Value::Str(m), Value::Str(n)) => {
+                            let g = self.global(m.to_string(), n.to_string(), "STACK_GLOBAL")?;
+                            self.push(g)?;
+                        }
                         _ => return Err(self.err("STACK_GLOBAL needs two strings")),
                     }
                 }
@@ -523,8 +522,8 @@ impl Machine<'_, '_> {
                 b'i' => {
                     let module = self.line_str()?;
                     let name = self.line_str()?;
+                    let func = self.global(module, name, "INST")?;
                     let args = self.pop_mark()?;
-                    let func = Value::Global(Rc::new(Global { module, name }));
                     let args = self.node(Node::Tuple(args))?;
                     let v = self.call(&func, &args, "INST", 0)?;
                     self.push(v)?;
@@ -576,14 +575,21 @@ impl Machine<'_, '_> {
         }
     }
 
+    /// A global symbol; one that exists to run code refuses the stream at once.
+    fn global(&self, module: String, name: String, opcode: &'static str) -> R<Value> {
+        let g = Global { module, name };
+        if policy::runs_code(&g.module, &g.name) {
+            return Err(self.refuse(&g, opcode));
+        }
+        Ok(Value::Global(Rc::new(g)))
+    }
+
     fn push_utf8(&mut self, n: usize) -> R<()> {
         let b = self.take(n)?;
-        let s = std::str::from_utf8(b)
-            .map(Rc::from)
-            .or_else(|_| {
-                // Python writes lone surrogates with "surrogatepass"; keep the text readable.
-                Ok::<_, Error>(Rc::from(String::from_utf8_lossy(b).as_ref()))
-            })?;
+        let s = std::str::from_utf8(b).map(Rc::from).or_else(|_| {
+            // Python writes lone surrogates with "surrogatepass"; keep the text readable.
+            Ok::<_, Error>(Rc::from(String::from_utf8_lossy(b).as_ref()))
+        })?;
         self.push(Value::Str(s))
     }
 
@@ -667,7 +673,11 @@ impl Machine<'_, '_> {
         if !policy::class_allowed(&g.module, &g.name) {
             return Err(self.refuse(&g, opcode));
         }
-        let args = self.heap.seq(&args).map(<[Value]>::to_vec).unwrap_or_default();
+        let args = self
+            .heap
+            .seq(&args)
+            .map(<[Value]>::to_vec)
+            .unwrap_or_default();
         self.node(Node::Object(Object {
             class: g,
             args,
@@ -1029,7 +1039,10 @@ mod tests {
 
     #[test]
     fn decimal_conversion() {
-        assert_eq!(le_twos_complement_to_decimal(&[0, 0, 0, 0, 0, 0, 0, 0, 64]), "1180591620717411303424");
+        assert_eq!(
+            le_twos_complement_to_decimal(&[0, 0, 0, 0, 0, 0, 0, 0, 64]),
+            "1180591620717411303424"
+        );
         assert_eq!(
             le_twos_complement_to_decimal(&[0, 0, 0, 0, 0, 0, 0, 0, 192]),
             "-1180591620717411303424"
@@ -1043,16 +1056,31 @@ mod tests {
     }
 
     #[test]
-    fn reduce_of_os_system_is_refused() {
-        // cos\nsystem\n(S'echo hi'\ntR.
+    fn code_runners_are_refused_when_named_and_unknown_calls_when_called() {
         let p = b"cos\nsystem\n(S'echo hi'\ntR.";
         match run(p) {
-            Err(Error::Refused { global, opcode, .. }) => {
+            Err(Error::Refused {
+                global,
+                opcode,
+                offset,
+                ..
+            }) => {
                 assert_eq!(global, "os.system");
+                assert_eq!(opcode, "GLOBAL");
+                assert_eq!(offset, 0);
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let p = b"c__main__\nmake\n(S'x'\ntR.";
+        match run(p) {
+            Err(Error::Refused { global, opcode, .. }) => {
+                assert_eq!(global, "__main__.make");
                 assert_eq!(opcode, "REDUCE");
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
+        // Naming a harmless global without calling it is fine.
+        assert!(run(b"c__main__\nmake\n.").is_ok());
     }
 
     #[test]

@@ -105,10 +105,7 @@ pub fn classify_call(module: &str, name: &str) -> Callable {
         ) => Identity,
         ("copyreg", "_reconstructor") => Reconstructor,
         ("builtins", "slice" | "complex" | "int" | "float" | "str" | "bool" | "range")
-        | (
-            "numpy._core.multiarray" | "numpy.core.multiarray",
-            "_reconstruct" | "scalar",
-        )
+        | ("numpy._core.multiarray" | "numpy.core.multiarray", "_reconstruct" | "scalar")
         | ("numpy", "dtype" | "ndarray")
         | ("torch.serialization", "_get_layout")
         | ("torch._utils", "_rebuild_device_tensor") => Inert,
@@ -170,6 +167,73 @@ const DENIED_MODULES: &[&str] = &[
     "joblib",
 ];
 
+/// Modules whose every global runs code, spawns processes or touches files: naming one at all
+/// refuses the file, before any call (so the refusal names the worst global, not an argument).
+const CODE_MODULES: &[&str] = &[
+    "os",
+    "posix",
+    "nt",
+    "subprocess",
+    "shutil",
+    "sys",
+    "runpy",
+    "importlib",
+    "pickle",
+    "_pickle",
+    "marshal",
+    "code",
+    "codeop",
+    "pty",
+    "socket",
+    "ctypes",
+    "webbrowser",
+    "multiprocessing",
+    "signal",
+    "pdb",
+    "timeit",
+    "torch.hub",
+    "dill",
+    "cloudpickle",
+    "joblib",
+];
+
+/// Whether a global exists to run code, so that a pickle naming it is refused outright.
+pub fn runs_code(module: &str, name: &str) -> bool {
+    let module = normalize_module(module);
+    let in_module = |m: &&str| {
+        module == *m || (module.starts_with(m) && module.as_bytes().get(m.len()) == Some(&b'.'))
+    };
+    CODE_MODULES.iter().any(in_module)
+        || matches!(
+            (module, name),
+            (
+                "builtins",
+                "eval"
+                    | "exec"
+                    | "compile"
+                    | "getattr"
+                    | "setattr"
+                    | "delattr"
+                    | "__import__"
+                    | "open"
+                    | "input"
+                    | "breakpoint"
+                    | "globals"
+                    | "locals"
+                    | "vars"
+                    | "exit"
+                    | "quit"
+                    | "help"
+            ) | ("torch", "load")
+                | ("torch.serialization", "load" | "_load" | "_legacy_load")
+                | ("torch.jit", "load")
+                | ("torch.storage", "_load_from_bytes")
+                | ("numpy", "load")
+                | ("operator", "attrgetter" | "methodcaller" | "itemgetter")
+                | ("functools", "partial" | "reduce")
+        )
+}
+
 /// Whether instantiating an object of class `module.name` without calling it is acceptable.
 pub fn class_allowed(module: &str, name: &str) -> bool {
     let module = normalize_module(module);
@@ -214,6 +278,19 @@ mod tests {
     }
 
     #[test]
+    fn code_runners_are_refused_by_name() {
+        assert!(runs_code("posix", "system"));
+        assert!(runs_code("os.path", "join"));
+        assert!(runs_code("__builtin__", "eval"));
+        assert!(runs_code("torch.serialization", "load"));
+        assert!(runs_code("torch.hub", "load"));
+        assert!(!runs_code("torch._utils", "_rebuild_tensor_v2"));
+        assert!(!runs_code("builtins", "set"));
+        assert!(!runs_code("torch.serialization", "_get_layout"));
+        assert!(!runs_code("osmnx", "x"));
+    }
+
+    #[test]
     fn denied_classes() {
         assert!(!class_allowed("subprocess", "Popen"));
         assert!(!class_allowed("os.path", "x"));
@@ -231,10 +308,7 @@ mod tests {
             classify_call("torch._utils", "_rebuild_tensor_v2"),
             Callable::RebuildTensorV2
         );
-        assert_eq!(
-            classify_call("collections", "OrderedDict"),
-            Callable::Dict
-        );
+        assert_eq!(classify_call("collections", "OrderedDict"), Callable::Dict);
         assert_eq!(classify_call("__builtin__", "set"), Callable::Set);
         assert!(matches!(
             classify_call("torch._utils", "_rebuild_qtensor"),

@@ -68,22 +68,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         dtype: a.dtype,
         skip_unsupported: a.skip_unsupported,
         keep_aliases: a.keep_aliases,
-        max_shard_size: a.max_shard_size.as_deref().map(tc::parse_size).transpose()?,
+        max_shard_size: a
+            .max_shard_size
+            .as_deref()
+            .map(tc::parse_size)
+            .transpose()?,
     };
     let ckpt = tc::open(&a.input, &a.read.open_options())
         .with_context(|| format!("cannot convert {}", a.input.display()))?;
     let size: u64 = ckpt.files.iter().map(|f| f.bytes().len() as u64).sum();
-    let bar = (!a.json && size > PROGRESS_THRESHOLD && std::io::stderr().is_terminal()).then(|| {
-        let pb = indicatif::ProgressBar::new(size);
-        pb.set_style(
+    let bar =
+        (!a.json && size > PROGRESS_THRESHOLD && std::io::stderr().is_terminal()).then(|| {
+            let pb = indicatif::ProgressBar::new(size);
+            pb.set_style(
             indicatif::ProgressStyle::with_template(
                 "{spinner} converting [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        pb
-    });
+            pb
+        });
     let result = tc::convert_checkpoint(&ckpt, &a.input, &a.output, &options, &mut |n| {
         if let Some(pb) = &bar {
             pb.inc(n);
@@ -131,7 +136,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
     }
     if !report.skipped.is_empty() {
-        writeln!(out, "skipped {} unsupported tensor(s):", report.skipped.len())?;
+        writeln!(
+            out,
+            "skipped {} unsupported tensor(s):",
+            report.skipped.len()
+        )?;
         for s in &report.skipped {
             writeln!(out, "  {}: {}", s.name, s.kind)?;
         }

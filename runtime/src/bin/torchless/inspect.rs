@@ -40,7 +40,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         r.parameters,
         human_bytes(r.tensor_bytes)
     )?;
-    let w = r.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    let w = r
+        .tensors
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     for t in &r.tensors {
         let mut line = format!(
             "  {:w$}  {:7} {:18} {}",

@@ -27,9 +27,14 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let report = tc::verify(&a.input, &a.output, None, &a.read.open_options()).with_context(
-        || format!("verify {} against {}", a.input.display(), a.output.display()),
-    )?;
+    let report =
+        tc::verify(&a.input, &a.output, None, &a.read.open_options()).with_context(|| {
+            format!(
+                "verify {} against {}",
+                a.input.display(),
+                a.output.display()
+            )
+        })?;
     if a.json {
         return print_json(&report);
     }
@@ -42,7 +47,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         report.tensors,
         human_bytes(report.bytes),
         if report.skipped > 0 {
-            format!(" ({} unsupported tensors were skipped at conversion)", report.skipped)
+            format!(
+                " ({} unsupported tensors were skipped at conversion)",
+                report.skipped
+            )
         } else {
             String::new()
         }
