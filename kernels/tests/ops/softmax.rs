@@ -1,0 +1,1 @@
+//! Tests of `torchless_kernels::softmax` (in progress).
