@@ -8,12 +8,12 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=cuda");
-    println!("cargo:rerun-if-env-changed=NVCC");
+    println!("cargo:rerun-if-env-changed=TORCHLESS_NVCC");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
         return;
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
-    let nvcc = std::env::var("NVCC").unwrap_or_else(|_| "nvcc".into());
+    let nvcc = std::env::var("TORCHLESS_NVCC").unwrap_or_else(|_| "nvcc".into());
     let mut sources: Vec<PathBuf> = std::fs::read_dir("cuda")
         .expect("kernels/cuda exists")
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -58,7 +58,7 @@ fn compile(nvcc: &str, src: &Path, ptx: &Path) {
         .arg(src)
         .output()
         .unwrap_or_else(|e| {
-            panic!("cannot run {nvcc} (the cuda feature needs nvcc on PATH or NVCC): {e}")
+            panic!("cannot run {nvcc} (the cuda feature needs nvcc on PATH or TORCHLESS_NVCC): {e}")
         });
     if !output.status.success() {
         panic!(

@@ -385,7 +385,6 @@ impl AddNorm {
         // `rows * cols` elements (checked by the shapes above); shared memory is `cols` floats.
         cuda::launch(&mut builder, cfg)?;
         drop(builder);
-        drop((normed, sums));
         Ok((cuda::storage(out, dev), self.out_shape(xl.shape())))
     }
 }

@@ -23,7 +23,7 @@ fn sources() -> Vec<PathBuf> {
 }
 
 fn nvcc() -> String {
-    std::env::var("NVCC").unwrap_or_else(|_| "nvcc".into())
+    std::env::var("TORCHLESS_NVCC").unwrap_or_else(|_| "nvcc".into())
 }
 
 #[test]

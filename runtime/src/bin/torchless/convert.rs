@@ -8,7 +8,7 @@ use torchless::convert::{self as tc, ConvertOptions, Rename, TargetDType};
 
 use crate::output::{human_bytes, print_json, ReadArgs};
 
-/// Inputs bigger than this get a progress bar on a terminal.
+/// Conversions writing more than this get a progress bar on a terminal.
 const PROGRESS_THRESHOLD: u64 = 100_000_000;
 
 /// Convert a PyTorch checkpoint to safetensors.
