@@ -399,3 +399,21 @@ fn verify_catches_a_changed_byte() {
     let err = tc::verify(&src, &out, None, &OpenOptions::default()).unwrap_err();
     assert!(err.to_string().contains("values differ"), "{err}");
 }
+
+/// Inputs found by fuzzing (`tests/fixtures/convert/regressions/`): each must be refused,
+/// with nothing written (the first one used to write terabytes from a 4 KB file).
+#[test]
+fn fuzz_regressions_are_refused() {
+    let dir = fixture("convert/regressions");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("o.safetensors");
+        let r = tc::convert(&path, &out, &ConvertOptions::default(), &OpenOptions::default(), &mut |_| {});
+        assert!(r.is_err(), "{} converted", path.display());
+        assert!(!out.exists() && temp_files(tmp.path()).is_empty());
+        n += 1;
+    }
+    assert!(n >= 1);
+}

@@ -6,6 +6,11 @@ use std::ops::Range;
 
 use crate::dtype::DType;
 
+/// Largest materialised size, in bytes, of a view whose elements overlap (stride-0 expands and
+/// other self-overlapping strides): beyond this a tiny hostile file could make the converter
+/// write terabytes from a few bytes of storage.
+pub const MAX_EXPANDED_BYTES: usize = 1 << 30;
+
 /// A reference to (part of) a storage, as a persistent id resolves it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StorageRef {
@@ -89,10 +94,17 @@ impl TensorSpec {
         let numel = self
             .numel()
             .ok_or_else(|| format!("shape {:?} overflows", self.shape))?;
-        numel
+        let nbytes = numel
             .checked_mul(es)
             .filter(|&n| n <= isize::MAX as usize)
             .ok_or_else(|| format!("shape {:?} is too large", self.shape))?;
+        if nbytes > self.storage.byte_len && nbytes > MAX_EXPANDED_BYTES {
+            return Err(format!(
+                "view (shape {:?}, strides {:?}) expands a {}-byte storage to {nbytes} bytes; \
+                 refusing views that overlap themselves beyond {MAX_EXPANDED_BYTES} bytes",
+                self.shape, self.strides, self.storage.byte_len
+            ));
+        }
         if (self.neg || self.conj) && !self.dtype.is_castable_float() && self.dtype != DType::C64 {
             return Err(format!(
                 "a {} tensor with a lazy negation/conjugation bit is not supported",
@@ -335,6 +347,9 @@ mod tests {
         assert!(spec(&[1 << 62, 1 << 62], &[1, 1], 0, 6).validate().is_err());
         assert!(spec(&[4], &[usize::MAX], 0, 6).validate().is_err());
         assert!(spec(&[2], &[1, 1], 0, 6).validate().is_err());
+        // A stride-0 expand of a tiny storage to terabytes (found by fuzzing).
+        assert!(spec(&[1 << 40], &[0], 0, 6).validate().is_err());
+        assert!(spec(&[1000], &[0], 0, 6).validate().is_ok());
     }
 
     #[test]
