@@ -20,6 +20,7 @@ mod op;
 pub mod rope;
 pub mod softmax;
 pub mod testing;
+mod vmath;
 
 pub use elem::Elem;
 

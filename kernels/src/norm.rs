@@ -11,8 +11,9 @@ use crate::cpu::{self, dispatch_float};
 use crate::op::{apply, same_float_dtype, FusedOp};
 use crate::Elem;
 
-/// Longest row the CUDA kernel keeps in shared memory (f32); longer rows use the reference.
-pub const CUDA_MAX_COLS: usize = 12_288;
+/// Longest row the CUDA kernel keeps in shared memory (f32, within the default 48 KiB per
+/// block with the 128-byte reduction scratch); longer rows use the reference.
+pub const CUDA_MAX_COLS: usize = 12_000;
 
 /// Which normalisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -87,7 +87,10 @@ impl RopeTable {
             .map(|i| 1.0 / (theta as f32).powf((2 * i) as f32 / head_dim as f32))
             .collect();
         let inv_freq = Tensor::from_vec(inv_freq, (1, half), &Device::Cpu)?;
-        let positions = Tensor::arange(0u32, max_positions as u32, &Device::Cpu)?
+        let Ok(end) = u32::try_from(max_positions) else {
+            bail!("rope table: {max_positions} positions do not fit in u32");
+        };
+        let positions = Tensor::arange(0u32, end, &Device::Cpu)?
             .to_dtype(DType::F32)?
             .reshape((max_positions, 1))?;
         let freqs = positions.broadcast_mul(&inv_freq)?;
@@ -127,12 +130,12 @@ struct Dims {
 }
 
 fn check(q: &Tensor, k: &Tensor, table: &RopeTable, offset: usize) -> Result<Dims> {
-    let (b, hq, t, d) = q
-        .dims4()
-        .map_err(|_| candle_core::Error::Msg(format!("rope: q must be [B, H, T, D], got {:?}", q.dims())))?;
-    let (bk, hk, tk, dk) = k
-        .dims4()
-        .map_err(|_| candle_core::Error::Msg(format!("rope: k must be [B, H, T, D], got {:?}", k.dims())))?;
+    let (b, hq, t, d) = q.dims4().map_err(|_| {
+        candle_core::Error::Msg(format!("rope: q must be [B, H, T, D], got {:?}", q.dims()))
+    })?;
+    let (bk, hk, tk, dk) = k.dims4().map_err(|_| {
+        candle_core::Error::Msg(format!("rope: k must be [B, H, T, D], got {:?}", k.dims()))
+    })?;
     if (b, t, d) != (bk, tk, dk) {
         bail!(
             "rope: q {:?} and k {:?} must share batch, sequence length and head_dim",
@@ -210,8 +213,9 @@ pub fn rope_qk_reference(
 /// Fused rotary embedding of `q` `[B, Hq, T, D]` and `k` `[B, Hk, T, D]` (`Hk` may differ
 /// from `Hq`: grouped-query attention) at positions `position_offset..position_offset + T`,
 /// in one launch. Returns the rotated `(q, k)` in their dtype; both are views (`narrow`) of
-/// one `[B, Hq + Hk, T, D]` output. Non-contiguous inputs are made contiguous first; inputs
-/// the fast path does not cover (different dtypes or devices) use the reference.
+/// one `[B, Hq + Hk, T, D]` output (see [`rope_qk_packed`]). Non-contiguous inputs are made
+/// contiguous first; inputs the fast path does not cover (different dtypes or devices) use the
+/// reference.
 pub fn rope_qk(
     q: &Tensor,
     k: &Tensor,
@@ -219,27 +223,63 @@ pub fn rope_qk(
     position_offset: usize,
     layout: RopeLayout,
 ) -> Result<(Tensor, Tensor)> {
-    let dims = check(q, k, table, position_offset)?;
-    let float = matches!(q.dtype(), DType::F32 | DType::F16 | DType::BF16);
-    let fast = float
+    match fast_op(q, k, table, position_offset, layout)? {
+        Some(op) => {
+            let out = apply(&op, &[q, k, &table.packed])?;
+            Ok((out.narrow(1, 0, op.hq)?, out.narrow(1, op.hq, op.hk)?))
+        }
+        None => rope_qk_reference(q, k, table, position_offset, layout),
+    }
+}
+
+/// [`rope_qk`] without the split: the rotated heads of q then those of k, `[B, Hq + Hk, T, D]`
+/// (what the op writes; for callers that consume q and k together). q and k must share a dtype.
+pub fn rope_qk_packed(
+    q: &Tensor,
+    k: &Tensor,
+    table: &RopeTable,
+    position_offset: usize,
+    layout: RopeLayout,
+) -> Result<Tensor> {
+    if q.dtype() != k.dtype() {
+        bail!(
+            "rope: q ({:?}) and k ({:?}) of different dtypes cannot be packed into one tensor",
+            q.dtype(),
+            k.dtype()
+        );
+    }
+    match fast_op(q, k, table, position_offset, layout)? {
+        Some(op) => apply(&op, &[q, k, &table.packed]),
+        None => {
+            let (q, k) = rope_qk_reference(q, k, table, position_offset, layout)?;
+            Tensor::cat(&[&q, &k], 1)
+        }
+    }
+}
+
+/// The op for a checked call, or `None` when the fast path does not cover it.
+fn fast_op(
+    q: &Tensor,
+    k: &Tensor,
+    table: &RopeTable,
+    offset: usize,
+    layout: RopeLayout,
+) -> Result<Option<RopeQk>> {
+    let dims = check(q, k, table, offset)?;
+    let fast = matches!(q.dtype(), DType::F32 | DType::F16 | DType::BF16)
         && q.dtype() == k.dtype()
         && q.device().same_device(k.device())
         && q.device().same_device(table.packed.device())
         && q.elem_count() + k.elem_count() > 0
-        && fits_cuda(q.device(), &dims, position_offset);
-    if !fast {
-        return rope_qk_reference(q, k, table, position_offset, layout);
-    }
-    let op = RopeQk {
+        && fits_cuda(q.device(), &dims, offset);
+    Ok(fast.then_some(RopeQk {
         hq: dims.hq,
         hk: dims.hk,
         t: dims.t,
         d: dims.d,
-        offset: position_offset,
+        offset,
         layout,
-    };
-    let out = apply(&op, &[q, k, &table.packed])?;
-    Ok((out.narrow(1, 0, dims.hq)?, out.narrow(1, dims.hq, dims.hk)?))
+    }))
 }
 
 /// Whether the CUDA kernel's 32-bit sizes and grid cover the call (always true on the CPU).
