@@ -410,7 +410,13 @@ fn fuzz_regressions_are_refused() {
         let path = entry.unwrap().path();
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("o.safetensors");
-        let r = tc::convert(&path, &out, &ConvertOptions::default(), &OpenOptions::default(), &mut |_| {});
+        let r = tc::convert(
+            &path,
+            &out,
+            &ConvertOptions::default(),
+            &OpenOptions::default(),
+            &mut |_| {},
+        );
         assert!(r.is_err(), "{} converted", path.display());
         assert!(!out.exists() && temp_files(tmp.path()).is_empty());
         n += 1;

@@ -1,5 +1,10 @@
-//! torchless-models: one file per architecture, each struct mirroring a PyTorch module.
-//!
-//! Architectures land with the runtime work; this crate exists so the workspace layout is
-//! complete.
+//! torchless-models: one file per architecture, one struct per PyTorch module, each with
+//! `load(vb, cfg)` and `forward`; `vb.pp(...)` chains rebuild the PyTorch state_dict names, so a
+//! converted checkpoint loads with no renaming. Hot paths use the fused ops of
+//! `torchless-kernels`.
 #![deny(missing_docs)]
+
+pub mod bert;
+mod linear;
+
+pub use linear::Linear;

@@ -1,7 +1,21 @@
 //! torchless: run PyTorch-trained models with no Python and no LibTorch.
 //!
-//! Today this crate re-exports the checkpoint converter ([`convert`]); model loading and
-//! sessions build on it.
+//! - [`convert`]: read any PyTorch checkpoint safely, write safetensors.
+//! - [`Weights`]: memory-mapped weights (safetensors, or a `.bin` converted in memory) behind
+//!   candle's `VarBuilder`, with typed errors for missing tensors and wrong shapes.
+//! - [`DeviceSpec`] and [`parse_dtype`]: where and in what precision a model runs.
+//! - [`SentenceEncoder`]: BERT-family sentence embeddings, as sentence-transformers computes them.
 #![deny(missing_docs)]
 
+mod device;
+mod encoder;
+mod error;
+mod folder;
+mod weights;
+
+pub use device::{parse_dtype, DeviceSpec};
+pub use encoder::{l2_normalize, pool, Batch, LoadOptions, SentenceEncoder};
+pub use error::{Error, Result};
+pub use folder::{pipeline, PipelineConfig, PoolingMode};
 pub use torchless_convert as convert;
+pub use weights::Weights;

@@ -1,6 +1,7 @@
 //! The `torchless` command line: each subcommand is a thin wrapper over a library call.
 
 mod convert;
+mod embed;
 mod inspect;
 mod output;
 mod verify;
@@ -25,6 +26,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Compare a checkpoint with its safetensors conversion, bit for bit.
     Verify(verify::Args),
+    /// Embed sentences with a BERT-family (sentence-transformers) model folder.
+    Embed(embed::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         Command::Convert(a) => convert::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Embed(a) => embed::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

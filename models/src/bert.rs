@@ -1,0 +1,277 @@
+//! BERT encoders (BERT, MiniLM, the sentence-transformers family), mirroring Hugging Face
+//! `transformers/models/bert/modeling_bert.py` (`BertEmbeddings`, `BertSelfAttention`,
+//! `BertSelfOutput`, `BertIntermediate`, `BertOutput`, `BertLayer`, `BertEncoder`, `BertModel`).
+//! State-dict names load unchanged, with or without the `bert.` prefix (decided once from the
+//! keys). Load-time transforms: Q/K/V fused into one projection, weights transposed, embedding
+//! tables and LayerNorm parameters packed for the fused kernels.
+
+use candle_core::{bail, DType, Device, Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+use torchless_kernels::activation::Activation;
+use torchless_kernels::attention::{flash_attention, AttentionOptions};
+use torchless_kernels::embeddings::{bert_embeddings, BertEmbeddingTables};
+use torchless_kernels::norm::{add_layer_norm, NormParams};
+
+use crate::Linear;
+
+/// `config.json` of a BERT model, as Hugging Face writes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawBertConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Number of layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// FFN size.
+    pub intermediate_size: usize,
+    /// FFN activation (`gelu`, `gelu_new`, `relu`, ...).
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    /// Position table size.
+    pub max_position_embeddings: usize,
+    /// Token type table size.
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    /// Only `absolute` is supported.
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+    /// `model_type` (`bert`, ...).
+    #[serde(default)]
+    pub model_type: Option<String>,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+
+/// A checked BERT configuration.
+#[derive(Debug, Clone)]
+pub struct BertConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// FFN size.
+    pub intermediate: usize,
+    /// FFN activation.
+    pub act: Activation,
+    /// Position table size.
+    pub max_positions: usize,
+    /// Token type table size.
+    pub type_vocab: usize,
+    /// LayerNorm epsilon.
+    pub eps: f64,
+}
+
+/// `model_type`s this file loads.
+pub const MODEL_TYPES: &[&str] = &["bert"];
+
+impl RawBertConfig {
+    /// Checks the configuration.
+    pub fn into_config(self) -> Result<BertConfig> {
+        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+            bail!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size,
+                self.num_attention_heads
+            );
+        }
+        if let Some(p) = self.position_embedding_type.as_deref() {
+            if p != "absolute" {
+                bail!("position_embedding_type {p:?} is not supported (only \"absolute\")");
+            }
+        }
+        let act = match self.hidden_act.as_str() {
+            "gelu" => Activation::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            other => bail!("hidden_act {other:?} is not supported"),
+        };
+        Ok(BertConfig {
+            vocab_size: self.vocab_size,
+            hidden: self.hidden_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            intermediate: self.intermediate_size,
+            act,
+            max_positions: self.max_position_embeddings,
+            type_vocab: self.type_vocab_size,
+            eps: self.layer_norm_eps,
+        })
+    }
+}
+
+/// The state-dict prefix of the encoder: `"bert."` for `BertFor*` checkpoints, `""` for
+/// `BertModel` ones — decided from the keys.
+pub fn detect_prefix(has: impl Fn(&str) -> bool) -> Result<&'static str> {
+    for p in ["", "bert.", "model.", "encoder."] {
+        if has(&format!("{p}embeddings.word_embeddings.weight")) {
+            return Ok(p);
+        }
+    }
+    bail!("no `embeddings.word_embeddings.weight` (with or without a `bert.` prefix): not a BERT checkpoint")
+}
+
+fn layer_norm(vb: VarBuilder, hidden: usize) -> Result<NormParams> {
+    let w = vb.get(hidden, "weight")?;
+    let b = vb.get(hidden, "bias")?;
+    NormParams::layer_norm(Some(&w), Some(&b))
+}
+
+// modeling_bert.py: BertEmbeddings
+struct Embeddings {
+    tables: BertEmbeddingTables,
+}
+
+impl Embeddings {
+    fn load(vb: VarBuilder, c: &BertConfig) -> Result<Self> {
+        let word = vb
+            .pp("word_embeddings")
+            .get((c.vocab_size, c.hidden), "weight")?;
+        let pos = vb
+            .pp("position_embeddings")
+            .get((c.max_positions, c.hidden), "weight")?;
+        let typ = vb
+            .pp("token_type_embeddings")
+            .get((c.type_vocab, c.hidden), "weight")?;
+        let ln = vb.pp("LayerNorm");
+        let w = ln.get(c.hidden, "weight")?;
+        let b = ln.get(c.hidden, "bias")?;
+        Ok(Embeddings {
+            tables: BertEmbeddingTables::new(&word, &pos, &typ, &w, &b, c.eps)?,
+        })
+    }
+}
+
+// modeling_bert.py: BertLayer (BertAttention + BertIntermediate + BertOutput)
+struct Layer {
+    qkv: Linear,
+    attn_out: Linear,
+    attn_ln: NormParams,
+    inter: Linear,
+    out: Linear,
+    out_ln: NormParams,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, c: &BertConfig) -> Result<Self> {
+        let h = c.hidden;
+        let sa = vb.pp("attention").pp("self");
+        let q = Linear::load(sa.pp("query"), h, h, true)?;
+        let k = Linear::load(sa.pp("key"), h, h, true)?;
+        let v = Linear::load(sa.pp("value"), h, h, true)?;
+        let ao = vb.pp("attention").pp("output");
+        Ok(Layer {
+            qkv: Linear::concat(&[q, k, v])?,
+            attn_out: Linear::load(ao.pp("dense"), h, h, true)?,
+            attn_ln: layer_norm(ao.pp("LayerNorm"), h)?,
+            inter: Linear::load(vb.pp("intermediate").pp("dense"), h, c.intermediate, true)?,
+            out: Linear::load(vb.pp("output").pp("dense"), c.intermediate, h, true)?,
+            out_ln: layer_norm(vb.pp("output").pp("LayerNorm"), h)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, c: &BertConfig, opts: &AttentionOptions) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let dh = h / c.heads;
+        // [B, T, 3H] -> [3, B, heads, T, dh]
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((b, t, 3, c.heads, dh))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()?;
+        let ctx = flash_attention(&qkv.get(0)?, &qkv.get(1)?, &qkv.get(2)?, opts)?;
+        let ctx = ctx.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?;
+        let a = self.attn_out.forward(&ctx)?;
+        let x = add_layer_norm(&a, Some(x), &self.attn_ln, c.eps)?;
+        let i = self.inter.forward_act(&x, c.act)?;
+        let o = self.out.forward(&i)?;
+        add_layer_norm(&o, Some(&x), &self.out_ln, c.eps)
+    }
+}
+
+/// `BertModel` without the pooler: the encoder's last hidden state.
+pub struct BertModel {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    /// The checked configuration.
+    pub config: BertConfig,
+}
+
+impl BertModel {
+    /// Loads from `vb` (already positioned at the checkpoint's prefix, see [`detect_prefix`]).
+    pub fn load(vb: VarBuilder, config: BertConfig) -> Result<Self> {
+        let embeddings = Embeddings::load(vb.pp("embeddings"), &config)?;
+        let layers = (0..config.layers)
+            .map(|i| Layer::load(vb.pp("encoder").pp("layer").pp(i), &config))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BertModel {
+            embeddings,
+            layers,
+            config,
+        })
+    }
+
+    /// The model's activation dtype.
+    pub fn dtype(&self) -> DType {
+        self.embeddings.tables.dtype()
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        self.embeddings.tables.word().device()
+    }
+
+    /// Runs the encoder. `input_ids` / `token_type_ids` are `[B, T]` (u32), right-padded;
+    /// `lengths[b]` is the number of real tokens of row `b`. Returns `[B, T, H]`.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        lengths: &[u32],
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        if lengths.len() != b || lengths.iter().any(|&l| l as usize > t) {
+            bail!("lengths {lengths:?} do not fit a batch of {b} rows of {t} tokens");
+        }
+        if t > self.config.max_positions {
+            bail!(
+                "{t} tokens exceed the model's {} positions",
+                self.config.max_positions
+            );
+        }
+        let mut x = bert_embeddings(input_ids, token_type_ids, 0, &self.embeddings.tables)?;
+        let opts = AttentionOptions {
+            scale: 1.0 / ((self.config.hidden / self.config.heads) as f32).sqrt(),
+            causal: false,
+            key_lengths: if lengths.iter().all(|&l| l as usize == t) {
+                None
+            } else {
+                Some(lengths.to_vec())
+            },
+        };
+        for layer in &self.layers {
+            x = layer.forward(&x, &self.config, &opts)?;
+        }
+        Ok(x)
+    }
+}

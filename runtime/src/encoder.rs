@@ -1,0 +1,289 @@
+//! Sentence embeddings: a BERT-family encoder, its `tokenizer.json`, and the pooling and
+//! normalisation a sentence-transformers folder declares — the same pipeline as
+//! `SentenceTransformer.encode`. Loaded once, `Send + Sync`, callable from many threads.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use torchless_models::bert::{detect_prefix, BertModel, RawBertConfig, MODEL_TYPES};
+
+use crate::device::DeviceSpec;
+use crate::error::{Error, Result};
+use crate::folder::{self, read_json, PipelineConfig, PoolingMode};
+use crate::weights::Weights;
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Where to run.
+    pub device: DeviceSpec,
+    /// Weights and activations dtype (default f32).
+    pub dtype: DType,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: DeviceSpec::Auto,
+            dtype: DType::F32,
+        }
+    }
+}
+
+/// One tokenized batch, right-padded.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Token ids, `[B][T]`.
+    pub input_ids: Vec<Vec<u32>>,
+    /// Token type ids, `[B][T]`.
+    pub token_type_ids: Vec<Vec<u32>>,
+    /// Real tokens per row.
+    pub lengths: Vec<u32>,
+}
+
+/// A sentence-embedding model.
+pub struct SentenceEncoder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    pipeline: PipelineConfig,
+    name: String,
+    device: Device,
+}
+
+impl SentenceEncoder {
+    /// Loads a model folder: `config.json` (a BERT-family `model_type`), the weights
+    /// (`model.safetensors`, a shard index, or `pytorch_model.bin` converted in memory),
+    /// `tokenizer.json`, and the sentence-transformers files when present.
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        let config_path = folder::config_path(dir)?;
+        let header: folder::Header = read_json(&config_path)?;
+        let kind = header.model_type.clone().unwrap_or_else(|| {
+            if header.architectures.iter().any(|a| a.starts_with("Bert")) {
+                "bert".into()
+            } else {
+                "<none>".into()
+            }
+        });
+        if !MODEL_TYPES.contains(&kind.as_str()) {
+            return Err(Error::Config {
+                file: config_path,
+                reason: format!(
+                    "model_type {kind:?} is not a supported sentence encoder (supported: {})",
+                    MODEL_TYPES.join(", ")
+                ),
+            });
+        }
+        let raw: RawBertConfig = read_json(&config_path)?;
+        let config = raw.into_config().map_err(|e| Error::Config {
+            file: config_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let pipeline = folder::pipeline(dir)?;
+        let tokenizer = load_tokenizer(
+            dir,
+            pipeline
+                .max_seq_length
+                .unwrap_or(config.max_positions)
+                .min(config.max_positions),
+        )?;
+        let device = opts.device.open()?;
+        let weights = Arc::new(Weights::open(dir)?);
+        let prefix = detect_prefix(|n| weights.contains(n)).map_err(|e| Error::Config {
+            file: dir.to_path_buf(),
+            reason: format!("{e} ({})", weights.label()),
+        })?;
+        let vb = weights.var_builder(opts.dtype, &device);
+        let vb = if prefix.is_empty() {
+            vb
+        } else {
+            vb.pp(prefix.trim_end_matches('.'))
+        };
+        let model = BertModel::load(vb, config)?;
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| dir.display().to_string());
+        Ok(SentenceEncoder {
+            model,
+            tokenizer,
+            pipeline,
+            name,
+            device,
+        })
+    }
+
+    /// The folder's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Embedding size.
+    pub fn dim(&self) -> usize {
+        self.model.config.hidden * self.pipeline.pooling.len()
+    }
+
+    /// The longest input in tokens (longer ones are truncated).
+    pub fn max_tokens(&self) -> usize {
+        self.tokenizer
+            .get_truncation()
+            .map_or(self.model.config.max_positions, |t| t.max_length)
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Tokenizes texts (with special tokens, truncated) into one right-padded batch.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Batch> {
+        let encs = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let t = encs.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let mut batch = Batch {
+            input_ids: Vec::with_capacity(encs.len()),
+            token_type_ids: Vec::with_capacity(encs.len()),
+            lengths: Vec::with_capacity(encs.len()),
+        };
+        for e in &encs {
+            let n = e.get_ids().len();
+            let mut ids = e.get_ids().to_vec();
+            let mut types = e.get_type_ids().to_vec();
+            ids.resize(t, 0);
+            types.resize(t, 0);
+            batch.input_ids.push(ids);
+            batch.token_type_ids.push(types);
+            batch.lengths.push(n as u32);
+        }
+        Ok(batch)
+    }
+
+    /// The encoder's last hidden state for a batch: `[B, T, H]` as f32 rows on the CPU.
+    pub fn hidden_states(&self, batch: &Batch) -> Result<Vec<Vec<Vec<f32>>>> {
+        let h = self.forward(batch)?;
+        Ok(h.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.to_vec3()?)
+    }
+
+    fn forward(&self, batch: &Batch) -> Result<Tensor> {
+        let b = batch.input_ids.len();
+        let t = batch.input_ids.first().map_or(0, Vec::len);
+        let flat = |v: &[Vec<u32>]| v.iter().flatten().copied().collect::<Vec<u32>>();
+        let ids = Tensor::from_vec(flat(&batch.input_ids), (b, t), &self.device)?;
+        let types = Tensor::from_vec(flat(&batch.token_type_ids), (b, t), &self.device)?;
+        Ok(self.model.forward(&ids, Some(&types), &batch.lengths)?)
+    }
+
+    /// Embeds texts, `batch_size` at a time, in input order.
+    pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(batch_size.max(1)) {
+            let batch = self.tokenize(chunk)?;
+            let h = self.hidden_states(&batch)?;
+            for (rows, &n) in h.iter().zip(&batch.lengths) {
+                out.push(self.pool(&rows[..n as usize]));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pools one sequence's token states (real tokens only) as the pipeline says.
+    fn pool(&self, rows: &[Vec<f32>]) -> Vec<f32> {
+        let h = self.model.config.hidden;
+        let mut out = Vec::with_capacity(self.dim());
+        for mode in &self.pipeline.pooling {
+            out.extend(pool(rows, h, *mode));
+        }
+        if self.pipeline.normalize {
+            l2_normalize(&mut out);
+        }
+        out
+    }
+}
+
+/// sentence-transformers' `Pooling` over the real tokens of one sequence.
+pub fn pool(rows: &[Vec<f32>], hidden: usize, mode: PoolingMode) -> Vec<f32> {
+    match mode {
+        PoolingMode::Cls => rows.first().cloned().unwrap_or_else(|| vec![0.0; hidden]),
+        PoolingMode::Max => {
+            // Masked positions are -1e9 in sentence-transformers; with no real token that is
+            // the result.
+            let mut m = vec![-1e9f32; hidden];
+            for r in rows {
+                for (a, &b) in m.iter_mut().zip(r) {
+                    *a = a.max(b);
+                }
+            }
+            m
+        }
+        PoolingMode::Mean | PoolingMode::MeanSqrtLen => {
+            let mut s = vec![0f32; hidden];
+            for r in rows {
+                for (a, &b) in s.iter_mut().zip(r) {
+                    *a += b;
+                }
+            }
+            let n = (rows.len() as f32).max(1e-9);
+            let d = if mode == PoolingMode::Mean {
+                n
+            } else {
+                n.sqrt()
+            };
+            s.iter_mut().for_each(|x| *x /= d);
+            s
+        }
+    }
+}
+
+/// `F.normalize(p=2)`: divide by the L2 norm (at least 1e-12).
+pub fn l2_normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= n);
+}
+
+fn load_tokenizer(dir: &Path, max_length: usize) -> Result<Tokenizer> {
+    let path = dir.join("tokenizer.json");
+    if !path.is_file() {
+        return Err(Error::Tokenizer(format!(
+            "{} is missing: the model folder needs the tokenizer.json it was trained with",
+            path.display()
+        )));
+    }
+    let mut tok = Tokenizer::from_file(&path)
+        .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+    tok.with_padding(None);
+    tok.with_truncation(Some(TruncationParams {
+        max_length,
+        strategy: TruncationStrategy::LongestFirst,
+        stride: 0,
+        direction: TruncationDirection::Right,
+    }))
+    .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    Ok(tok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn encoder_is_send_and_sync() {
+        assert_send_sync::<SentenceEncoder>();
+    }
+
+    #[test]
+    fn pooling_modes() {
+        let rows = vec![vec![1.0, -2.0], vec![3.0, 4.0]];
+        assert_eq!(pool(&rows, 2, PoolingMode::Cls), vec![1.0, -2.0]);
+        assert_eq!(pool(&rows, 2, PoolingMode::Mean), vec![2.0, 1.0]);
+        assert_eq!(pool(&rows, 2, PoolingMode::Max), vec![3.0, 4.0]);
+        let mut v = vec![3.0, 4.0];
+        l2_normalize(&mut v);
+        assert_eq!(v, vec![0.6, 0.8]);
+    }
+}

@@ -1,0 +1,841 @@
+#!/usr/bin/env python3
+"""Generate the model-family fixtures used by the torchless encoder tests.
+
+Dev-only helper; the Rust tests never run it, they only read what it wrote.
+Paths are relative to this file: everything lands under ``tests/fixtures/``
+of the repository this script lives in.  One function per model family
+(``make_bert()`` for now); ``main()`` calls them all.
+
+``make_bert()`` writes ``tests/fixtures/bert/`` (about 1 MB in all):
+
+* a tiny WordPiece tokenizer (``tokenizers`` library model, BERT normalizer,
+  pre-tokenizer and post-processor) whose 1200-token vocabulary is learnt on a
+  seeded English corpus kept in this file plus the test sentences
+  (``tokenizer.json``, ``vocab.txt``, ``tokenizer_config.json``,
+  ``special_tokens_map.json``).  The vocabulary is learnt by a small
+  deterministic copy of the library's ``WordPieceTrainer`` algorithm, because
+  the library trainer breaks ties in a randomly seeded order (see
+  ``bert_learn_wordpiece_vocab``),
+* ``tiny-st/`` -- a sentence-transformers folder (Transformer with
+  max_seq_length 24, mean Pooling, Normalize) around a randomly initialised
+  2-layer, 32-wide ``BertModel``; weights as ``pytorch_model.bin`` only,
+* ``tiny-bert-prefixed/`` -- the same encoder weights as a
+  ``BertForMaskedLM`` checkpoint (``bert.``-prefixed keys plus the ``cls.``
+  MLM head), no sentence-transformers files,
+* ``sentences.json`` and ``expected.json`` -- the test sentences and what
+  real PyTorch + sentence-transformers compute for them (token ids, last
+  hidden states single and padded-batch, pooled outputs, embeddings),
+* ``README.md`` -- every file and the JSON schema.
+
+Usage (needs torch, transformers 5, sentence-transformers 6, tokenizers,
+numpy)::
+
+    /work/venv/bin/python scripts/make_fixtures.py            # all families
+    /work/venv/bin/python scripts/make_fixtures.py bert       # just one
+
+Everything is seeded and computed on CPU with one thread; the output folder is
+deleted and rewritten on each run, and a re-run with the same library versions
+gives byte-identical files.  The script asserts its own invariants (tokenizer
+files agree with each other, the saved folders load back through
+sentence-transformers / transformers and reproduce the in-memory outputs,
+single and padded-batch hidden states agree) and fails loudly otherwise.
+"""
+
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+warnings.filterwarnings("ignore")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+
+# --------------------------------------------------------------------------
+# shared helpers
+# --------------------------------------------------------------------------
+
+
+def write_json(path: Path, obj, indent=None) -> None:
+    """Deterministic JSON: UTF-8, non-ASCII kept verbatim, trailing newline."""
+    text = json.dumps(obj, ensure_ascii=False, indent=indent)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def floats(t) -> list:
+    """A float32 tensor / array as nested lists of Python floats.
+
+    ``float(np.float32)`` is the exact value of the float32 widened to f64, so
+    its repr parses back (as f64, or straight to f32) to the very same float32.
+    """
+    a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+    assert a.dtype == np.float32, a.dtype
+    return a.astype(np.float64).tolist()
+
+
+def ints(t) -> list:
+    a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+    return a.astype(np.int64).tolist()
+
+
+def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------
+# BERT / sentence-transformers
+# --------------------------------------------------------------------------
+
+BERT_OUT = FIXTURES / "bert"
+BERT_SEED = 20240601
+BERT_VOCAB_SIZE = 1200  # trainer target (reached); also written to expected.json
+BERT_MAX_SEQ_LENGTH = 24  # sentence-transformers max_seq_length (sentence_bert_config.json)
+BERT_TOKENIZER_MAX_LENGTH = 64  # tokenizer.json truncation + tokenizer_config model_max_length
+BERT_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+BERT_CONFIG = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=64,
+    type_vocab_size=2,
+    hidden_act="gelu",
+    layer_norm_eps=1e-12,
+)
+
+BERT_SENTENCES = [
+    "",
+    "Hello world",
+    "Café naïve résumé à l'été",
+    "你好，世界。東京は晴れ",
+    "I love 🦀 and 🐍!",
+    "  The QUICK Fox -- (jumps)?!\tIt's 3.14 @home\n",
+    "In the early morning light the old lighthouse keeper climbed the narrow spiral "
+    "staircase once again, counting every worn stone step as he went, listening to the "
+    "restless waves crashing against the black rocks far below, and quietly wondering "
+    "whether the supply ship from the mainland would finally arrive before the bitter "
+    "winter storms closed the little harbour for another long, dark and unbelievably "
+    "lonely season of waiting, mending nets and reading old letters by candlelight.",
+    "Unbelievably, xylophones split into ##pieces.",
+]
+
+# Characters kept out of the tokenizer's training text so they map to [UNK].
+BERT_UNSEEN = "🐍"
+
+BERT_CORPUS = """
+The weather was cold and grey when we left the city, but by noon the sun had come out.
+A small boat drifted slowly across the lake while children played on the sandy shore.
+She opened the window, looked at the garden and decided to plant tomatoes this year.
+Programming languages such as Rust, Python and C help people build reliable software.
+The compiler checks every borrow, every lifetime and every type before the program runs.
+Neural networks learn patterns from data by adjusting millions of small numbers.
+A transformer model reads a sentence, splits it into tokens and computes embeddings.
+Attention lets each token look at every other token and decide what matters most.
+Sentence embeddings map similar meanings to nearby points in a vector space.
+The library loads weights from a checkpoint file and runs the model on the processor.
+Tests compare the output of the new implementation against the reference values.
+My grandmother baked fresh bread every Sunday morning and the whole house smelled wonderful.
+The train to the mountains leaves at seven, so we should pack our bags tonight.
+He bought apples, oranges, bananas, grapes and a large watermelon at the market.
+The museum displays ancient pottery, golden jewellery and paintings from many centuries.
+During the storm the power went out and we told stories by the light of a candle.
+Scientists measured the temperature of the ocean at different depths for ten years.
+The doctor listened carefully, wrote a prescription and told him to rest for a week.
+Students gathered in the library to prepare for the final examination in mathematics.
+The river flows through the valley, past the old mill and into the quiet village.
+Our team won the championship after a long season of hard work and practice.
+Please remember to water the plants, feed the cat and lock the door when you leave.
+Music filled the hall as the orchestra played a famous symphony by a German composer.
+The engineer designed a bridge strong enough to carry heavy trucks across the canyon.
+Farmers harvest wheat in late summer when the fields turn a deep golden colour.
+A curious fox crept through the forest, sniffing the ground for something to eat.
+The quick brown fox jumps over the lazy dog, and the dog does not seem to mind.
+Hello to everyone who joined the meeting today; we have a lot to discuss.
+Thank you for your patience while we fix the problem with the network connection.
+The café on the corner serves excellent coffee, croissants and a delicious cake.
+Travelling abroad teaches you new languages, new foods and new ways of thinking.
+In Tokyo the streets are busy, the trains are punctual and the food is wonderful.
+The children built a snowman with a carrot nose, two buttons and an old scarf.
+Every good story has a beginning, a middle and an end that surprises the reader.
+The astronaut looked back at the blue planet and felt small and grateful at once.
+Our neighbours are painting their house yellow, which makes the whole street brighter.
+The recipe asks for two cups of flour, three eggs, some sugar and a pinch of salt.
+When the lights went down, the audience fell silent and the performance began.
+Good documentation explains what the code does, why it exists and how to use it.
+The mechanic repaired the engine, replaced the brakes and checked the tyres.
+Birds migrate south for the winter, flying thousands of kilometres without rest.
+The painter mixed blue and yellow to create a bright green for the spring meadow.
+Memory safety and speed are the main reasons many developers choose systems languages.
+A matrix multiplication combines rows and columns to produce a new matrix of numbers.
+The layer normalization rescales each vector using its mean and its variance.
+Pooling averages the token vectors so that every sentence gets one fixed embedding.
+Tokenizers lowercase the text, strip accents and split words into smaller pieces.
+Unbelievable results require careful checking, honest reporting and independent review.
+The lighthouse keeper climbed the stairs, lit the lamp and watched the ships pass.
+Letters from the mainland arrived once a month, carried by a small supply boat.
+The harbour was quiet in winter, with only a few fishermen mending their nets.
+Rare words are split into pieces, and unknown symbols become a special token.
+Résumé writing is a skill: keep it short, clear and honest about your experience.
+The naïve approach works for small inputs but becomes slow for large problems.
+Summer evenings on the terrace, with friends, music and a glass of lemonade, are the best.
+She counted the steps: one, two, three, four, five, and then she stopped to rest.
+Crabs walk sideways along the beach, and snakes hide under warm stones in the desert.
+I love reading books about history, especially stories of explorers and inventors.
+Early mornings are peaceful, before the noise of traffic fills the streets again.
+The storm closed the roads, so the village waited for the snow ploughs to arrive.
+A season of waiting can feel endless, yet spring always comes back in the end.
+""".strip().splitlines()
+
+
+def bert_training_text() -> list[str]:
+    """The seeded training corpus: the prose above, reshuffled word salads of it
+    (to vary the pair frequencies deterministically), and the test sentences with
+    BERT_UNSEEN removed."""
+    rng = random.Random(BERT_SEED)
+    lines = list(BERT_CORPUS)
+    words = " ".join(BERT_CORPUS).split()
+    for _ in range(400):
+        lines.append(" ".join(rng.choice(words) for _ in range(rng.randint(6, 16))))
+    for s in BERT_SENTENCES:
+        lines.append("".join(c for c in s if c not in BERT_UNSEEN))
+    rng.shuffle(lines)
+    return lines
+
+
+def bert_learn_wordpiece_vocab(normalizer, pre_tokenizer, lines, vocab_size, min_frequency) -> list[str]:
+    """The WordPiece vocabulary ``tokenizers.trainers.WordPieceTrainer`` learns, but deterministic.
+
+    The library trainer is BPE with a ``##`` continuation prefix: start from every character
+    (word-initial form ``c`` and, for characters seen inside words, ``##c``), then repeatedly add
+    the most frequent adjacent pair (count >= min_frequency) as a new token ``a + b[2:]``. It
+    breaks count ties by internal ids that depend on Rust ``HashMap`` iteration order, which is
+    randomly seeded per process, so its vocabulary differs from run to run (symmetric difference
+    of 24-30 of ~1200 tokens in practice). This does the same, with ties broken as the library does (the pair of older
+    tokens first: specials, characters in code-point order, ``##`` characters in code-point
+    order -- the library's random part --, then merges in creation order).
+    Words are normalised and pre-tokenised by the library's own BERT normalizer / pre-tokenizer.
+    """
+    counts: dict[str, int] = {}
+    for line in lines:
+        for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line)):
+            counts[w] = counts.get(w, 0) + 1
+    words = [([w[0]] + ["##" + c for c in w[1:]], n) for w, n in sorted(counts.items())]
+    vocab = list(BERT_SPECIAL)
+    vocab += sorted({c for w in counts for c in w})
+    vocab += sorted({"##" + c for w in counts for c in w[1:]})
+    ids = {t: i for i, t in enumerate(vocab)}
+    while len(vocab) < vocab_size:
+        pairs: dict[tuple[str, str], int] = {}
+        for syms, n in words:
+            for pair in zip(syms, syms[1:]):
+                pairs[pair] = pairs.get(pair, 0) + n
+        if not pairs:
+            break
+        best = min(pairs, key=lambda p: (-pairs[p], ids[p[0]], ids[p[1]]))
+        if pairs[best] < min_frequency:
+            break
+        a, b = best
+        merged = a + b[2:]
+        if merged not in ids:
+            ids[merged] = len(vocab)
+            vocab.append(merged)
+        for syms, _ in words:
+            i = 0
+            while i < len(syms) - 1:
+                if syms[i] == a and syms[i + 1] == b:
+                    syms[i:i + 2] = [merged]
+                i += 1
+    return vocab
+
+
+def bert_train_tokenizer():
+    """A tokenizers-library WordPiece tokenizer with the standard BERT pipeline, its
+    vocabulary learnt by ``bert_learn_wordpiece_vocab`` from ``bert_training_text()``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    vocab = bert_learn_wordpiece_vocab(normalizer, pre_tokenizer, bert_training_text(),
+                                       BERT_VOCAB_SIZE, min_frequency=2)
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]",
+                                     continuing_subword_prefix="##", max_input_chars_per_word=100))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
+    tok.add_special_tokens(BERT_SPECIAL)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.BertProcessing(("[SEP]", sep_id), ("[CLS]", cls_id))
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.enable_truncation(max_length=BERT_TOKENIZER_MAX_LENGTH)
+    got = tok.get_vocab()
+    assert got == {t: i for i, t in enumerate(vocab)}, "vocab changed when building the tokenizer"
+    assert [got[t] for t in BERT_SPECIAL] == [0, 1, 2, 3, 4]
+    assert BERT_UNSEEN not in got and "##" + BERT_UNSEEN not in got
+    return tok
+
+
+def bert_write_tokenizer_files(tok, folder: Path, raw_tokenizer_json: bool) -> None:
+    """Tokenizer files as a transformers ``BertTokenizerFast`` save leaves them.
+
+    transformers 5 (where ``BertTokenizerFast`` is an alias of ``BertTokenizer``)
+    only writes ``tokenizer.json`` + ``tokenizer_config.json`` and rebuilds the
+    post-processor as a ``TemplateProcessing``; ``vocab.txt`` and
+    ``special_tokens_map.json`` are written here in the transformers 4 format.
+    With ``raw_tokenizer_json`` the ``tokenizer.json`` is instead the
+    tokenizers-library save of ``tok`` itself (``BertProcessing`` post-processor).
+    """
+    from transformers import BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fast = BertTokenizerFast(
+        tokenizer_object=tok, do_lower_case=True, unk_token="[UNK]", sep_token="[SEP]",
+        pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]",
+        model_max_length=BERT_TOKENIZER_MAX_LENGTH)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = sorted(Path(p).name for p in fast.save_pretrained(tmp))
+        assert saved == ["tokenizer.json", "tokenizer_config.json"], saved
+        shutil.copy(Path(tmp) / "tokenizer_config.json", folder / "tokenizer_config.json")
+        if raw_tokenizer_json:
+            tok.save(str(folder / "tokenizer.json"), pretty=True)
+        else:
+            shutil.copy(Path(tmp) / "tokenizer.json", folder / "tokenizer.json")
+    vocab = tok.get_vocab()
+    by_id = sorted(vocab, key=vocab.get)
+    (folder / "vocab.txt").write_text("".join(t + "\n" for t in by_id), encoding="utf-8")
+    write_json(folder / "special_tokens_map.json",
+               {"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]",
+                "sep_token": "[SEP]", "unk_token": "[UNK]"}, indent=2)
+
+
+def bert_init_weights(model: torch.nn.Module, gen: torch.Generator) -> None:
+    """Non-trivial values everywhere, in ``named_parameters`` order: matrices
+    (and embedding tables) N(0, 0.2), biases N(0, 0.1), LayerNorm weights
+    U(0.5, 1.5) and LayerNorm biases N(0, 0.2)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" in name and name.endswith("weight"):
+                p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
+            elif "LayerNorm" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+            elif p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+
+
+def bert_check_tokenizers(sentences, reference: list[dict], paths: list[Path]) -> None:
+    """Every saved tokenizer file set encodes the sentences to the same ids."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer, BertTokenizerFast
+
+    def cut(enc: dict) -> dict:
+        return {k: enc[k][:BERT_MAX_SEQ_LENGTH - 1] + enc[k][-1:] if len(enc[k]) > BERT_MAX_SEQ_LENGTH
+                else enc[k] for k in enc}
+
+    for folder in paths:
+        raw = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        raw.no_truncation()
+        auto = AutoTokenizer.from_pretrained(str(folder))
+        assert auto.model_max_length == BERT_TOKENIZER_MAX_LENGTH, (folder, auto.model_max_length)
+        from_vocab = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
+        for s, ref in zip(sentences, reference):
+            e = raw.encode(s)
+            full = {"input_ids": e.ids, "token_type_ids": e.type_ids, "attention_mask": e.attention_mask}
+            assert cut(full) == ref, (folder, s, full, ref)
+            for hf in (auto, from_vocab):
+                got = hf(s, truncation=True, max_length=BERT_MAX_SEQ_LENGTH)
+                got = {k: got[k] for k in ("input_ids", "token_type_ids", "attention_mask")}
+                assert got == ref, (folder, s, got, ref)
+
+
+def make_bert() -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import BertConfig, BertForMaskedLM, BertModel
+
+    out = BERT_OUT
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    torch.manual_seed(BERT_SEED)
+    random.seed(BERT_SEED)
+    np.random.seed(BERT_SEED)
+    sentences = BERT_SENTENCES
+    write_json(out / "sentences.json", sentences, indent=2)
+
+    # ---- tokenizer --------------------------------------------------------
+    tok = bert_train_tokenizer()
+    vocab_size = tok.get_vocab_size()
+    bert_write_tokenizer_files(tok, out, raw_tokenizer_json=True)
+
+    # ---- model ------------------------------------------------------------
+    config = BertConfig(vocab_size=vocab_size, pad_token_id=0, **BERT_CONFIG)
+    torch.manual_seed(BERT_SEED)
+    bert = BertModel(config).eval()
+    bert_init_weights(bert, torch.Generator().manual_seed(BERT_SEED))
+    state = {k: v.clone().contiguous() for k, v in bert.state_dict().items()}
+    assert all(v.dtype == torch.float32 for v in state.values())
+    assert list(state) == [k for k, _ in bert.named_parameters()], "state_dict is not just parameters"
+    assert "pooler.dense.weight" in state and "embeddings.word_embeddings.weight" in state
+    assert bert.config._attn_implementation == "sdpa", bert.config._attn_implementation
+
+    # ---- tiny-st ----------------------------------------------------------
+    st_dir = out / "tiny-st"
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        bert.save_pretrained(str(base))
+        bert_write_tokenizer_files(tok, base, raw_tokenizer_json=False)
+        transformer = Transformer(str(base), max_seq_length=BERT_MAX_SEQ_LENGTH)
+        # The ST copy must carry exactly our weights.
+        st_sd = transformer.auto_model.state_dict()
+        assert st_sd.keys() == state.keys()
+        assert all(torch.equal(st_sd[k], state[k]) for k in state)
+        st = SentenceTransformer(modules=[transformer, Pooling(config.hidden_size, pooling_mode="mean"),
+                                          Normalize()], device="cpu").eval()
+        st.save(str(st_dir))
+    st_native = {p.relative_to(st_dir).as_posix(): p.stat().st_size
+                 for p in sorted(st_dir.rglob("*")) if p.is_file()}
+    # What sentence-transformers wrote, then the edits: weights as pytorch_model.bin only,
+    # no model card, tokenizer files as for the other folders, max_seq_length in
+    # sentence_bert_config.json (the classic key; ST 6 itself only puts it in
+    # tokenizer_config.json's model_max_length, which we set to 64 instead).
+    st_tok_cfg = json.loads((st_dir / "tokenizer_config.json").read_text())
+    assert st_tok_cfg["model_max_length"] == BERT_MAX_SEQ_LENGTH, st_tok_cfg
+    assert "max_seq_length" not in json.loads((st_dir / "sentence_bert_config.json").read_text())
+    assert (st_dir / "2_Normalize" / "config.json").is_file()  # ST 6 writes a config there
+    (st_dir / "model.safetensors").unlink()
+    (st_dir / "README.md").unlink(missing_ok=True)
+    torch.save(state, st_dir / "pytorch_model.bin")
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (st_dir / f).unlink()
+    bert_write_tokenizer_files(tok, st_dir, raw_tokenizer_json=False)
+    sb_path = st_dir / "sentence_bert_config.json"
+    sb = json.loads(sb_path.read_text())
+    sb = {"max_seq_length": BERT_MAX_SEQ_LENGTH, "do_lower_case": False, **sb}
+    sb_path.write_text(json.dumps(sb, indent=4) + "\n")
+
+    # ---- tiny-bert-prefixed ------------------------------------------------
+    pre_dir = out / "tiny-bert-prefixed"
+    pre_dir.mkdir()
+    mlm_config = BertConfig(vocab_size=vocab_size, pad_token_id=0, architectures=["BertForMaskedLM"],
+                            **BERT_CONFIG)
+    mlm = BertForMaskedLM(mlm_config).eval()
+    bert_init_weights(mlm.cls, torch.Generator().manual_seed(BERT_SEED + 1))
+    missing, unexpected = mlm.bert.load_state_dict(
+        {k: v for k, v in state.items() if not k.startswith("pooler.")}, strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    mlm_state = mlm.state_dict()
+    # decoder.weight is tied to the word embeddings (torch.save stores that storage once).
+    assert mlm_state["cls.predictions.decoder.weight"].data_ptr() == \
+        mlm_state["bert.embeddings.word_embeddings.weight"].data_ptr()
+    assert mlm_state["cls.predictions.decoder.bias"].data_ptr() == \
+        mlm_state["cls.predictions.bias"].data_ptr()
+    assert not any(k.startswith("bert.pooler") for k in mlm_state)
+    torch.save(mlm_state, pre_dir / "pytorch_model.bin")
+    mlm_config.save_pretrained(str(pre_dir))
+    bert_write_tokenizer_files(tok, pre_dir, raw_tokenizer_json=False)
+
+    # ---- load everything back ---------------------------------------------
+    for folder, sd in ((st_dir, state), (pre_dir, mlm_state)):
+        loaded = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        assert list(loaded) == list(sd), folder
+        assert all(torch.equal(loaded[k], sd[k]) for k in sd), folder
+    st_loaded = SentenceTransformer(str(st_dir), device="cpu").eval()
+    assert [type(m).__name__ for m in st_loaded] == ["Transformer", "Pooling", "Normalize"]
+    assert st_loaded.max_seq_length == BERT_MAX_SEQ_LENGTH, st_loaded.max_seq_length
+    ld = st_loaded[0].auto_model.state_dict()
+    assert all(torch.equal(ld[k], state[k]) for k in state), "tiny-st weights did not round-trip"
+    plain_loaded = SentenceTransformer(str(pre_dir), device="cpu").eval()
+    assert [type(m).__name__ for m in plain_loaded] == ["Transformer", "Pooling"], list(plain_loaded)
+    assert plain_loaded[1].pooling_mode == "mean"
+    assert plain_loaded.max_seq_length == BERT_TOKENIZER_MAX_LENGTH, plain_loaded.max_seq_length
+    mlm_loaded = BertForMaskedLM.from_pretrained(str(pre_dir)).eval()
+    ld = mlm_loaded.state_dict()
+    assert all(torch.equal(ld[k], mlm_state[k]) for k in mlm_state), "prefixed weights did not round-trip"
+
+    # ---- expected values ----------------------------------------------------
+    pools = {m: Pooling(config.hidden_size, pooling_mode=m) for m in ("mean", "cls", "max")}
+    per_sentence = []
+    single_hidden = []
+    pooled_all = {k: [] for k in ("mean", "cls", "max", "mean_normalized")}
+    with torch.inference_mode():
+        for s in sentences:
+            feats = st.preprocess([s])
+            tokens = {k: ints(feats[k][0]) for k in ("input_ids", "token_type_ids", "attention_mask")}
+            assert len(tokens["input_ids"]) <= BERT_MAX_SEQ_LENGTH and all(tokens["attention_mask"])
+            hidden = st[0](dict(feats))["token_embeddings"]
+            # same thing straight through the in-memory BertModel and the reloaded folders
+            direct = bert(input_ids=feats["input_ids"], attention_mask=feats["attention_mask"],
+                          token_type_ids=feats["token_type_ids"]).last_hidden_state
+            assert torch.equal(hidden, direct), s
+            for m in (st_loaded[0].auto_model, mlm_loaded.bert):
+                again = m(input_ids=feats["input_ids"], attention_mask=feats["attention_mask"],
+                          token_type_ids=feats["token_type_ids"]).last_hidden_state
+                assert max_abs(again, hidden) <= 1e-6, (s, max_abs(again, hidden))
+            pooled = {}
+            for mode, pool in pools.items():
+                pooled[mode] = pool({"token_embeddings": hidden,
+                                     "attention_mask": feats["attention_mask"]})["sentence_embedding"][0]
+            # the pooling semantics the README documents
+            assert max_abs(pooled["mean"], hidden[0].mean(0)) <= 1e-6
+            assert torch.equal(pooled["cls"], hidden[0, 0])
+            assert torch.equal(pooled["max"], hidden[0].max(0).values)
+            pooled["mean_normalized"] = F.normalize(pooled["mean"], p=2, dim=-1)
+            single_hidden.append(hidden[0])
+            for k, v in pooled.items():
+                pooled_all[k].append(v)
+            per_sentence.append({
+                "text": s,
+                "tokens": tokens,
+                "token_strings": [tok.id_to_token(i) for i in tokens["input_ids"]],
+                "last_hidden_state": floats(hidden[0]),
+            })
+
+        batch = st.preprocess(sentences)
+        batch_loaded = st_loaded.preprocess(sentences)
+        for k in ("input_ids", "token_type_ids", "attention_mask"):
+            assert torch.equal(batch[k], batch_loaded[k]), k
+        b_hidden = st[0](dict(batch))["token_embeddings"]
+        assert b_hidden.shape[0] == len(sentences) and b_hidden.dtype == torch.float32
+        batch_diff = 0.0
+        for i, h in enumerate(single_hidden):
+            n = h.shape[0]
+            assert int(batch["attention_mask"][i].sum()) == n
+            assert ints(batch["input_ids"][i][:n]) == per_sentence[i]["tokens"]["input_ids"]
+            batch_diff = max(batch_diff, max_abs(b_hidden[i, :n], h))
+        assert batch_diff < 1e-5, batch_diff
+
+        embeddings = st.encode(sentences, batch_size=len(sentences), convert_to_numpy=True,
+                               normalize_embeddings=False)
+        assert embeddings.dtype == np.float32 and embeddings.shape == (len(sentences), config.hidden_size)
+        loaded_emb = st_loaded.encode(sentences, batch_size=len(sentences), convert_to_numpy=True,
+                                      normalize_embeddings=False)
+        reload_diff = float(np.abs(loaded_emb.astype(np.float64) - embeddings).max())
+        assert reload_diff <= 1e-6, reload_diff
+        norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
+        assert np.all(np.abs(norms - 1) < 1e-5), norms
+        emb_vs_single = max(max_abs(torch.from_numpy(embeddings[i]), pooled_all["mean_normalized"][i])
+                            for i in range(len(sentences)))
+        assert emb_vs_single < 1e-5, emb_vs_single
+
+        # The prefixed folder through sentence-transformers' defaults for a plain model:
+        # tokenizer max length (64), mean pooling, no Normalize.
+        plain_tokens = plain_loaded.preprocess(sentences)
+        plain_emb = plain_loaded.encode(sentences, batch_size=len(sentences), convert_to_numpy=True,
+                                        normalize_embeddings=False)
+        assert plain_emb.dtype == np.float32
+        assert int(plain_tokens["attention_mask"].sum(1).max()) == BERT_TOKENIZER_MAX_LENGTH
+        for i, p in enumerate(per_sentence):
+            n = int(plain_tokens["attention_mask"][i].sum())
+            if n <= BERT_MAX_SEQ_LENGTH:  # untruncated either way: same as tiny-st's mean pooling
+                assert ints(plain_tokens["input_ids"][i][:n]) == p["tokens"]["input_ids"]
+                d = max_abs(torch.from_numpy(plain_emb[i]), pooled_all["mean"][i])
+                assert d < 1e-5, (i, d)
+
+    expected = {
+        "max_seq_length": BERT_MAX_SEQ_LENGTH,
+        "hidden_size": config.hidden_size,
+        "vocab_size": vocab_size,
+        "tokenizer_max_length": BERT_TOKENIZER_MAX_LENGTH,
+        "sentences": per_sentence,
+        "batch": {
+            "input_ids": ints(batch["input_ids"]),
+            "token_type_ids": ints(batch["token_type_ids"]),
+            "attention_mask": ints(batch["attention_mask"]),
+            "last_hidden_state": floats(b_hidden),
+        },
+        "single_vs_batch_max_abs_diff": batch_diff,
+        "pooled": {k: floats(torch.stack(v)) for k, v in pooled_all.items()},
+        "embeddings": floats(embeddings),
+        "plain_folder": {
+            "folder": "tiny-bert-prefixed",
+            "max_seq_length": BERT_TOKENIZER_MAX_LENGTH,
+            "pooling": "mean",
+            "normalize": False,
+            "input_ids": ints(plain_tokens["input_ids"]),
+            "attention_mask": ints(plain_tokens["attention_mask"]),
+            "embeddings": floats(plain_emb),
+        },
+    }
+    write_json(out / "expected.json", expected)
+
+    # ---- the tokenizer files agree with each other and with ST ---------------
+    raw_json = json.loads((out / "tokenizer.json").read_text())
+    for folder in (st_dir, pre_dir):
+        hf_json = json.loads((folder / "tokenizer.json").read_text())
+        assert raw_json["post_processor"]["type"] == "BertProcessing"
+        assert hf_json["post_processor"]["type"] == "TemplateProcessing"
+        assert {k: v for k, v in raw_json.items() if k != "post_processor"} == \
+            {k: v for k, v in hf_json.items() if k != "post_processor"}, folder
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        assert (st_dir / f).read_bytes() == (pre_dir / f).read_bytes(), f
+    bert_check_tokenizers(sentences, [p["tokens"] for p in per_sentence], [out, st_dir, pre_dir])
+
+    (out / "README.md").write_text(bert_readme(expected, st_native, state, mlm_state), encoding="utf-8")
+    size = folder_size(out)
+    assert size < 1_500_000, size
+    print(f"bert: {out.relative_to(ROOT)}: {size} bytes, vocab {vocab_size}, "
+          f"single-vs-batch max |diff| {batch_diff:.3g}, reload max |diff| {reload_diff:.3g}")
+    for p in sorted(out.rglob("*")):
+        if p.is_file():
+            print(f"  {p.stat().st_size:>8}  {p.relative_to(out).as_posix()}")
+
+
+def bert_readme(expected: dict, st_native: dict, state: dict, mlm_state: dict) -> str:
+    e = expected
+    L, H, V, T64 = e["max_seq_length"], e["hidden_size"], e["vocab_size"], e["tokenizer_max_length"]
+    B = len(e["sentences"])
+    Tb = len(e["batch"]["input_ids"][0])
+
+    def shape(t):
+        return "[" + ", ".join(str(d) for d in t.shape) + "]"
+
+    def key_table(sd):
+        rows = [f"| `{k}` | {shape(v)} |" for k, v in sd.items() if ".layer.1." not in k]
+        return "\n".join(["| key | shape |", "|---|---|", *rows])
+
+    sentence_rows = []
+    for i, snt in enumerate(e["sentences"]):
+        n = len(snt["tokens"]["input_ids"])
+        full = sum(e["plain_folder"]["attention_mask"][i])
+        shown = " ".join(snt["token_strings"])
+        note = f"{n}" + (f" (truncated; {full} at max length {T64})" if full > n else "")
+        sentence_rows.append(f"| {i} | {json.dumps(snt['text'], ensure_ascii=False)} | {note} | `{shown}` |")
+    native = "\n".join(f"  - `{k}`" for k in st_native)
+    cfg = ", ".join(f"{k}={v!r}" for k, v in BERT_CONFIG.items())
+
+    return f"""# BERT / sentence-transformers fixtures
+
+Generated by `scripts/make_fixtures.py` (`make_bert()`); do not edit by hand, re-run
+`/work/venv/bin/python scripts/make_fixtures.py bert` instead (seeded, CPU, one thread: the
+output is byte-identical for the same torch / transformers / sentence-transformers /
+tokenizers versions; the versions used are in `tiny-st/config_sentence_transformers.json`).
+Everything is float32. The script asserts every consistency claim made below.
+
+## Files
+
+| path | what |
+|---|---|
+| `sentences.json` | JSON array of the {B} test sentences (strings), in the order used everywhere below |
+| `expected.json` | reference outputs, schema below |
+| `tokenizer.json` | the trained tokenizer as the `tokenizers` library saves it (`Tokenizer.save`, pretty-printed): `BertProcessing` post-processor |
+| `vocab.txt` | the same vocabulary, one token per line, line number = id (0-based), `\\n`-terminated |
+| `tokenizer_config.json` | as transformers 5 `BertTokenizerFast.save_pretrained` writes it (`model_max_length` {T64}) |
+| `special_tokens_map.json` | `[CLS]` `[SEP]` `[PAD]` `[UNK]` `[MASK]`, transformers 4 format |
+| `tiny-st/` | sentence-transformers model folder (details below) |
+| `tiny-bert-prefixed/` | the same encoder as a `BertForMaskedLM` checkpoint (details below) |
+
+## Tokenizer
+
+A `tokenizers` `WordPiece` model (continuing-subword prefix `##`, unk `[UNK]`) with the BERT
+normalizer / pre-tokenizer / post-processor. Its {V}-token vocabulary is learnt on the seeded
+English corpus in the script plus the test sentences (with `🐍` removed from the training text so
+that it stays unknown) by the algorithm of `tokenizers.trainers.WordPieceTrainer` (vocab_size
+{V}, reached; min_frequency 2), re-implemented in the script (`bert_learn_wordpiece_vocab`)
+because the library trainer breaks count ties in an order that changes from process to process
+(Rust `HashMap` seeding), which made its vocabulary differ by 24-30 tokens (symmetric
+difference) between runs. The result differs from a library run by a few dozen rarely used
+tokens (38-54 in five runs checked), and every test sentence tokenizes exactly as with each of
+those library runs.
+
+* ids 0..4 are `[PAD]` `[UNK]` `[CLS]` `[SEP]` `[MASK]` (also listed in `added_tokens`, `special: true`,
+  `normalized: false`); ids are contiguous 0..{V - 1}; `model.max_input_chars_per_word` = 100.
+* normalizer `BertNormalizer {{clean_text: true, handle_chinese_chars: true, strip_accents: true,
+  lowercase: true}}`: control chars dropped, whitespace (incl. `\\t`, `\\n`) -> space, spaces put
+  around CJK ideographs (so `你` `好` `東` `京` `晴` are words of their own; the hiragana `は` `れ`
+  are not ideographs but end up alone because their neighbours are), lowercased, NFD + combining
+  marks removed (`Café naïve résumé à l'été` -> `cafe naive resume a l'ete`).
+* pre-tokenizer `BertPreTokenizer`: split on whitespace, and every punctuation char
+  (ASCII punctuation like `#` `@` `-` `'` plus Unicode P* like `，` `。`) is its own word.
+* a word containing a character not in the vocabulary becomes a single `[UNK]` (`🐍`).
+* post-processor: `[CLS] A [SEP]`, token_type_ids all 0 for a single sentence. The top-level
+  `tokenizer.json` spells this `BertProcessing`; the copies inside `tiny-st/` and
+  `tiny-bert-prefixed/` are what transformers 5 writes back, which replaces it by the equivalent
+  `TemplateProcessing` (single `[CLS]:0 $A:0 [SEP]:0`, pair `... $B:1 [SEP]:1`). Otherwise the
+  three `tokenizer.json` files are the same. All three file sets (raw `tokenizers`, transformers
+  `AutoTokenizer`, and `BertTokenizerFast(vocab=vocab.txt)`) give the ids in `expected.json`.
+* `tokenizer.json` has `truncation: {{max_length: {T64}, strategy: LongestFirst, direction: Right,
+  stride: 0}}` and `padding: null`. This is deliberately NOT the sentence-transformers max length:
+  `tiny-st` must be truncated at {L} (from `sentence_bert_config.json`). Truncation drops word pieces
+  from the end and keeps the closing `[SEP]`.
+* the empty string encodes to `[CLS] [SEP]` (2 tokens).
+
+| # | text (JSON) | tokens (max {L}) | word pieces |
+|---|---|---|---|
+{chr(10).join(sentence_rows)}
+
+## `tiny-st/` (sentence-transformers)
+
+A randomly initialised `transformers.BertModel(BertConfig(vocab_size={V}, {cfg}))`
+(dropout irrelevant: eval mode), wrapped as `Transformer(max_seq_length={L})` ->
+`Pooling({H}, pooling_mode="mean")` -> `Normalize()` and saved with sentence-transformers 6.2
+`SentenceTransformer.save`, which wrote:
+
+{native}
+
+then edited: `model.safetensors` deleted and replaced by `pytorch_model.bin`; the model card
+`README.md` deleted; `tokenizer.json` / `tokenizer_config.json` replaced by the canonical ones
+(ST had rewritten `model_max_length` to {L} and added `is_local` / `local_files_only`), plus
+`vocab.txt` and `special_tokens_map.json`; `"max_seq_length": {L}, "do_lower_case": false`
+added to `sentence_bert_config.json`. Files:
+
+* `modules.json` -- as written by ST 6.2. Note the **new module type paths**:
+  `sentence_transformers.base.modules.transformer.Transformer` (path `""`),
+  `sentence_transformers.sentence_transformer.modules.pooling.Pooling` (path `1_Pooling`),
+  `sentence_transformers.base.modules.normalize.Normalize` (path `2_Normalize`). Hub models saved
+  by older versions say `sentence_transformers.models.Transformer` / `.Pooling` / `.Normalize`;
+  match on the last component.
+* `sentence_bert_config.json` -- `max_seq_length` {L} (the classic key, as on the Hub) and
+  `do_lower_case` false, followed by what ST 6.2 writes itself (`transformer_task`,
+  `modality_config`, `module_output_name`). ST 6.2 no longer writes `max_seq_length` here (it
+  keeps it only as the tokenizer's `model_max_length`) but still reads it, and it wins over
+  `tokenizer_config.json`: `SentenceTransformer("tiny-st").max_seq_length == {L}`.
+* `1_Pooling/config.json` -- as written by ST 6.2, **new format**:
+  `{{"embedding_dimension": {H}, "pooling_mode": "mean", "include_prompt": true}}`. The legacy format
+  found on the Hub (also read by ST 6.2) is `{{"word_embedding_dimension": {H},
+  "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true, "pooling_mode_max_tokens":
+  false, "pooling_mode_mean_sqrt_len_tokens": false, "pooling_mode_weightedmean_tokens": false,
+  "pooling_mode_lasttoken": false, "include_prompt": true}}`.
+* `2_Normalize/config.json` -- as written by ST 6.2:
+  `{{"module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"}}`
+  (older versions leave `2_Normalize/` empty).
+* `config.json` -- transformers `BertConfig` (`architectures: ["BertModel"]`, `model_type: bert`,
+  `hidden_act: gelu`, `layer_norm_eps: 1e-12`, `pad_token_id: 0`, `vocab_size: {V}`).
+* `config_sentence_transformers.json` -- as written (library versions, prompts, cosine similarity).
+* `pytorch_model.bin` -- `torch.save(BertModel.state_dict())`, zip format, all float32, no
+  buffers, {len(state)} tensors (keys in this order; `encoder.layer.1.*` as layer 0):
+
+{key_table(state)}
+
+* `tokenizer.json`, `tokenizer_config.json`, `vocab.txt`, `special_tokens_map.json` -- see above.
+
+Weights (`torch.Generator` seeded {BERT_SEED}, in `named_parameters` order): every matrix and
+embedding table N(0, 0.2), every non-LayerNorm bias N(0, 0.1), LayerNorm weights U(0.5, 1.5),
+LayerNorm biases N(0, 0.2) -- so a missing bias, a LayerNorm without affine terms, a swapped
+LayerNorm or a wrong eps placement all show. The word-embedding row of `[PAD]` is random too.
+Linear weights are `[out, in]` (`y = x W^T + b`), as in `torch.nn.Linear`. Attention: 4 heads
+of 8 (query/key/value columns split head-major), scale 1/sqrt(8), padded keys masked; GELU is
+the exact (erf) one; post-LayerNorm residual blocks as in `BertLayer`.
+
+Loading back with `SentenceTransformer("tiny-st")` (which reads `pytorch_model.bin`) gives the
+same weights bit for bit and the same embeddings as the in-memory model.
+
+## `tiny-bert-prefixed/` (plain BERT checkpoint)
+
+The same encoder weights as a `BertForMaskedLM`: `config.json` (`architectures:
+["BertForMaskedLM"]`, otherwise as above), the four tokenizer files (as in `tiny-st/`), and
+`pytorch_model.bin` = `torch.save(BertForMaskedLM.state_dict())`. Keys are the `tiny-st` keys with a
+`bert.` prefix, **without the pooler** (`BertForMaskedLM` has no pooling layer), plus the MLM head
+(random, seeded {BERT_SEED + 1}). `cls.predictions.decoder.weight` is tied to (the same storage as)
+`bert.embeddings.word_embeddings.weight`, and `cls.predictions.decoder.bias` to
+`cls.predictions.bias`; torch.save stores each shared storage once. {len(mlm_state)} keys:
+
+{key_table(mlm_state)}
+
+No sentence-transformers files, so the defaults apply, as sentence-transformers does when it
+wraps a plain transformers model: **mean pooling, no normalisation**, max length =
+min(`tokenizer_config.json` `model_max_length`, `max_position_embeddings`) = {T64}. Its last
+hidden states equal `tiny-st`'s for the same input ids (the encoder weights are identical; the
+`cls.*` head and the missing pooler play no part). `expected.json` `plain_folder` holds what
+`SentenceTransformer("tiny-bert-prefixed").encode` gives.
+
+## `expected.json` schema
+
+One JSON object; floats are float32 values written as the shortest repr of their exact f64
+widening (parse as f64 and cast, or straight to f32: same value). Nested lists are row-major.
+
+```
+{{
+  "max_seq_length": {L},              // sentence-transformers truncation length of tiny-st
+  "hidden_size": {H},
+  "vocab_size": {V},
+  "tokenizer_max_length": {T64},       // tokenizer.json truncation / tokenizer_config model_max_length
+  "sentences": [                    // one per sentences.json entry, same order ({B})
+    {{
+      "text": str,                  // the sentence, as in sentences.json
+      "tokens": {{                   // what tiny-st's tokenizer gives for this sentence alone
+        "input_ids": [int; T_i],    // T_i <= {L}, no padding, [CLS] first, [SEP] last
+        "token_type_ids": [int; T_i],   // all 0
+        "attention_mask": [int; T_i]    // all 1
+      }},
+      "token_strings": [str; T_i],  // the vocabulary strings of input_ids (for reading only)
+      "last_hidden_state": [[float; {H}]; T_i]   // BertModel output for the unpadded single input
+    }}
+  ],
+  "batch": {{                        // all sentences tokenized together, as encode() does it:
+                                    // SentenceTransformer.preprocess(sentences), padded on the
+                                    // right with [PAD]=0 to the longest, T = {Tb}
+    "input_ids": [[int; T]; {B}],
+    "token_type_ids": [[int; T]; {B}],   // 0, padding included
+    "attention_mask": [[int; T]; {B}],   // 1 for tokens, 0 for padding
+    "last_hidden_state": [[[float; {H}]; T]; {B}]   // padded batch forward; rows at padded
+                                    // positions are whatever BERT computes there (not used)
+  }},
+  "single_vs_batch_max_abs_diff": float,  // max |single - batch| over unpadded positions (< 1e-5)
+  "pooled": {{                       // from each sentence's single-input last_hidden_state,
+                                    // with sentence-transformers' Pooling module
+    "mean": [[float; {H}]; {B}],        // mean over the tokens ([CLS] and [SEP] included)
+    "cls": [[float; {H}]; {B}],         // the first token ([CLS])
+    "max": [[float; {H}]; {B}],         // elementwise max over the tokens
+    "mean_normalized": [[float; {H}]; {B}]   // "mean" / its L2 norm
+  }},
+  "embeddings": [[float; {H}]; {B}],    // SentenceTransformer("tiny-st").encode(sentences,
+                                    // batch_size={B}, convert_to_numpy=True,
+                                    // normalize_embeddings=False): the whole pipeline, padded
+                                    // batch, mean pooling over attention_mask, Normalize module;
+                                    // unit L2 norm; equals pooled.mean_normalized within 1e-5
+  "plain_folder": {{                 // SentenceTransformer("tiny-bert-prefixed") defaults
+    "folder": "tiny-bert-prefixed",
+    "max_seq_length": {T64},
+    "pooling": "mean",
+    "normalize": false,
+    "input_ids": [[int; T']; {B}],     // its padded batch (T' = longest, at most {T64})
+    "attention_mask": [[int; T']; {B}],
+    "embeddings": [[float; {H}]; {B}]   // encode(sentences, batch_size={B}): mean pooled, not
+                                    // normalised; equal to pooled.mean for every sentence
+                                    // that is not truncated at {L}
+  }}
+}}
+```
+
+Pooling semantics (sentence-transformers `Pooling`, padded path): with mask m (attention_mask),
+mean = sum_t m_t h_t / max(sum_t m_t, 1e-9); cls = h_0; max = max over t with m_t = 1. The
+pooled values above come from the unpadded single inputs, so every position counts.
+
+Tolerances: the values come from PyTorch CPU float32 (SDPA attention); a float32 Rust
+implementation should match within about 1e-5 absolute (single vs batch in PyTorch itself
+already differ by `single_vs_batch_max_abs_diff`).
+"""
+
+
+FAMILIES = {"bert": make_bert}
+
+
+def main(argv: list[str]) -> None:
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    names = argv or list(FAMILIES)
+    for name in names:
+        if name not in FAMILIES:
+            sys.exit(f"unknown fixture family {name!r}; known: {', '.join(FAMILIES)}")
+    for name in names:
+        FAMILIES[name]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
