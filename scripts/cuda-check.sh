@@ -8,6 +8,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 set -euo pipefail
 export TORCHLESS_NVCC=$(command -v nvcc)
 export PATH=$here/fake-nvcc:$PATH
-export CARGO_TARGET_DIR=${TORCHLESS_CUDA_CHECK_TARGET:-$(dirname "$CARGO_TARGET_DIR")/cuda-check-target}
+export CARGO_TARGET_DIR=${TORCHLESS_CUDA_CHECK_TARGET:-$TL_CACHE/cuda-check-target}
 cd "$here/.."
 cargo clippy -p torchless-kernels -p torchless-benches --features torchless-kernels/cuda --all-targets -- -D warnings

@@ -5,7 +5,8 @@
 # which the driver 580 of our GPU machines accepts) into a cache outside the clone, writes stub
 # driver libraries with the right SONAMEs for linking (every call fails with "no device", so GPU
 # tests skip), and exports PATH, LIBRARY_PATH, LD_LIBRARY_PATH, CUDA_COMPUTE_CAP and a
-# CARGO_TARGET_DIR outside the clone so warm runs reuse the slow candle-kernels build.
+# CARGO_TARGET_DIR outside the clone (TORCHLESS_TARGET) so warm runs reuse the slow
+# candle-kernels build.
 set -euo pipefail
 TL_CACHE=${TORCHLESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/torchless}
 TL_CUDA=$TL_CACHE/cuda13
@@ -19,7 +20,7 @@ fi
 export PATH=$NV/bin:$PATH
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 export CUDAFORGE_THREADS=${CUDAFORGE_THREADS:-2}
-export CARGO_TARGET_DIR=${TORCHLESS_CUDA_TARGET:-$TL_CACHE/cuda-target}
+export CARGO_TARGET_DIR=${TORCHLESS_TARGET:-$TL_CACHE/target}
 TL_STUBS=$TL_CACHE/cuda-stubs
 if [ ! -e "$TL_STUBS/libcuda.so.1" ]; then
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

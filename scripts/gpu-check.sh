@@ -8,7 +8,8 @@
 # 3. the fused kernels, the unfused candle path and the card's copy bandwidth, printing one
 #    summary table last.
 # `--dry-run` runs the same steps on a machine without a GPU (tests skip, GPU columns empty).
-# Logs go to $OUT (default ./gpu-out). Exit status is non-zero if any test or tolerance fails.
+# Logs go to $OUT (default ./gpu-out); PYTHON picks the interpreter with torch (default python3).
+# Exit status is non-zero if any test or tolerance fails.
 set -uo pipefail
 dry=0
 [ "${1:-}" = "--dry-run" ] && dry=1
@@ -22,8 +23,8 @@ if [ $dry = 1 ]; then
   . scripts/cuda-env.sh   # stub driver libraries so the binaries load
   export TORCHLESS_REQUIRE_GPU=0
 else
-  NVLIB=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null || true)
-  TORCHLIB=$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null || true)
+  NVLIB=$("${PYTHON:-python3}" -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null || true)
+  TORCHLIB=$("${PYTHON:-python3}" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null || true)
   export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${NVLIB}:${TORCHLIB}:${LD_LIBRARY_PATH:-}
   export TORCHLESS_REQUIRE_GPU=1
   command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
@@ -41,7 +42,7 @@ tests_summary=$(grep -E '^test result:' "$OUT/tests.log" | tail -1)
 
 echo "== PyTorch baseline" | tee "$OUT/torch.log"
 gpu-bundle/bin/bench-gpu_kernels --list > "$OUT/cases.json" 2>>"$OUT/torch.log" || status=1
-python3 scripts/gpu_torch_baseline.py "$OUT/cases.json" > "$OUT/torch.json" 2>>"$OUT/torch.log" || status=1
+"${PYTHON:-python3}" scripts/gpu_torch_baseline.py "$OUT/cases.json" > "$OUT/torch.json" 2>>"$OUT/torch.log" || status=1
 
 echo "== fused kernels" | tee "$OUT/bench.log"
 TORCHLESS_TORCH_TIMINGS="$OUT/torch.json" gpu-bundle/bin/bench-gpu_kernels > "$OUT/bench.out" 2>>"$OUT/bench.log" || status=1

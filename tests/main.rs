@@ -1,8 +1,10 @@
 //! Integration tests: the converter's fixture zoo (real PyTorch files, values from PyTorch),
-//! the pickle machine against Python's own pickles, and the `torchless` command line.
+//! the pickle machine against Python's own pickles, BERT sentence embeddings against
+//! sentence-transformers, and the `torchless` command line.
 
 mod bert;
 mod common;
 mod convert_cli;
 mod convert_zoo;
+mod embed_cli;
 mod pickle_parity;
