@@ -6,6 +6,10 @@ shapes) in the zip format and in the legacy format, then converts each with
 
   * torchless:  target/release/torchless convert IN OUT
   * Python:     torch.load(IN, weights_only=True) + safetensors.torch.save_file(sd, OUT)
+  * cp:         a plain copy of the input file (no conversion, no fsync), to show the floor
+
+torchless fsyncs its output before the rename (atomic, durable writes); the Python path and cp
+leave their data in the page cache.
 
 each in its own process, measuring wall time and the peak anonymous resident memory (RssAnon,
 sampled from /proc every 5 ms: heap and other private pages, not the page cache of mapped
@@ -109,6 +113,7 @@ def main():
             tools = (
                 ("torchless", [args.torchless, "convert", src, out]),
                 ("torch.load + save_file", [sys.executable, "-c", PY_CONVERT, src, out]),
+                ("cp (plain file copy, for scale)", ["cp", src, out]),
             )
             res = {}
             for name, cmd in tools:
