@@ -20,19 +20,41 @@ fn s(p: &Path) -> &str {
 fn embed_json_reproduces_sentence_transformers() {
     let model = fixture("bert/tiny-st");
     let input = fixture("bert/sentences.json");
-    let o = torchless(&["embed", "--model", s(&model), "--input", s(&input), "--json", "--device", "cpu", "--batch-size", "3"]);
+    let o = torchless(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--input",
+        s(&input),
+        "--json",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "3",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["model"], "tiny-st");
     assert_eq!(v["dim"], 32);
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("bert/expected.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture("bert/expected.json")).unwrap())
+            .unwrap();
     let got = v["embeddings"].as_array().unwrap();
     let want = expected["embeddings"].as_array().unwrap();
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(want) {
-        let g: Vec<f64> = g.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-        let w: Vec<f64> = w.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let g: Vec<f64> = g
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let w: Vec<f64> = w
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
         let dot: f64 = g.iter().zip(&w).map(|(a, b)| a * b).sum();
         let n = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
         assert!(dot / (n(&g) * n(&w)) >= 0.9999);
@@ -42,7 +64,17 @@ fn embed_json_reproduces_sentence_transformers() {
 #[test]
 fn embed_text_flags_print_one_line_per_input_and_accept_empty_strings() {
     let model = fixture("bert/tiny-st");
-    let o = torchless(&["embed", "--model", s(&model), "--text", "Hello world", "--text", "", "--device", "cpu"]);
+    let o = torchless(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--text",
+        "Hello world",
+        "--text",
+        "",
+        "--device",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     let lines: Vec<&str> = out.lines().collect();
@@ -62,12 +94,49 @@ fn embed_bad_input_is_one_line_and_non_zero() {
     std::fs::create_dir(&weird).unwrap();
     std::fs::write(weird.join("config.json"), r#"{"model_type": "t5"}"#).unwrap();
     for (args, needle) in [
-        (vec!["embed", "--model", "/nonexistent/dir", "--text", "x"], "/nonexistent/dir"),
-        (vec!["embed", "--model", s(&model), "--input", s(&bad)], "array of strings"),
-        (vec!["embed", "--model", s(&model), "--input", "/nonexistent.json"], "/nonexistent.json"),
+        (
+            vec!["embed", "--model", "/nonexistent/dir", "--text", "x"],
+            "/nonexistent/dir",
+        ),
+        (
+            vec!["embed", "--model", s(&model), "--input", s(&bad)],
+            "array of strings",
+        ),
+        (
+            vec![
+                "embed",
+                "--model",
+                s(&model),
+                "--input",
+                "/nonexistent.json",
+            ],
+            "/nonexistent.json",
+        ),
         (vec!["embed", "--model", s(&weird), "--text", "x"], "\"t5\""),
-        (vec!["embed", "--model", s(&model), "--text", "x", "--dtype", "f8"], "f8"),
-        (vec!["embed", "--model", s(&model), "--text", "x", "--device", "tpu"], "tpu"),
+        (
+            vec![
+                "embed",
+                "--model",
+                s(&model),
+                "--text",
+                "x",
+                "--dtype",
+                "f8",
+            ],
+            "f8",
+        ),
+        (
+            vec![
+                "embed",
+                "--model",
+                s(&model),
+                "--text",
+                "x",
+                "--device",
+                "tpu",
+            ],
+            "tpu",
+        ),
     ] {
         let o = torchless(&args);
         let err = String::from_utf8_lossy(&o.stderr);

@@ -262,7 +262,14 @@ fn write_shard(
     f.write_all_at(&(header.len() as u64).to_le_bytes(), 0)
         .and_then(|_| f.write_all_at(&header, 8))
         .map_err(io_err(&tmp_path))?;
-    write_data(ckpt, tensors, f, 8 + header.len() as u64, &tmp_path, progress)?;
+    write_data(
+        ckpt,
+        tensors,
+        f,
+        8 + header.len() as u64,
+        &tmp_path,
+        progress,
+    )?;
     Ok(Pending {
         file,
         final_path: final_path.to_path_buf(),

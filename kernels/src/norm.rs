@@ -246,29 +246,24 @@ impl AddNorm {
         let (normed, sums) = out.split_at_mut(n);
         let eps = self.eps;
         let kind = self.kind;
+        // Weight and bias widened once; each row widened into an f32 buffer, then normalised by
+        // a loop the compiler vectorises (see `normalize_row`).
+        let wf: Option<Vec<f32>> = w.map(|w| w.iter().map(|v| v.to_f32()).collect());
+        let bf: Option<Vec<f32>> = b.map(|b| b.iter().map(|v| v.to_f32()).collect());
+        let rms = kind == NormKind::RmsNorm;
         let row = |i: usize, y: &mut [T]| {
             let xr = &x[i * cols..(i + 1) * cols];
-            let rr = r.map(|r| &r[i * cols..(i + 1) * cols]);
-            let s = |j: usize| xr[j].to_f32() + rr.map_or(0.0, |r| r[j].to_f32());
-            let inv_cols = 1.0 / cols as f32;
-            let (mean, var) = match kind {
-                NormKind::LayerNorm => {
-                    let mean = (0..cols).map(s).sum::<f32>() * inv_cols;
-                    let var = (0..cols).map(|j| (s(j) - mean).powi(2)).sum::<f32>() * inv_cols;
-                    (mean, var)
-                }
-                NormKind::RmsNorm => (0.0, (0..cols).map(|j| s(j) * s(j)).sum::<f32>() * inv_cols),
+            let mut buf: Vec<f32> = match r {
+                Some(r) => xr
+                    .iter()
+                    .zip(&r[i * cols..(i + 1) * cols])
+                    .map(|(a, b)| a.to_f32() + b.to_f32())
+                    .collect(),
+                None => xr.iter().map(|a| a.to_f32()).collect(),
             };
-            let rstd = 1.0 / (var + eps).sqrt();
-            for (j, yj) in y.iter_mut().enumerate() {
-                let mut v = (s(j) - mean) * rstd;
-                if let Some(w) = w {
-                    v *= w[j].to_f32();
-                }
-                if let Some(b) = b {
-                    v += b[j].to_f32();
-                }
-                *yj = T::from_f32(v);
+            normalize_row(&mut buf, rms, eps, wf.as_deref(), bf.as_deref());
+            for (y, v) in y.iter_mut().zip(&buf) {
+                *y = T::from_f32(*v);
             }
         };
         cpu::rows_mut(normed, cols, row);
@@ -281,6 +276,53 @@ impl AddNorm {
             });
         }
         Ok((cpu::storage(out), self.out_shape(xl.shape())))
+    }
+}
+
+crate::vmath::multiversion! {
+    /// LayerNorm (or RMSNorm when `rms`) of one f32 row in place, then `* w + b`.
+    fn normalize_row(v: &mut [f32], rms: bool, eps: f32, w: Option<&[f32]>, b: Option<&[f32]>) {
+        let inv = 1.0 / v.len().max(1) as f32;
+        // Eight partial sums so the reductions vectorise.
+        let mut acc = [0f32; 8];
+        let mut tail = 0f32;
+        if !rms {
+            let chunks = v.chunks_exact(8);
+            tail = chunks.remainder().iter().sum();
+            for c in chunks {
+                for k in 0..8 {
+                    acc[k] += c[k];
+                }
+            }
+        }
+        let mean = (acc.iter().sum::<f32>() + tail) * inv;
+        let mut acc = [0f32; 8];
+        let chunks = v.chunks_exact(8);
+        let tail: f32 = chunks.remainder().iter().map(|x| (x - mean) * (x - mean)).sum();
+        for c in chunks {
+            for k in 0..8 {
+                acc[k] += (c[k] - mean) * (c[k] - mean);
+            }
+        }
+        let var = (acc.iter().sum::<f32>() + tail) * inv;
+        let rstd = 1.0 / (var + eps).sqrt();
+        match (w, b) {
+            (Some(w), Some(b)) => {
+                for ((x, w), b) in v.iter_mut().zip(w).zip(b) {
+                    *x = (*x - mean) * rstd * w + b;
+                }
+            }
+            (Some(w), None) => {
+                for (x, w) in v.iter_mut().zip(w) {
+                    *x = (*x - mean) * rstd * w;
+                }
+            }
+            _ => {
+                for x in v.iter_mut() {
+                    *x = (*x - mean) * rstd;
+                }
+            }
+        }
     }
 }
 
