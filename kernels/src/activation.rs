@@ -260,14 +260,26 @@ impl BiasAct {
         };
         cpu::rows_mut(&mut out, cols, |i, y| {
             let xr = &x[i * cols..(i + 1) * cols];
-            let mut buf: Vec<f32> = match b {
-                Some(b) => xr
-                    .iter()
-                    .zip(b)
-                    .map(|(x, b)| x.to_f32() + b.to_f32())
-                    .collect(),
-                None => xr.iter().map(|x| x.to_f32()).collect(),
+            let fill = |dst: &mut [f32]| match b {
+                Some(b) => {
+                    for ((d, x), b) in dst.iter_mut().zip(xr).zip(b) {
+                        *d = x.to_f32() + b.to_f32();
+                    }
+                }
+                None => {
+                    for (d, x) in dst.iter_mut().zip(xr) {
+                        *d = x.to_f32();
+                    }
+                }
             };
+            // f32 rows are computed in place; other dtypes through an f32 row buffer.
+            if let Some(yf) = cpu::as_f32_mut(y) {
+                fill(yf);
+                act(yf);
+                return;
+            }
+            let mut buf = vec![0f32; cols];
+            fill(&mut buf);
             act(&mut buf);
             for (y, v) in y.iter_mut().zip(&buf) {
                 *y = T::from_f32(*v);

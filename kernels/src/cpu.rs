@@ -132,3 +132,13 @@ pub(crate) fn as_f32<'a, T: Elem>(src: &'a [T], buf: &'a mut Vec<f32>) -> &'a [f
     buf.extend(src.iter().map(|x| x.to_f32()));
     buf
 }
+
+/// The elements as f32, mutably, when `T` is f32.
+pub(crate) fn as_f32_mut<T: Elem>(dst: &mut [T]) -> Option<&mut [f32]> {
+    if T::DTYPE != candle_core::DType::F32 {
+        return None;
+    }
+    // SAFETY: `T` is f32 (its candle dtype says so, and `Elem` is only implemented for f32,
+    // f16 and bf16), so the slice has f32's layout; the borrow is handed on unchanged.
+    Some(unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<f32>(), dst.len()) })
+}
