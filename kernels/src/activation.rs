@@ -10,8 +10,8 @@
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Tensor, D};
 
-use crate::cpu::{self, dispatch_float};
-use crate::op::{apply, same_float_dtype, FusedOp};
+use crate::cpu;
+use crate::op::{apply, fused_op, same_float_dtype};
 use crate::vmath;
 use crate::Elem;
 
@@ -289,22 +289,7 @@ impl BiasAct {
     }
 }
 
-impl FusedOp for BiasAct {
-    const NAME: &'static str = "bias-act";
-
-    fn cpu(&self, ins: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
-        dispatch_float!(ins[0].0, Self::NAME, |T| self.cpu_t::<T>(ins))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda(
-        &self,
-        ins: &[(&candle_core::CudaStorage, &Layout)],
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
-        crate::cuda::dispatch_float_cuda!(ins[0].0.dtype(), Self::NAME, |T| self.cuda_t::<T>(ins))
-    }
-}
+fused_op!(BiasAct, "bias-act", input = 0, cpu = cpu_t);
 
 /// `silu(gate) * up`; inputs: the packed `[.., 2*I]` tensor, or gate then up.
 struct SwiGlu {
@@ -364,22 +349,7 @@ impl SwiGlu {
     }
 }
 
-impl FusedOp for SwiGlu {
-    const NAME: &'static str = "swiglu";
-
-    fn cpu(&self, ins: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
-        dispatch_float!(ins[0].0, Self::NAME, |T| self.cpu_t::<T>(ins))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda(
-        &self,
-        ins: &[(&candle_core::CudaStorage, &Layout)],
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
-        crate::cuda::dispatch_float_cuda!(ins[0].0.dtype(), Self::NAME, |T| self.cuda_t::<T>(ins))
-    }
-}
+fused_op!(SwiGlu, "swiglu", input = 0, cpu = cpu_t);
 
 /// Threads per block of the elementwise kernels.
 #[cfg(feature = "cuda")]

@@ -17,8 +17,8 @@
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu::{self, dispatch_float};
-use crate::op::{apply, same_float_dtype, FusedOp};
+use crate::cpu;
+use crate::op::{apply, fused_op, same_float_dtype};
 use crate::vmath;
 use crate::Elem;
 
@@ -472,22 +472,7 @@ impl FlashAttention {
     }
 }
 
-impl FusedOp for FlashAttention {
-    const NAME: &'static str = "flash-attention";
-
-    fn cpu(&self, ins: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
-        dispatch_float!(ins[0].0, Self::NAME, |T| self.cpu_t::<T>(ins))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda(
-        &self,
-        ins: &[(&candle_core::CudaStorage, &Layout)],
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
-        crate::cuda::dispatch_float_cuda!(ins[0].0.dtype(), Self::NAME, |T| self.cuda_t::<T>(ins))
-    }
-}
+fused_op!(FlashAttention, "flash-attention", input = 0, cpu = cpu_t);
 
 /// The decode op (inputs q, k cache, v cache).
 struct DecodeAttention {
@@ -543,22 +528,7 @@ impl DecodeAttention {
     }
 }
 
-impl FusedOp for DecodeAttention {
-    const NAME: &'static str = "decode-attention";
-
-    fn cpu(&self, ins: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
-        dispatch_float!(ins[0].0, Self::NAME, |T| self.cpu_t::<T>(ins))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda(
-        &self,
-        ins: &[(&candle_core::CudaStorage, &Layout)],
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
-        crate::cuda::dispatch_float_cuda!(ins[0].0.dtype(), Self::NAME, |T| self.cuda_t::<T>(ins))
-    }
-}
+fused_op!(DecodeAttention, "decode-attention", input = 0, cpu = cpu_t);
 
 /// Queries per block of the CUDA prefill kernel for head dimension `d` (mirrors
 /// `FlashTile<D>::BQ` in `kernels/cuda/attention.cu`; the kernel traps on a mismatch).

@@ -9,8 +9,8 @@
 
 use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Shape, Tensor, D};
 
-use crate::cpu::{self, dispatch_float};
-use crate::op::{apply, FusedOp};
+use crate::cpu;
+use crate::op::{apply, fused_op, FusedOp};
 use crate::Elem;
 
 /// Widest hidden size the CUDA kernel keeps in shared memory (f32, 32 KiB); wider rows use the
@@ -360,23 +360,7 @@ impl BertEmbeddings {
     }
 }
 
-impl FusedOp for BertEmbeddings {
-    const NAME: &'static str = "bert-embeddings";
-
-    fn cpu(&self, ins: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
-        // The first input is the u32 ids: dispatch on the tables' dtype.
-        dispatch_float!(ins[1].0, Self::NAME, |T| self.cpu_t::<T>(ins))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda(
-        &self,
-        ins: &[(&candle_core::CudaStorage, &Layout)],
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
-        crate::cuda::dispatch_float_cuda!(ins[1].0.dtype(), Self::NAME, |T| self.cuda_t::<T>(ins))
-    }
-}
+fused_op!(BertEmbeddings, "bert-embeddings", input = 1, cpu = cpu_t);
 
 #[cfg(feature = "cuda")]
 impl BertEmbeddings {

@@ -7,8 +7,8 @@
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Tensor, D};
 
-use crate::cpu::{self, dispatch_float};
-use crate::op::{apply, same_float_dtype, FusedOp};
+use crate::cpu;
+use crate::op::{apply, fused_op, same_float_dtype};
 use crate::Elem;
 
 /// Longest row the CUDA kernel keeps in shared memory (f32, within the default 48 KiB per
@@ -326,22 +326,7 @@ crate::vmath::multiversion! {
     }
 }
 
-impl FusedOp for AddNorm {
-    const NAME: &'static str = "add-norm";
-
-    fn cpu(&self, ins: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
-        dispatch_float!(ins[0].0, Self::NAME, |T| self.cpu_t::<T>(ins))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda(
-        &self,
-        ins: &[(&candle_core::CudaStorage, &Layout)],
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
-        crate::cuda::dispatch_float_cuda!(ins[0].0.dtype(), Self::NAME, |T| self.cuda_t::<T>(ins))
-    }
-}
+fused_op!(AddNorm, "add-norm", input = 0, cpu = cpu_t);
 
 #[cfg(feature = "cuda")]
 impl AddNorm {

@@ -120,3 +120,31 @@ pub(crate) fn same_float_dtype(ts: &[&Tensor]) -> bool {
         .iter()
         .all(|t| t.dtype() == first.dtype() && t.device().same_device(first.device()))
 }
+
+/// Implements [`FusedOp`] for an op whose inherent generic methods compute it: `$cpu::<T>` on
+/// the CPU and `cuda_t::<T>` on CUDA, `T` being the float dtype of input `$input`.
+macro_rules! fused_op {
+    ($ty:ty, $name:literal, input = $input:literal, cpu = $cpu:ident) => {
+        impl $crate::op::FusedOp for $ty {
+            const NAME: &'static str = $name;
+
+            fn cpu(
+                &self,
+                ins: &[(&candle_core::CpuStorage, &candle_core::Layout)],
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+                $crate::cpu::dispatch_float!(ins[$input].0, $name, |T| self.$cpu::<T>(ins))
+            }
+
+            #[cfg(feature = "cuda")]
+            fn cuda(
+                &self,
+                ins: &[(&candle_core::CudaStorage, &candle_core::Layout)],
+            ) -> candle_core::Result<(candle_core::CudaStorage, candle_core::Shape)> {
+                use candle_core::backend::BackendStorage;
+                $crate::cuda::dispatch_float_cuda!(ins[$input].0.dtype(), $name, |T| self
+                    .cuda_t::<T>(ins))
+            }
+        }
+    };
+}
+pub(crate) use fused_op;

@@ -10,8 +10,8 @@
 
 use candle_core::{bail, CpuStorage, DType, Device, Layout, Result, Shape, Tensor, D};
 
-use crate::cpu::{self, dispatch_float};
-use crate::op::{apply, FusedOp};
+use crate::cpu;
+use crate::op::{apply, fused_op, FusedOp};
 use crate::Elem;
 
 /// How the head dimension is split into rotated pairs.
@@ -361,22 +361,7 @@ impl RopeQk {
     }
 }
 
-impl FusedOp for RopeQk {
-    const NAME: &'static str = "rope-qk";
-
-    fn cpu(&self, ins: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
-        dispatch_float!(ins[0].0, Self::NAME, |T| self.cpu_t::<T>(ins))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda(
-        &self,
-        ins: &[(&candle_core::CudaStorage, &Layout)],
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
-        crate::cuda::dispatch_float_cuda!(ins[0].0.dtype(), Self::NAME, |T| self.cuda_t::<T>(ins))
-    }
-}
+fused_op!(RopeQk, "rope-qk", input = 0, cpu = cpu_t);
 
 #[cfg(feature = "cuda")]
 impl RopeQk {

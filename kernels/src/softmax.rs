@@ -16,8 +16,8 @@
 
 use candle_core::{bail, CpuStorage, DType, Layout, Result, Shape, Tensor, D};
 
-use crate::cpu::{self, dispatch_float};
-use crate::op::{apply, FusedOp};
+use crate::cpu;
+use crate::op::{apply, fused_op};
 use crate::vmath;
 use crate::Elem;
 
@@ -217,22 +217,7 @@ impl MaskedSoftmax {
     }
 }
 
-impl FusedOp for MaskedSoftmax {
-    const NAME: &'static str = "masked-softmax";
-
-    fn cpu(&self, ins: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
-        dispatch_float!(ins[0].0, Self::NAME, |T| self.cpu_mask::<T>(ins))
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda(
-        &self,
-        ins: &[(&candle_core::CudaStorage, &Layout)],
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
-        crate::cuda::dispatch_float_cuda!(ins[0].0.dtype(), Self::NAME, |T| self.cuda_t::<T>(ins))
-    }
-}
+fused_op!(MaskedSoftmax, "masked-softmax", input = 0, cpu = cpu_mask);
 
 /// The scalar parameters of `masked_softmax_*` in `kernels/cuda/softmax.cu` (`SoftmaxParams`
 /// there, same field order and types).
