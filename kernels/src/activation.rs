@@ -375,11 +375,7 @@ fn elementwise_cfg<T>(n: usize) -> candle_core::cuda_backend::cudarc::driver::La
 
 #[cfg(feature = "cuda")]
 impl BiasAct {
-    fn cuda_t<
-        T: Elem
-            + candle_core::cuda_backend::CudaDType
-            + candle_core::cuda_backend::cudarc::driver::DeviceRepr,
-    >(
+    fn cuda_t<T: crate::cuda::CudaElem>(
         &self,
         ins: &[(&candle_core::CudaStorage, &Layout)],
     ) -> Result<(candle_core::CudaStorage, Shape)> {
@@ -435,11 +431,7 @@ impl BiasAct {
 
 #[cfg(feature = "cuda")]
 impl SwiGlu {
-    fn cuda_t<
-        T: Elem
-            + candle_core::cuda_backend::CudaDType
-            + candle_core::cuda_backend::cudarc::driver::DeviceRepr,
-    >(
+    fn cuda_t<T: crate::cuda::CudaElem>(
         &self,
         ins: &[(&candle_core::CudaStorage, &Layout)],
     ) -> Result<(candle_core::CudaStorage, Shape)> {

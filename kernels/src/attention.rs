@@ -642,11 +642,7 @@ type CudaOut = (candle_core::CudaStorage, Shape);
 
 #[cfg(feature = "cuda")]
 impl FlashAttention {
-    fn cuda_t<
-        T: Elem
-            + candle_core::cuda_backend::CudaDType
-            + candle_core::cuda_backend::cudarc::driver::DeviceRepr,
-    >(
+    fn cuda_t<T: crate::cuda::CudaElem>(
         &self,
         ins: &[(&candle_core::CudaStorage, &Layout)],
     ) -> Result<CudaOut> {
@@ -753,11 +749,7 @@ impl FlashAttention {
 
 #[cfg(feature = "cuda")]
 impl DecodeAttention {
-    fn cuda_t<
-        T: Elem
-            + candle_core::cuda_backend::CudaDType
-            + candle_core::cuda_backend::cudarc::driver::DeviceRepr,
-    >(
+    fn cuda_t<T: crate::cuda::CudaElem>(
         &self,
         ins: &[(&candle_core::CudaStorage, &Layout)],
     ) -> Result<CudaOut> {

@@ -5,6 +5,10 @@ use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaSlice, CudaVie
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{bail, CudaDevice, CudaStorage, DType, Layout, Result};
 
+/// An element type the CUDA paths take: f32, f16 or bf16 as candle stores it on the device.
+pub(crate) trait CudaElem: crate::Elem + CudaDType + DeviceRepr {}
+impl<T: crate::Elem + CudaDType + DeviceRepr> CudaElem for T {}
+
 /// The kernel `<root>_<dtype>` of the embedded module `module` (loaded once per device).
 pub(crate) fn function(
     dev: &CudaDevice,

@@ -364,11 +364,7 @@ fused_op!(BertEmbeddings, "bert-embeddings", input = 1, cpu = cpu_t);
 
 #[cfg(feature = "cuda")]
 impl BertEmbeddings {
-    fn cuda_t<
-        T: Elem
-            + candle_core::cuda_backend::CudaDType
-            + candle_core::cuda_backend::cudarc::driver::DeviceRepr,
-    >(
+    fn cuda_t<T: crate::cuda::CudaElem>(
         &self,
         ins: &[(&candle_core::CudaStorage, &Layout)],
     ) -> Result<(candle_core::CudaStorage, Shape)> {

@@ -243,11 +243,7 @@ unsafe impl candle_core::cuda_backend::cudarc::driver::DeviceRepr for SoftmaxPar
 
 #[cfg(feature = "cuda")]
 impl MaskedSoftmax {
-    fn cuda_t<
-        T: Elem
-            + candle_core::cuda_backend::CudaDType
-            + candle_core::cuda_backend::cudarc::driver::DeviceRepr,
-    >(
+    fn cuda_t<T: crate::cuda::CudaElem>(
         &self,
         ins: &[(&candle_core::CudaStorage, &Layout)],
     ) -> Result<(candle_core::CudaStorage, Shape)> {

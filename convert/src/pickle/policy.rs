@@ -113,60 +113,6 @@ pub fn classify_call(module: &str, name: &str) -> Callable {
     }
 }
 
-/// Module prefixes whose classes may not even be instantiated inertly (NEWOBJ): they exist to
-/// run code, touch the file system or the network.
-const DENIED_MODULES: &[&str] = &[
-    "os",
-    "posix",
-    "nt",
-    "subprocess",
-    "shutil",
-    "sys",
-    "runpy",
-    "importlib",
-    "pickle",
-    "_pickle",
-    "marshal",
-    "code",
-    "codeop",
-    "pty",
-    "socket",
-    "ctypes",
-    "webbrowser",
-    "multiprocessing",
-    "threading",
-    "_thread",
-    "signal",
-    "pdb",
-    "bdb",
-    "timeit",
-    "tempfile",
-    "io",
-    "_io",
-    "functools",
-    "operator",
-    "types",
-    "asyncio",
-    "http",
-    "urllib",
-    "ftplib",
-    "smtplib",
-    "telnetlib",
-    "platform",
-    "sysconfig",
-    "distutils",
-    "setuptools",
-    "pip",
-    "glob",
-    "pathlib",
-    "torch.hub",
-    "torch.serialization",
-    "torch.package",
-    "dill",
-    "cloudpickle",
-    "joblib",
-];
-
 /// Modules whose every global runs code, spawns processes or touches files: naming one at all
 /// refuses the file, before any call (so the refusal names the worst global, not an argument).
 const CODE_MODULES: &[&str] = &[
@@ -197,13 +143,46 @@ const CODE_MODULES: &[&str] = &[
     "joblib",
 ];
 
+/// Further modules whose classes may not even be instantiated inertly (NEWOBJ), on top of
+/// [`CODE_MODULES`]: they exist to touch the file system, the network or the interpreter.
+const CLASS_DENIED_MODULES: &[&str] = &[
+    "threading",
+    "_thread",
+    "bdb",
+    "tempfile",
+    "io",
+    "_io",
+    "functools",
+    "operator",
+    "types",
+    "asyncio",
+    "http",
+    "urllib",
+    "ftplib",
+    "smtplib",
+    "telnetlib",
+    "platform",
+    "sysconfig",
+    "distutils",
+    "setuptools",
+    "pip",
+    "glob",
+    "pathlib",
+    "torch.serialization",
+    "torch.package",
+];
+
+/// Whether `module` is one of `list` or inside one of them (`os.path` is inside `os`).
+fn in_modules(module: &str, list: &[&str]) -> bool {
+    list.iter().any(|m| {
+        module == *m || (module.starts_with(m) && module.as_bytes().get(m.len()) == Some(&b'.'))
+    })
+}
+
 /// Whether a global exists to run code, so that a pickle naming it is refused outright.
 pub fn runs_code(module: &str, name: &str) -> bool {
     let module = normalize_module(module);
-    let in_module = |m: &&str| {
-        module == *m || (module.starts_with(m) && module.as_bytes().get(m.len()) == Some(&b'.'))
-    };
-    CODE_MODULES.iter().any(in_module)
+    in_modules(module, CODE_MODULES)
         || matches!(
             (module, name),
             (
@@ -243,10 +222,7 @@ pub fn class_allowed(module: &str, name: &str) -> bool {
             "object" | "dict" | "list" | "set" | "frozenset" | "tuple" | "bytearray" | "slice"
         );
     }
-    !DENIED_MODULES.iter().any(|denied| {
-        module == *denied
-            || (module.starts_with(denied) && module.as_bytes().get(denied.len()) == Some(&b'.'))
-    })
+    !in_modules(module, CODE_MODULES) && !in_modules(module, CLASS_DENIED_MODULES)
 }
 
 #[cfg(test)]
