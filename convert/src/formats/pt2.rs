@@ -62,7 +62,7 @@ pub(crate) fn read(
     if models.is_empty() {
         return Err(Error::format(
             archive.label.clone(),
-            "no data/weights/<model>_weights_config.json: torch.export archives before PyTorch 2.6 are not supported",
+            "no data/weights/<model>_weights_config.json: older torch.export archives (serialized_state_dict.pt) are not supported",
         ));
     }
     let mut by_record: HashMap<String, usize> = HashMap::new();
