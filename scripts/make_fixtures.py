@@ -823,7 +823,220 @@ already differ by `single_vs_batch_max_abs_diff`).
 """
 
 
-FAMILIES = {"bert": make_bert}
+# --------------------------------------------------------------------------
+# decoders: GPT-2 and Llama-style (llama with GQA + llama3 rope, qwen2 with
+# biases, tied embeddings and linear rope scaling)
+# --------------------------------------------------------------------------
+
+DEC_OUT = FIXTURES / "decoders"
+DEC_SEED = 20241126
+DEC_VOCAB = 384
+DEC_NEW_TOKENS = 20
+DEC_CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Backend engineers were handed a checkpoint and a latency budget.",
+    "A converter turns PyTorch checkpoints into safetensors without running pickle code.",
+    "Tokens stream out one at a time while the cache grows in place.",
+    "Café, naïve, résumé, jalapeño: accents survive byte-level encoding.",
+    "日本語のテキストと絵文字 🚀✨ も扱えます。",
+    "def forward(self, x): return self.linear(x).relu()",
+    "Numbers like 3.14159, 2718 and 1e-5 appear in logs.",
+    "Generation stops at the end-of-sequence token or after the maximum length.",
+    "Rotary embeddings rotate pairs of query and key features by position.",
+] * 4
+DEC_TEXT_PROMPTS = [
+    "The quick brown fox",
+    "Café 🚀 naïve",
+]
+DEC_ID_PROMPTS = [
+    [5, 17, 42, 99, 250, 7, 300, 12],
+    [301, 2, 88],
+    [64],
+]
+
+
+def dec_tokenizer(bos: bool):
+    """A byte-level BPE tokenizer (GPT-2's scheme) trained on DEC_CORPUS.
+
+    With ``bos`` the post-processor prepends ``<s>`` (as Llama tokenizers do)
+    and ``</s>`` is the end-of-sequence token; without it (GPT-2) the only
+    special token is ``<|endoftext|>`` and nothing is added.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    specials = ["<s>", "</s>"] if bos else ["<|endoftext|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=DEC_VOCAB,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(DEC_CORPUS, trainer=trainer)
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+        )
+    else:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    assert tok.get_vocab_size() == DEC_VOCAB, tok.get_vocab_size()
+    return tok
+
+
+def dec_randomise_norms(model, gen) -> None:
+    """Non-trivial norm weights/biases so a wrong norm cannot pass."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ln" in name or "norm" in name:
+                if name.endswith("weight"):
+                    p.copy_(1 + 0.2 * torch.randn(p.shape, generator=gen))
+                else:
+                    p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+            elif name.endswith("bias"):
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+
+
+def dec_greedy(model, ids: list, eos) -> list:
+    out = model.generate(
+        torch.tensor([ids]),
+        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        max_new_tokens=DEC_NEW_TOKENS,
+        do_sample=False,
+        use_cache=True,
+        eos_token_id=eos,
+        pad_token_id=eos if eos is not None else 0,
+    )
+    return ints(out[0, len(ids):])
+
+
+def dec_model(kind: str):
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    common = dict(vocab_size=DEC_VOCAB, initializer_range=0.1)
+    if kind == "gpt2":
+        cfg = GPT2Config(n_positions=64, n_embd=64, n_layer=2, n_head=4, **common)
+        return GPT2LMHeadModel(cfg)
+    if kind == "llama":
+        cfg = LlamaConfig(
+            hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=96,
+            rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                             "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                             "original_max_position_embeddings": 16},
+            rms_norm_eps=1e-5, tie_word_embeddings=False, **common)
+        return LlamaForCausalLM(cfg)
+    if kind == "qwen2":
+        cfg = Qwen2Config(
+            hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+            num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=80,
+            rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0},
+            tie_word_embeddings=True, **common)
+        return Qwen2ForCausalLM(cfg)
+    raise ValueError(kind)
+
+
+def make_decoders() -> None:
+    out = DEC_OUT
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    expected = {"new_tokens": DEC_NEW_TOKENS, "models": {}}
+    for kind, tokenizer in [("gpt2", "gpt2"), ("llama", "llama"), ("qwen2", None)]:
+        torch.manual_seed(DEC_SEED)
+        gen = torch.Generator().manual_seed(DEC_SEED)
+        model = dec_model(kind).eval()
+        dec_randomise_norms(model, gen)
+        folder = out / kind
+        folder.mkdir()
+        tok = dec_tokenizer(bos=(tokenizer == "llama")) if tokenizer else None
+
+        # Greedy continuations without an end-of-sequence id, then pick one that appears
+        # mid-way in the first prompt's continuation and nowhere in the second one: the
+        # folder's eos, so one case stops early and one runs to the full length.
+        free = [dec_greedy(model, p, None) for p in DEC_ID_PROMPTS]
+        eos = next(t for i, t in enumerate(free[0])
+                   if i >= 3 and t not in free[0][:i] and t not in free[1])
+        model.generation_config.eos_token_id = eos
+        model.generation_config.pad_token_id = eos
+        model.config.eos_token_id = eos
+        model.config.save_pretrained(folder)
+        model.generation_config.save_pretrained(folder)
+        sd = model.state_dict()
+        torch.save(sd, folder / "pytorch_model.bin")
+        if tok is not None:
+            tok.save(str(folder / "tokenizer.json"))
+
+        cases = []
+        with torch.no_grad():
+            for ids in DEC_ID_PROMPTS:
+                logits = model(torch.tensor([ids]), use_cache=False).logits[0].float()
+                new = dec_greedy(model, ids, eos)
+                assert new == (free[DEC_ID_PROMPTS.index(ids)][: new.index(eos) + 1]
+                               if eos in new else free[DEC_ID_PROMPTS.index(ids)])
+                cases.append({"prompt_ids": ids, "prompt_logits": floats(logits),
+                              "greedy_new_ids": new,
+                              "stop": "eos" if new and new[-1] == eos else "max_tokens"})
+        assert cases[0]["stop"] == "eos" and cases[1]["stop"] == "max_tokens"
+        text_cases = []
+        if tok is not None:
+            from transformers import PreTrainedTokenizerFast
+
+            fast = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
+            for text in DEC_TEXT_PROMPTS:
+                ids = fast(text)["input_ids"]
+                assert ids == tok.encode(text).ids
+                new = dec_greedy(model, ids, eos)
+                text_cases.append({"text": text, "prompt_ids": ids, "greedy_new_ids": new,
+                                   "greedy_text": fast.decode(new, skip_special_tokens=True)})
+        # The reloaded checkpoint gives the same logits (the files are what was tested).
+        reloaded = dec_model(kind).eval()
+        reloaded.load_state_dict(torch.load(folder / "pytorch_model.bin", weights_only=True))
+        with torch.no_grad():
+            a = reloaded(torch.tensor([DEC_ID_PROMPTS[0]])).logits[0]
+        assert max_abs(a, torch.tensor(cases[0]["prompt_logits"])) < 1e-5
+        expected["models"][kind] = {
+            "folder": kind,
+            "model_type": model.config.model_type,
+            "eos_token_id": eos,
+            "tied": bool(model.config.tie_word_embeddings),
+            "state_dict_keys": sorted(sd.keys()),
+            "cases": cases,
+            "text_cases": text_cases,
+        }
+        print(f"decoders/{kind}: {folder_size(folder)} bytes, eos {eos}")
+    write_json(out / "expected.json", expected)
+    (out / "README.md").write_text(DEC_README, encoding="utf-8")
+
+
+DEC_README = """# Decoder fixtures
+
+Written by `scripts/make_fixtures.py decoders` (torch + transformers 5, CPU, seeded). Three small,
+randomly initialised causal language models, each a Hugging Face folder whose weights are a
+`torch.save(model.state_dict())` `pytorch_model.bin`:
+
+| folder | model | exercises |
+|---|---|---|
+| `gpt2/` | `GPT2LMHeadModel`, 2 layers, 64 wide, 4 heads, 64 positions | Conv1D weights, learned positions, tied `lm_head`/`wte` (both names in the state_dict, one storage), byte-level BPE `tokenizer.json` |
+| `llama/` | `LlamaForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads | GQA, RMSNorm, rotary `llama3` scaling (`rope_parameters`), untied `lm_head`, a tokenizer adding `<s>` |
+| `qwen2/` | `Qwen2ForCausalLM`, 2 layers, 48 wide, 6 query / 2 key-value heads | q/k/v biases, tied embeddings (both names, one storage), `linear` rope scaling; no tokenizer (ids only) |
+
+Norm weights and biases are randomised so a wrong norm cannot pass. Each folder's
+`generation_config.json` / `config.json` `eos_token_id` is chosen from the model's own greedy
+continuation so that the first id prompt stops at it (`stop: "eos"`) and the second runs the full
+`new_tokens`.
+
+`expected.json`: `{"new_tokens": 20, "models": {KIND: {"folder", "model_type", "eos_token_id",
+"tied", "state_dict_keys", "cases": [{"prompt_ids", "prompt_logits" ([T][vocab] f32, PyTorch
+`model(ids).logits[0]`), "greedy_new_ids" (`generate(max_new_tokens=20, do_sample=False,
+use_cache=True)`), "stop"}], "text_cases": [{"text", "prompt_ids" (`tokenizer(text)`),
+"greedy_new_ids", "greedy_text" (`decode(new, skip_special_tokens=True)`)}]}}}`.
+"""
+
+
+FAMILIES = {"bert": make_bert, "decoders": make_decoders}
 
 
 def main(argv: list[str]) -> None:

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use torchless::{pool, DeviceSpec, LoadOptions, PoolingMode, SentenceEncoder};
 
-use crate::common::fixture;
+use crate::common::{fixture, floats, ints, rel_err};
 
 fn expected() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("bert/expected.json")).unwrap()).unwrap()
@@ -28,35 +28,6 @@ fn load(dir: &Path) -> SentenceEncoder {
         ..Default::default()
     };
     SentenceEncoder::load(dir, &opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    match v {
-        Value::Array(a) => a.iter().flat_map(floats).collect(),
-        Value::Number(n) => vec![n.as_f64().unwrap() as f32],
-        other => panic!("not a number: {other}"),
-    }
-}
-
-fn ints(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-/// ‖a−b‖ / ‖b‖.
-fn rel_err(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let d: f32 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f32>()
-        .sqrt();
-    let n: f32 = b.iter().map(|y| y * y).sum::<f32>().sqrt();
-    d / n.max(1e-30)
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {

@@ -6,5 +6,7 @@ mod bert;
 mod common;
 mod convert_cli;
 mod convert_zoo;
+mod decoders;
 mod embed_cli;
+mod generate_cli;
 mod pickle_parity;

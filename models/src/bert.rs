@@ -13,7 +13,7 @@ use torchless_kernels::attention::{flash_attention, AttentionOptions};
 use torchless_kernels::embeddings::{bert_embeddings, BertEmbeddingTables};
 use torchless_kernels::norm::{add_layer_norm, NormParams};
 
-use crate::Linear;
+use crate::{hf_activation, Linear};
 
 /// `config.json` of a BERT model, as Hugging Face writes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -98,13 +98,7 @@ impl RawBertConfig {
                 bail!("position_embedding_type {p:?} is not supported (only \"absolute\")");
             }
         }
-        let act = match self.hidden_act.as_str() {
-            "gelu" => Activation::GeluErf,
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
-            "relu" => Activation::Relu,
-            "silu" | "swish" => Activation::Silu,
-            other => bail!("hidden_act {other:?} is not supported"),
-        };
+        let act = hf_activation(&self.hidden_act)?;
         Ok(BertConfig {
             vocab_size: self.vocab_size,
             hidden: self.hidden_size,

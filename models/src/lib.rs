@@ -5,6 +5,26 @@
 #![deny(missing_docs)]
 
 pub mod bert;
+pub mod decoder;
+pub mod gpt2;
+mod kv_cache;
 mod linear;
+pub mod llama;
 
+pub use decoder::{CausalLm, DecoderShape, Logits};
+pub use kv_cache::KvCache;
 pub use linear::Linear;
+
+use candle_core::{bail, Result};
+use torchless_kernels::activation::Activation;
+
+/// The fused activation for a Hugging Face `hidden_act` / `activation_function` name.
+pub(crate) fn hf_activation(name: &str) -> Result<Activation> {
+    Ok(match name {
+        "gelu" => Activation::GeluErf,
+        "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+        "relu" => Activation::Relu,
+        "silu" | "swish" => Activation::Silu,
+        other => bail!("activation {other:?} is not supported"),
+    })
+}

@@ -34,6 +34,11 @@ impl Linear {
         })
     }
 
+    /// Builds from a weight already laid out `[in, out]` (GPT-2's `Conv1D`).
+    pub fn from_transposed(weight_t: Tensor, bias: Option<Tensor>) -> Self {
+        Linear { weight_t, bias }
+    }
+
     /// Concatenates several linears with the same input (Q, K, V) into one.
     pub fn concat(parts: &[Linear]) -> Result<Self> {
         let ws: Vec<&Tensor> = parts.iter().map(|l| &l.weight_t).collect();

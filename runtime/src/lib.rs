@@ -5,17 +5,23 @@
 //!   candle's `VarBuilder`, with typed errors for missing tensors and wrong shapes.
 //! - [`DeviceSpec`] and [`parse_dtype`]: where and in what precision a model runs.
 //! - [`SentenceEncoder`]: BERT-family sentence embeddings, as sentence-transformers computes them.
+//! - [`TextGenerator`]: GPT-2 and Llama-style text generation with a preallocated KV cache,
+//!   greedy or seeded sampling, tokens streamed to a callback.
 #![deny(missing_docs)]
 
 mod device;
 mod encoder;
 mod error;
 mod folder;
+mod generator;
+mod sampling;
 mod weights;
 
 pub use device::{parse_dtype, DeviceSpec};
 pub use encoder::{l2_normalize, pool, Batch, LoadOptions, SentenceEncoder};
 pub use error::{Error, Result};
 pub use folder::{pipeline, PipelineConfig, PoolingMode};
+pub use generator::{model_types, GenerateOptions, Generation, StopReason, TextGenerator};
+pub use sampling::{Sampler, SamplerConfig, Sampling};
 pub use torchless_convert as convert;
 pub use weights::Weights;

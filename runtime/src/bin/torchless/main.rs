@@ -2,6 +2,7 @@
 
 mod convert;
 mod embed;
+mod generate;
 mod inspect;
 mod output;
 mod verify;
@@ -28,6 +29,8 @@ enum Command {
     Verify(verify::Args),
     /// Embed sentences with a BERT-family (sentence-transformers) model folder.
     Embed(embed::Args),
+    /// Generate text with a GPT-2 or Llama-style model folder.
+    Generate(generate::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Generate(a) => generate::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

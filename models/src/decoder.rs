@@ -1,0 +1,157 @@
+//! What every causal language model of this crate shares: the [`CausalLm`] trait the runtime's
+//! generation loop drives, attention over the [`KvCache`] (fused prefill kernel for a prompt,
+//! fused single-query kernel reading the cache in place for a decode step) and the tied or
+//! separate output projection.
+
+use candle_core::{bail, DType, Device, Result, Tensor};
+use torchless_kernels::attention::{decode_attention, flash_attention, AttentionOptions};
+
+use crate::KvCache;
+
+/// Which positions a forward pass returns logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last position (what generation needs): `[1, vocab]`.
+    Last,
+    /// Every new position: `[T, vocab]`.
+    All,
+}
+
+/// The geometry a decoder's cache and generation loop need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecoderShape {
+    /// Layers (one cache entry each).
+    pub layers: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Head dimension.
+    pub head_dim: usize,
+    /// Vocabulary size (logits per position).
+    pub vocab_size: usize,
+    /// The most positions the model can attend over (learned position table, rope table or
+    /// sliding window).
+    pub max_positions: usize,
+}
+
+/// A causal language model: token ids in, next-token logits out, keys and values kept in a
+/// per-sequence [`KvCache`]. The model itself is immutable and `Send + Sync`; each sequence
+/// owns its cache, so many threads can generate from one loaded model at once.
+pub trait CausalLm: Send + Sync {
+    /// The model's geometry.
+    fn shape(&self) -> &DecoderShape;
+
+    /// The weights' dtype (the cache's dtype).
+    fn dtype(&self) -> DType;
+
+    /// The device the weights live on.
+    fn device(&self) -> &Device;
+
+    /// A cache for one sequence of at most `capacity` positions.
+    fn new_cache(&self, capacity: usize) -> Result<KvCache> {
+        let s = self.shape();
+        if capacity > s.max_positions {
+            bail!(
+                "a sequence of {capacity} positions exceeds the model's {} positions",
+                s.max_positions
+            );
+        }
+        KvCache::new(
+            s.layers,
+            s.kv_heads,
+            s.head_dim,
+            capacity,
+            self.dtype(),
+            self.device(),
+        )
+    }
+
+    /// Runs `ids` (the next `T ≥ 1` tokens of the sequence, at positions `cache.len()..`)
+    /// through the model, appends their keys and values to `cache`, and returns f32 logits
+    /// (`[1, vocab]` or `[T, vocab]`, see [`Logits`]).
+    fn forward(&self, ids: &[u32], cache: &mut KvCache, logits: Logits) -> Result<Tensor>;
+}
+
+/// Checks a forward call's ids against the cache and the vocabulary; returns `[T]` u32 ids.
+pub(crate) fn check_ids(
+    ids: &[u32],
+    cache: &KvCache,
+    shape: &DecoderShape,
+    device: &Device,
+) -> Result<Tensor> {
+    if ids.is_empty() {
+        bail!("forward: no token ids");
+    }
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= shape.vocab_size) {
+        bail!(
+            "token id {bad} is outside the vocabulary of {}",
+            shape.vocab_size
+        );
+    }
+    cache.check_room(ids.len())?;
+    Tensor::new(ids, device)
+}
+
+/// Attention of one layer for the new positions: writes `k`/`v` (`[1, Hk, T, D]`) into the
+/// cache at its current length, then attends `q` (`[1, Hq, T, D]`) causally over every cached
+/// position plus the new ones. Returns `[1, T, Hq·D]`.
+pub(crate) fn cached_attention(
+    cache: &KvCache,
+    layer: usize,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f32,
+) -> Result<Tensor> {
+    let (_, hq, t, d) = q.dims4()?;
+    let past = cache.len();
+    cache.write(layer, k, v)?;
+    let ctx = if t == 1 {
+        let (kc, vc) = cache.buffers(layer)?;
+        decode_attention(q, kc, vc, past + 1, scale)?
+    } else {
+        let opts = AttentionOptions {
+            scale,
+            causal: true,
+            key_lengths: None,
+        };
+        if past == 0 {
+            flash_attention(q, k, v, &opts)?
+        } else {
+            let (kc, vc) = cache.buffers(layer)?;
+            let kk = kc.narrow(2, 0, past + t)?;
+            let vv = vc.narrow(2, 0, past + t)?;
+            flash_attention(q, &kk, &vv, &opts)?
+        }
+    };
+    ctx.transpose(1, 2)?.contiguous()?.reshape((1, t, hq * d))
+}
+
+/// Splits a fused `[1, T, (Hq + 2·Hk)·D]` projection into `q` `[1, Hq, T, D]` and `k`, `v`
+/// `[1, Hk, T, D]`, each contiguous.
+pub(crate) fn split_qkv(
+    qkv: &Tensor,
+    hq: usize,
+    hk: usize,
+    d: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (b, t, _) = qkv.dims3()?;
+    let heads = |start: usize, n: usize| -> Result<Tensor> {
+        qkv.narrow(2, start * d, n * d)?
+            .reshape((b, t, n, d))?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    Ok((heads(0, hq)?, heads(hq, hk)?, heads(hq + hk, hk)?))
+}
+
+/// The output projection: `h` `[1, T, H]` (normed) → f32 logits of the positions asked for,
+/// with `weight` `[vocab, H]` (a tied embedding table or `lm_head.weight`) used transposed in
+/// place.
+pub(crate) fn project_logits(h: &Tensor, weight: &Tensor, which: Logits) -> Result<Tensor> {
+    let (_, t, hidden) = h.dims3()?;
+    let rows = match which {
+        Logits::Last => h.narrow(1, t - 1, 1)?.reshape((1, hidden))?,
+        Logits::All => h.reshape((t, hidden))?,
+    };
+    rows.matmul(&weight.t()?)?.to_dtype(DType::F32)
+}

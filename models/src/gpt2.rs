@@ -1,0 +1,282 @@
+//! GPT-2, mirroring Hugging Face `transformers/models/gpt2/modeling_gpt2.py` (`GPT2Attention`,
+//! `GPT2MLP`, `GPT2Block`, `GPT2Model`, `GPT2LMHeadModel`). State-dict names load unchanged, with
+//! or without the `transformer.` prefix. GPT-2's `Conv1D` stores weights as `[in, out]`, which
+//! is already the layout the matmuls want, so they are used as stored. `lm_head.weight` is tied
+//! to `wte.weight`: the checkpoint may hold both names for one storage or only one of them.
+
+use candle_core::{bail, DType, Device, Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+use torchless_kernels::activation::Activation;
+use torchless_kernels::norm::{add_layer_norm, add_norm, NormParams};
+
+use crate::decoder::{
+    cached_attention, check_ids, project_logits, split_qkv, CausalLm, DecoderShape, Logits,
+};
+use crate::{hf_activation, KvCache, Linear};
+
+/// `model_type`s this file loads.
+pub const MODEL_TYPES: &[&str] = &["gpt2"];
+
+/// `config.json` of a GPT-2 model, as Hugging Face writes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RawGpt2Config {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Learned position table size.
+    pub n_positions: usize,
+    /// Hidden size.
+    pub n_embd: usize,
+    /// Layers.
+    pub n_layer: usize,
+    /// Attention heads.
+    pub n_head: usize,
+    /// MLP size (`None`: `4 · n_embd`).
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    /// MLP activation (`gelu_new` for GPT-2).
+    #[serde(default = "default_act")]
+    pub activation_function: String,
+    /// LayerNorm epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_epsilon: f64,
+    /// Scale attention scores by `1/sqrt(head_dim)` (GPT-2: true).
+    #[serde(default = "yes")]
+    pub scale_attn_weights: bool,
+    /// Also divide by `layer_idx + 1` (not supported).
+    #[serde(default)]
+    pub scale_attn_by_inverse_layer_idx: bool,
+    /// Tie `lm_head` to `wte` (GPT-2: true).
+    #[serde(default = "yes")]
+    pub tie_word_embeddings: bool,
+    /// Cross-attention layers (encoder-decoder use; not supported).
+    #[serde(default)]
+    pub add_cross_attention: bool,
+}
+
+fn default_act() -> String {
+    "gelu_new".into()
+}
+fn default_eps() -> f64 {
+    1e-5
+}
+fn yes() -> bool {
+    true
+}
+
+/// A checked GPT-2 configuration.
+#[derive(Debug, Clone)]
+pub struct Gpt2Config {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Learned positions.
+    pub max_positions: usize,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Heads.
+    pub heads: usize,
+    /// MLP size.
+    pub inner: usize,
+    /// MLP activation.
+    pub act: Activation,
+    /// LayerNorm epsilon.
+    pub eps: f64,
+    /// Attention score scale.
+    pub scale: f32,
+    /// Whether `lm_head` is `wte`.
+    pub tied: bool,
+}
+
+impl RawGpt2Config {
+    /// Checks the configuration.
+    pub fn into_config(self) -> Result<Gpt2Config> {
+        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+            bail!(
+                "n_embd {} is not a multiple of n_head {}",
+                self.n_embd,
+                self.n_head
+            );
+        }
+        if self.scale_attn_by_inverse_layer_idx {
+            bail!("scale_attn_by_inverse_layer_idx = true is not supported");
+        }
+        if self.add_cross_attention {
+            bail!("add_cross_attention = true (an encoder-decoder GPT-2) is not supported");
+        }
+        let head_dim = self.n_embd / self.n_head;
+        Ok(Gpt2Config {
+            vocab_size: self.vocab_size,
+            max_positions: self.n_positions,
+            hidden: self.n_embd,
+            layers: self.n_layer,
+            heads: self.n_head,
+            inner: self.n_inner.unwrap_or(4 * self.n_embd),
+            act: hf_activation(&self.activation_function)?,
+            eps: self.layer_norm_epsilon,
+            scale: if self.scale_attn_weights {
+                1.0 / (head_dim as f32).sqrt()
+            } else {
+                1.0
+            },
+            tied: self.tie_word_embeddings,
+        })
+    }
+}
+
+/// The state-dict prefix of the transformer: `"transformer."` for `GPT2LMHeadModel`
+/// checkpoints, `""` for `GPT2Model` ones — decided from the keys.
+pub fn detect_prefix(has: impl Fn(&str) -> bool) -> Result<&'static str> {
+    for p in ["transformer.", ""] {
+        if has(&format!("{p}wte.weight")) {
+            return Ok(p);
+        }
+    }
+    bail!("no `wte.weight` (with or without a `transformer.` prefix): not a GPT-2 checkpoint")
+}
+
+fn layer_norm(vb: VarBuilder, hidden: usize) -> Result<NormParams> {
+    let w = vb.get(hidden, "weight")?;
+    let b = vb.get(hidden, "bias")?;
+    NormParams::layer_norm(Some(&w), Some(&b))
+}
+
+/// `Conv1D`: `weight` `[in, out]`, `bias` `[out]`, used as stored.
+fn conv1d(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Linear> {
+    let w = vb.get((in_dim, out_dim), "weight")?;
+    let b = vb.get(out_dim, "bias")?;
+    Ok(Linear::from_transposed(w, Some(b)))
+}
+
+// modeling_gpt2.py: GPT2Block (GPT2Attention + GPT2MLP)
+struct Block {
+    ln_1: NormParams,
+    c_attn: Linear,
+    attn_proj: Linear,
+    ln_2: NormParams,
+    c_fc: Linear,
+    mlp_proj: Linear,
+}
+
+impl Block {
+    fn load(vb: VarBuilder, c: &Gpt2Config) -> Result<Self> {
+        let h = c.hidden;
+        let attn = vb.pp("attn");
+        let mlp = vb.pp("mlp");
+        Ok(Block {
+            ln_1: layer_norm(vb.pp("ln_1"), h)?,
+            c_attn: conv1d(attn.pp("c_attn"), h, 3 * h)?,
+            attn_proj: conv1d(attn.pp("c_proj"), h, h)?,
+            ln_2: layer_norm(vb.pp("ln_2"), h)?,
+            c_fc: conv1d(mlp.pp("c_fc"), h, c.inner)?,
+            mlp_proj: conv1d(mlp.pp("c_proj"), c.inner, h)?,
+        })
+    }
+}
+
+/// `GPT2LMHeadModel`: the transformer and the (tied) language-model head.
+pub struct Gpt2 {
+    wte: Tensor,
+    wpe: Tensor,
+    blocks: Vec<Block>,
+    ln_f: NormParams,
+    lm_head: Tensor,
+    shape: DecoderShape,
+    /// The checked configuration.
+    pub config: Gpt2Config,
+}
+
+impl Gpt2 {
+    /// Loads from `vb` positioned at the checkpoint's root; `prefix` is what
+    /// [`detect_prefix`] found. `lm_head.weight` is used when present and not tied, else `wte`.
+    pub fn load(vb: VarBuilder, prefix: &str, config: Gpt2Config) -> Result<Self> {
+        let tvb = if prefix.is_empty() {
+            vb.clone()
+        } else {
+            vb.pp(prefix.trim_end_matches('.'))
+        };
+        let c = &config;
+        let wte = tvb.pp("wte").get((c.vocab_size, c.hidden), "weight")?;
+        let wpe = tvb.pp("wpe").get((c.max_positions, c.hidden), "weight")?;
+        let blocks = (0..c.layers)
+            .map(|i| Block::load(tvb.pp("h").pp(i), c))
+            .collect::<Result<Vec<_>>>()?;
+        let ln_f = layer_norm(tvb.pp("ln_f"), c.hidden)?;
+        let lm_head = if !c.tied && vb.contains_tensor("lm_head.weight") {
+            vb.pp("lm_head").get((c.vocab_size, c.hidden), "weight")?
+        } else if !c.tied {
+            bail!("tie_word_embeddings is false but the checkpoint has no `lm_head.weight`");
+        } else {
+            wte.clone()
+        };
+        let shape = DecoderShape {
+            layers: c.layers,
+            kv_heads: c.heads,
+            head_dim: c.hidden / c.heads,
+            vocab_size: c.vocab_size,
+            max_positions: c.max_positions,
+        };
+        Ok(Gpt2 {
+            wte,
+            wpe,
+            blocks,
+            ln_f,
+            lm_head,
+            shape,
+            config,
+        })
+    }
+}
+
+impl CausalLm for Gpt2 {
+    fn shape(&self) -> &DecoderShape {
+        &self.shape
+    }
+
+    fn dtype(&self) -> DType {
+        self.wte.dtype()
+    }
+
+    fn device(&self) -> &Device {
+        self.wte.device()
+    }
+
+    // modeling_gpt2.py: GPT2Model.forward, then GPT2LMHeadModel's lm_head.
+    fn forward(&self, ids: &[u32], cache: &mut KvCache, which: Logits) -> Result<Tensor> {
+        let c = &self.config;
+        let ids_t = check_ids(ids, cache, &self.shape, self.device())?;
+        let t = ids.len();
+        let past = cache.len();
+        let x = self
+            .wte
+            .index_select(&ids_t, 0)?
+            .add(&self.wpe.narrow(0, past, t)?)?
+            .reshape((1, t, c.hidden))?;
+        let hd = c.hidden / c.heads;
+        // The residual stream is carried as (sum so far, pending delta) so each residual add
+        // happens inside the next LayerNorm's fused kernel.
+        let (mut residual, mut delta) = (None::<Tensor>, x);
+        for (i, b) in self.blocks.iter().enumerate() {
+            let n1 = add_norm(&delta, residual.as_ref(), &b.ln_1, c.eps, true)?;
+            let sum1 = n1.sum.unwrap_or(delta);
+            let qkv = b.c_attn.forward(&n1.normed)?;
+            let (q, k, v) = split_qkv(&qkv, c.heads, c.heads, hd)?;
+            let ctx = cached_attention(cache, i, &q, &k, &v, c.scale)?;
+            let a = b.attn_proj.forward(&ctx)?;
+            let n2 = add_norm(&a, Some(&sum1), &b.ln_2, c.eps, true)?;
+            let sum2 = match n2.sum {
+                Some(s) => s,
+                None => (&a + &sum1)?,
+            };
+            let m = b
+                .mlp_proj
+                .forward(&b.c_fc.forward_act(&n2.normed, c.act)?)?;
+            residual = Some(sum2);
+            delta = m;
+        }
+        let h = add_layer_norm(&delta, residual.as_ref(), &self.ln_f, c.eps)?;
+        cache.advance(t)?;
+        project_logits(&h, &self.lm_head, which)
+    }
+}

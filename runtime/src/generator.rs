@@ -1,0 +1,358 @@
+//! Text generation with a decoder (GPT-2, Llama, Mistral, Qwen2): a model folder loaded once
+//! (`Send + Sync`), then any number of sequences generated from it, each with its own
+//! preallocated [`KvCache`]: one prefill pass over the prompt, then one decode step per new
+//! token, every token handed to a callback as soon as it is chosen.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::Device;
+use serde::Deserialize;
+use serde_json::Value;
+use tokenizers::Tokenizer;
+use torchless_models::gpt2::{self, Gpt2, RawGpt2Config};
+use torchless_models::llama::{self, Llama, RawLlamaConfig};
+use torchless_models::{CausalLm, KvCache, Logits};
+
+use crate::encoder::LoadOptions;
+use crate::error::{Error, Result};
+use crate::folder::{self, read_json};
+use crate::sampling::{Sampler, SamplerConfig};
+use crate::weights::Weights;
+
+/// `model_type`s [`TextGenerator`] loads.
+pub fn model_types() -> Vec<&'static str> {
+    gpt2::MODEL_TYPES
+        .iter()
+        .chain(llama::MODEL_TYPES)
+        .copied()
+        .collect()
+}
+
+/// What a generation call does.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// At most this many new tokens.
+    pub max_new_tokens: usize,
+    /// How each token is chosen.
+    pub sampler: SamplerConfig,
+    /// Stop at one of the model's end-of-sequence ids (`generation_config.json`, else
+    /// `config.json`); the stop token is included in the output, as `generate()` does.
+    pub stop_at_eos: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_new_tokens: 32,
+            sampler: SamplerConfig::default(),
+            stop_at_eos: true,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// An end-of-sequence token was produced.
+    Eos,
+    /// `max_new_tokens` were produced.
+    MaxTokens,
+    /// The callback asked to stop.
+    Callback,
+    /// The model's position limit was reached before `max_new_tokens`.
+    ContextFull,
+}
+
+impl StopReason {
+    /// A short lowercase name (`eos`, `max_tokens`, `callback`, `context_full`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Eos => "eos",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::Callback => "callback",
+            StopReason::ContextFull => "context_full",
+        }
+    }
+}
+
+/// The result of one generation call.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// The new token ids, in order.
+    pub new_ids: Vec<u32>,
+    /// The logits that chose the first new token (the prompt's last position, before any
+    /// repetition penalty or warping).
+    pub first_step_logits: Vec<f32>,
+    /// Why it ended.
+    pub stop: StopReason,
+    /// Seconds spent in the prefill pass (prompt) and in the decode steps.
+    pub prefill_seconds: f64,
+    /// Seconds spent in the decode steps (every new token after the first).
+    pub decode_seconds: f64,
+}
+
+/// The end-of-sequence ids of `generation_config.json` / `config.json` (an int or a list).
+#[derive(Debug, Default, Deserialize)]
+struct EosField {
+    #[serde(default)]
+    eos_token_id: Option<Value>,
+}
+
+fn eos_ids(v: &Option<Value>) -> Vec<u32> {
+    match v {
+        Some(Value::Number(n)) => n.as_u64().map(|x| x as u32).into_iter().collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|x| x as u32)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A loaded decoder, its tokenizer (when the folder has one) and its stop ids.
+pub struct TextGenerator {
+    model: Box<dyn CausalLm>,
+    tokenizer: Option<Tokenizer>,
+    eos: Vec<u32>,
+    model_type: String,
+    name: String,
+}
+
+impl TextGenerator {
+    /// Loads a model folder: `config.json` (a `model_type` of [`model_types`]), the weights
+    /// (`model.safetensors`, a shard index, or `pytorch_model.bin` converted in memory),
+    /// `tokenizer.json` when present, and the end-of-sequence ids of `generation_config.json`
+    /// (else `config.json`).
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        let config_path = folder::config_path(dir)?;
+        let header: folder::Header = read_json(&config_path)?;
+        let kind = header.model_type.clone().unwrap_or_default();
+        let bad_config = |e: candle_core::Error| Error::Config {
+            file: config_path.clone(),
+            reason: e.to_string(),
+        };
+        let device = opts.device.open()?;
+        let load_weights = || -> Result<Arc<Weights>> { Ok(Arc::new(Weights::open(dir)?)) };
+        let model: Box<dyn CausalLm> = if gpt2::MODEL_TYPES.contains(&kind.as_str()) {
+            let config = read_json::<RawGpt2Config>(&config_path)?
+                .into_config()
+                .map_err(bad_config)?;
+            let weights = load_weights()?;
+            let prefix = gpt2::detect_prefix(|n| weights.contains(n))
+                .map_err(|e| prefix_error(dir, &weights, e))?;
+            let vb = weights.var_builder(opts.dtype, &device);
+            Box::new(Gpt2::load(vb, prefix, config)?)
+        } else if llama::MODEL_TYPES.contains(&kind.as_str()) {
+            let config = read_json::<RawLlamaConfig>(&config_path)?
+                .into_config()
+                .map_err(bad_config)?;
+            let weights = load_weights()?;
+            let prefix = llama::detect_prefix(|n| weights.contains(n))
+                .map_err(|e| prefix_error(dir, &weights, e))?;
+            let vb = weights.var_builder(opts.dtype, &device);
+            Box::new(Llama::load(vb, prefix, config)?)
+        } else {
+            return Err(Error::Config {
+                file: config_path,
+                reason: format!(
+                    "model_type {kind:?} is not a supported decoder (supported: {})",
+                    model_types().join(", ")
+                ),
+            });
+        };
+        let gen_config = dir.join("generation_config.json");
+        let mut eos = if gen_config.is_file() {
+            eos_ids(&read_json::<EosField>(&gen_config)?.eos_token_id)
+        } else {
+            Vec::new()
+        };
+        if eos.is_empty() {
+            eos = eos_ids(&read_json::<EosField>(&config_path)?.eos_token_id);
+        }
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = if tok_path.is_file() {
+            Some(
+                Tokenizer::from_file(&tok_path)
+                    .map_err(|e| Error::Tokenizer(format!("{}: {e}", tok_path.display())))?,
+            )
+        } else {
+            None
+        };
+        let name = dir
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| dir.display().to_string());
+        Ok(TextGenerator {
+            model,
+            tokenizer,
+            eos,
+            model_type: kind,
+            name,
+        })
+    }
+
+    /// The folder's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `config.json`'s `model_type`.
+    pub fn model_type(&self) -> &str {
+        &self.model_type
+    }
+
+    /// The model (its geometry, device and dtype; a raw forward pass).
+    pub fn model(&self) -> &dyn CausalLm {
+        self.model.as_ref()
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        self.model.device()
+    }
+
+    /// The end-of-sequence ids generation stops at.
+    pub fn eos_ids(&self) -> &[u32] {
+        &self.eos
+    }
+
+    /// The folder's tokenizer, if it has a `tokenizer.json`.
+    pub fn tokenizer(&self) -> Option<&Tokenizer> {
+        self.tokenizer.as_ref()
+    }
+
+    fn need_tokenizer(&self) -> Result<&Tokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| {
+            Error::Tokenizer(format!(
+                "model folder {} has no tokenizer.json: pass token ids instead of text",
+                self.name
+            ))
+        })
+    }
+
+    /// Token ids of `text`, with the special tokens the tokenizer adds (as
+    /// `tokenizer(text)` in `transformers`).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .need_tokenizer()?
+            .encode(text, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Text of `ids`, special tokens left out.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.need_tokenizer()?
+            .decode(ids, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Generates from `prompt_ids`. `on_token` receives each new id as soon as it is chosen
+    /// and returns `false` to stop. The cache is sized for the prompt plus `max_new_tokens`
+    /// (capped at the model's positions) once, up front.
+    pub fn generate(
+        &self,
+        prompt_ids: &[u32],
+        opts: &GenerateOptions,
+        mut on_token: impl FnMut(u32) -> bool,
+    ) -> Result<Generation> {
+        let max_pos = self.model.shape().max_positions;
+        if prompt_ids.is_empty() {
+            return Err(Error::Option("the prompt has no tokens".into()));
+        }
+        if prompt_ids.len() > max_pos {
+            return Err(Error::Option(format!(
+                "the prompt's {} tokens exceed the model's {max_pos} positions",
+                prompt_ids.len()
+            )));
+        }
+        let mut sampler = Sampler::new(opts.sampler.clone())?;
+        let capacity = (prompt_ids.len() + opts.max_new_tokens).min(max_pos);
+        let mut cache = self.model.new_cache(capacity)?;
+        let mut history = prompt_ids.to_vec();
+        let mut new_ids = Vec::with_capacity(opts.max_new_tokens);
+        let mut out = Generation {
+            new_ids: Vec::new(),
+            first_step_logits: Vec::new(),
+            stop: StopReason::MaxTokens,
+            prefill_seconds: 0.0,
+            decode_seconds: 0.0,
+        };
+        if opts.max_new_tokens == 0 {
+            return Ok(out);
+        }
+        let t0 = std::time::Instant::now();
+        let mut logits = self.step(prompt_ids, &mut cache)?;
+        out.prefill_seconds = t0.elapsed().as_secs_f64();
+        out.first_step_logits = logits.clone();
+        let t1 = std::time::Instant::now();
+        loop {
+            let id = sampler.next(&mut logits, &history)?;
+            new_ids.push(id);
+            history.push(id);
+            let keep_going = on_token(id);
+            if opts.stop_at_eos && self.eos.contains(&id) {
+                out.stop = StopReason::Eos;
+                break;
+            }
+            if !keep_going {
+                out.stop = StopReason::Callback;
+                break;
+            }
+            if new_ids.len() >= opts.max_new_tokens {
+                out.stop = StopReason::MaxTokens;
+                break;
+            }
+            if cache.len() >= cache.capacity() {
+                out.stop = StopReason::ContextFull;
+                break;
+            }
+            logits = self.step(&[id], &mut cache)?;
+        }
+        out.decode_seconds = t1.elapsed().as_secs_f64();
+        out.new_ids = new_ids;
+        Ok(out)
+    }
+
+    /// One forward pass; the last position's logits as f32 on the CPU.
+    fn step(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
+        let l = self.model.forward(ids, cache, Logits::Last)?;
+        Ok(l.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// The logits of every prompt position, `[T][vocab]` (for parity checks).
+    pub fn prompt_logits(&self, prompt_ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let mut cache = self.model.new_cache(prompt_ids.len().max(1))?;
+        let l = self.model.forward(prompt_ids, &mut cache, Logits::All)?;
+        Ok(l.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+    }
+}
+
+fn prefix_error(dir: &Path, weights: &Weights, e: candle_core::Error) -> Error {
+    Error::Config {
+        file: dir.to_path_buf(),
+        reason: format!("{e} ({})", weights.label()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn generator_is_send_and_sync() {
+        assert_send_sync::<TextGenerator>();
+    }
+
+    #[test]
+    fn eos_ids_accept_an_int_or_a_list() {
+        assert_eq!(eos_ids(&Some(serde_json::json!(2))), vec![2]);
+        assert_eq!(eos_ids(&Some(serde_json::json!([1, 7]))), vec![1, 7]);
+        assert!(eos_ids(&Some(Value::Null)).is_empty());
+    }
+}
