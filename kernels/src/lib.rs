@@ -15,6 +15,8 @@ mod cpu;
 mod cuda;
 mod elem;
 pub mod embeddings;
+pub mod gemv;
+pub mod layout;
 pub mod norm;
 mod op;
 pub mod rope;

@@ -169,12 +169,14 @@ impl Layer {
     fn load(vb: VarBuilder, c: &BertConfig) -> Result<Self> {
         let h = c.hidden;
         let sa = vb.pp("attention").pp("self");
-        let q = Linear::load(sa.pp("query"), h, h, true)?;
-        let k = Linear::load(sa.pp("key"), h, h, true)?;
-        let v = Linear::load(sa.pp("value"), h, h, true)?;
+        let qkv = Linear::load_fused(
+            &[(sa.pp("query"), h), (sa.pp("key"), h), (sa.pp("value"), h)],
+            h,
+            true,
+        )?;
         let ao = vb.pp("attention").pp("output");
         Ok(Layer {
-            qkv: Linear::concat(&[q, k, v])?,
+            qkv,
             attn_out: Linear::load(ao.pp("dense"), h, h, true)?,
             attn_ln: layer_norm(ao.pp("LayerNorm"), h)?,
             inter: Linear::load(vb.pp("intermediate").pp("dense"), h, c.intermediate, true)?,

@@ -5,6 +5,7 @@
 
 use candle_core::{bail, DType, Device, Result, Tensor};
 use torchless_kernels::attention::{decode_attention, flash_attention, AttentionOptions};
+use torchless_kernels::gemv::vec_mat_t;
 
 use crate::KvCache;
 
@@ -153,5 +154,5 @@ pub(crate) fn project_logits(h: &Tensor, weight: &Tensor, which: Logits) -> Resu
         Logits::Last => h.narrow(1, t - 1, 1)?.reshape((1, hidden))?,
         Logits::All => h.reshape((t, hidden))?,
     };
-    rows.matmul(&weight.t()?)?.to_dtype(DType::F32)
+    vec_mat_t(&rows, weight)?.to_dtype(DType::F32)
 }

@@ -4,6 +4,8 @@
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 use torchless_kernels::activation::{bias_act, Activation};
+use torchless_kernels::gemv::vec_mat;
+use torchless_kernels::layout::{transpose, transpose_cat};
 
 /// A linear layer: `y = x·Wᵀ + b` as `torch.nn.Linear`.
 #[derive(Debug, Clone)]
@@ -29,7 +31,7 @@ impl Linear {
     /// Builds from a `[out, in]` weight.
     pub fn from_parts(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
         Ok(Linear {
-            weight_t: weight.t()?.contiguous()?,
+            weight_t: transpose(weight)?,
             bias,
         })
     }
@@ -39,17 +41,26 @@ impl Linear {
         Linear { weight_t, bias }
     }
 
-    /// Concatenates several linears with the same input (Q, K, V) into one.
-    pub fn concat(parts: &[Linear]) -> Result<Self> {
-        let ws: Vec<&Tensor> = parts.iter().map(|l| &l.weight_t).collect();
-        let bias = if parts.iter().all(|l| l.bias.is_some()) {
-            let bs: Vec<&Tensor> = parts.iter().filter_map(|l| l.bias.as_ref()).collect();
+    /// Loads several linears with the same input (q/k/v, gate/up) as one: their `[out_i, in]`
+    /// weights transposed and concatenated into one `[in, Σout_i]` matrix in a single pass,
+    /// their biases (all or none) concatenated. `parts` are `(vb, out_dim)`.
+    pub fn load_fused(parts: &[(VarBuilder, usize)], in_dim: usize, bias: bool) -> Result<Self> {
+        let ws = parts
+            .iter()
+            .map(|(vb, out)| vb.get((*out, in_dim), "weight"))
+            .collect::<Result<Vec<_>>>()?;
+        let bias = if bias {
+            let bs = parts
+                .iter()
+                .map(|(vb, out)| vb.get(*out, "bias"))
+                .collect::<Result<Vec<_>>>()?;
             Some(Tensor::cat(&bs, 0)?)
         } else {
             None
         };
+        let refs: Vec<&Tensor> = ws.iter().collect();
         Ok(Linear {
-            weight_t: Tensor::cat(&ws, 1)?.contiguous()?,
+            weight_t: transpose_cat(&refs)?,
             bias,
         })
     }
@@ -66,7 +77,8 @@ impl Linear {
             candle_core::bail!("linear: a 0-d input");
         };
         let rows: usize = lead.iter().product();
-        let y = x.reshape((rows, k))?.matmul(&self.weight_t)?;
+        // One row (a decode step): the weight-streaming product; more: candle's gemm.
+        let y = vec_mat(&x.reshape((rows, k))?, &self.weight_t)?;
         let mut out = lead.to_vec();
         out.push(self.weight_t.dim(1)?);
         y.reshape(out)

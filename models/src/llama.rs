@@ -351,18 +351,30 @@ impl Layer {
     fn load(vb: VarBuilder, c: &LlamaConfig) -> Result<Self> {
         let (h, d) = (c.hidden, c.head_dim);
         let sa = vb.pp("self_attn");
-        let q = Linear::load(sa.pp("q_proj"), h, c.heads * d, c.qkv_bias)?;
-        let k = Linear::load(sa.pp("k_proj"), h, c.kv_heads * d, c.qkv_bias)?;
-        let v = Linear::load(sa.pp("v_proj"), h, c.kv_heads * d, c.qkv_bias)?;
+        let qkv = Linear::load_fused(
+            &[
+                (sa.pp("q_proj"), c.heads * d),
+                (sa.pp("k_proj"), c.kv_heads * d),
+                (sa.pp("v_proj"), c.kv_heads * d),
+            ],
+            h,
+            c.qkv_bias,
+        )?;
         let mlp = vb.pp("mlp");
-        let gate = Linear::load(mlp.pp("gate_proj"), h, c.intermediate, c.mlp_bias)?;
-        let up = Linear::load(mlp.pp("up_proj"), h, c.intermediate, c.mlp_bias)?;
+        let gate_up = Linear::load_fused(
+            &[
+                (mlp.pp("gate_proj"), c.intermediate),
+                (mlp.pp("up_proj"), c.intermediate),
+            ],
+            h,
+            c.mlp_bias,
+        )?;
         Ok(Layer {
             input_norm: rms_norm(vb.pp("input_layernorm"), h)?,
-            qkv: Linear::concat(&[q, k, v])?,
+            qkv,
             o_proj: Linear::load(sa.pp("o_proj"), c.heads * d, h, c.o_bias)?,
             post_norm: rms_norm(vb.pp("post_attention_layernorm"), h)?,
-            gate_up: Linear::concat(&[gate, up])?,
+            gate_up,
             down: Linear::load(mlp.pp("down_proj"), c.intermediate, h, c.mlp_bias)?,
         })
     }
