@@ -157,95 +157,100 @@ fn vec_mat_f32(x: &[f32], n: usize, band: impl Fn(&mut [f32], usize, usize) + Sy
     y
 }
 
+/// `acc += Σ_k x[k] · f(w[k, :])` over the rows of `w` (`x.len()` rows of `n`), eight rows per
+/// pass so `acc` is read and written once per eight rows, sixteen lanes at a time with
+/// fixed-size chunks (no bounds checks in the loop). Inlined into each compiled variant.
+#[inline(always)]
+fn axpy_rows_with<T: Copy>(acc: &mut [f32], w: &[T], x: &[f32], n: usize, f: impl Fn(T) -> f32) {
+    let mut k = 0;
+    while k + 8 <= x.len() {
+        let a: [f32; 8] = std::array::from_fn(|i| x[k + i]);
+        let r: [&[T]; 8] = std::array::from_fn(|i| &w[(k + i) * n..(k + i + 1) * n]);
+        let mut j = 0;
+        while j + 16 <= n {
+            let y: &mut [f32; 16] = (&mut acc[j..j + 16])
+                .try_into()
+                .unwrap_or_else(|_| unreachable!());
+            let wr: [&[T; 16]; 8] = std::array::from_fn(|i| {
+                r[i][j..j + 16]
+                    .try_into()
+                    .unwrap_or_else(|_| unreachable!())
+            });
+            for t in 0..16 {
+                y[t] += a[0] * f(wr[0][t])
+                    + a[1] * f(wr[1][t])
+                    + a[2] * f(wr[2][t])
+                    + a[3] * f(wr[3][t])
+                    + a[4] * f(wr[4][t])
+                    + a[5] * f(wr[5][t])
+                    + a[6] * f(wr[6][t])
+                    + a[7] * f(wr[7][t]);
+            }
+            j += 16;
+        }
+        for t in j..n {
+            acc[t] += (0..8).map(|i| a[i] * f(r[i][t])).sum::<f32>();
+        }
+        k += 8;
+    }
+    while k < x.len() {
+        let a = x[k];
+        for (y, &v) in acc.iter_mut().zip(&w[k * n..(k + 1) * n]) {
+            *y += a * f(v);
+        }
+        k += 1;
+    }
+}
+
+/// `out[i] = f(w[i, :]) · x` for the `out.len()` rows of `w` (each `x.len()` long), sixteen
+/// independent partial sums per row so the reduction vectorises. Inlined into each variant.
+#[inline(always)]
+fn dot_rows_with<T: Copy>(out: &mut [f32], w: &[T], x: &[f32], f: impl Fn(T) -> f32) {
+    let k = x.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        let row = &w[i * k..(i + 1) * k];
+        let mut acc = [0f32; 16];
+        let (rc, xc) = (row.chunks_exact(16), x.chunks_exact(16));
+        let tail: f32 = rc
+            .remainder()
+            .iter()
+            .zip(xc.remainder())
+            .map(|(&a, b)| f(a) * b)
+            .sum();
+        for (a, b) in rc.zip(xc) {
+            for j in 0..16 {
+                acc[j] += f(a[j]) * b[j];
+            }
+        }
+        *o = acc.iter().sum::<f32>() + tail;
+    }
+}
+
 multiversion! {
-    /// `acc += Σ_k x[k] · w[k, :]` over the rows of `w` (`x.len()` rows of `n`), four rows
-    /// per pass so `acc` is read and written once per four rows.
+    /// [`axpy_rows_with`] over f32 weights.
     fn axpy_rows(acc: &mut [f32], w: &[f32], x: &[f32], n: usize) {
-        let mut k = 0;
-        while k + 4 <= x.len() {
-            let (a0, a1, a2, a3) = (x[k], x[k + 1], x[k + 2], x[k + 3]);
-            let r = &w[k * n..(k + 4) * n];
-            let (r0, rest) = r.split_at(n);
-            let (r1, rest) = rest.split_at(n);
-            let (r2, r3) = rest.split_at(n);
-            for ((((y, &w0), &w1), &w2), &w3) in acc.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
-                *y += a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3;
-            }
-            k += 4;
-        }
-        while k < x.len() {
-            let a = x[k];
-            for (y, &wv) in acc.iter_mut().zip(&w[k * n..(k + 1) * n]) {
-                *y += a * wv;
-            }
-            k += 1;
-        }
+        axpy_rows_with(acc, w, x, n, |v| v)
     }
 }
 
 multiversion! {
-    /// `out[i] = w[i, :] · x` for the `out.len()` rows of `w` (each `x.len()` long), sixteen
-    /// independent partial sums per row so the reduction vectorises.
-    fn dot_rows(out: &mut [f32], w: &[f32], x: &[f32]) {
-        let k = x.len();
-        for (i, o) in out.iter_mut().enumerate() {
-            let row = &w[i * k..(i + 1) * k];
-            let mut acc = [0f32; 16];
-            let (rc, xc) = (row.chunks_exact(16), x.chunks_exact(16));
-            let tail: f32 = rc.remainder().iter().zip(xc.remainder()).map(|(a, b)| a * b).sum();
-            for (a, b) in rc.zip(xc) {
-                for j in 0..16 {
-                    acc[j] += a[j] * b[j];
-                }
-            }
-            *o = acc.iter().sum::<f32>() + tail;
-        }
-    }
-}
-
-multiversion! {
-    /// [`axpy_rows`] over bf16 weights (widened to f32 as they are read): `acc += Σ_k x[k] · w[k, :]` over the rows of `w` (`x.len()` rows of `n`), four rows
-    /// per pass so `acc` is read and written once per four rows.
+    /// [`axpy_rows_with`] over bf16 weights, widened to f32 as they are read.
     fn axpy_rows_bf16(acc: &mut [f32], w: &[bf16], x: &[f32], n: usize) {
-        let mut k = 0;
-        while k + 4 <= x.len() {
-            let (a0, a1, a2, a3) = (x[k], x[k + 1], x[k + 2], x[k + 3]);
-            let r = &w[k * n..(k + 4) * n];
-            let (r0, rest) = r.split_at(n);
-            let (r1, rest) = rest.split_at(n);
-            let (r2, r3) = rest.split_at(n);
-            for ((((y, &w0), &w1), &w2), &w3) in acc.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
-                *y += a0 * widen(w0) + a1 * widen(w1) + a2 * widen(w2) + a3 * widen(w3);
-            }
-            k += 4;
-        }
-        while k < x.len() {
-            let a = x[k];
-            for (y, &wv) in acc.iter_mut().zip(&w[k * n..(k + 1) * n]) {
-                *y += a * widen(wv);
-            }
-            k += 1;
-        }
+        axpy_rows_with(acc, w, x, n, widen)
     }
 }
 
 multiversion! {
-    /// [`dot_rows`] over bf16 weights: `out[i] = w[i, :] · x` for the `out.len()` rows of `w` (each `x.len()` long), sixteen
-    /// independent partial sums per row so the reduction vectorises.
+    /// [`dot_rows_with`] over f32 weights.
+    fn dot_rows(out: &mut [f32], w: &[f32], x: &[f32]) {
+        dot_rows_with(out, w, x, |v| v)
+    }
+}
+
+multiversion! {
+    /// [`dot_rows_with`] over bf16 weights, widened to f32 as they are read.
     fn dot_rows_bf16(out: &mut [f32], w: &[bf16], x: &[f32]) {
-        let k = x.len();
-        for (i, o) in out.iter_mut().enumerate() {
-            let row = &w[i * k..(i + 1) * k];
-            let mut acc = [0f32; 16];
-            let (rc, xc) = (row.chunks_exact(16), x.chunks_exact(16));
-            let tail: f32 = rc.remainder().iter().zip(xc.remainder()).map(|(&a, b)| widen(a) * b).sum();
-            for (a, b) in rc.zip(xc) {
-                for j in 0..16 {
-                    acc[j] += widen(a[j]) * b[j];
-                }
-            }
-            *o = acc.iter().sum::<f32>() + tail;
-        }
+        dot_rows_with(out, w, x, widen)
     }
 }
 
