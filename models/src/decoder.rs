@@ -6,6 +6,7 @@
 use candle_core::{bail, DType, Device, Result, Tensor};
 use torchless_kernels::attention::{decode_attention, flash_attention, AttentionOptions};
 use torchless_kernels::gemv::vec_mat_t;
+use torchless_kernels::norm::{add_norm, NormParams};
 
 use crate::KvCache;
 
@@ -155,4 +156,43 @@ pub(crate) fn project_logits(h: &Tensor, weight: &Tensor, which: Logits) -> Resu
         Logits::All => h.reshape((t, hidden))?,
     };
     vec_mat_t(&rows, weight)?.to_dtype(DType::F32)
+}
+
+/// The two norms of one pre-norm residual block (its attention and MLP are closures of
+/// [`pre_norm_stack`]).
+pub(crate) struct PreNormBlock<'a> {
+    /// The norm before attention.
+    pub norm1: &'a NormParams,
+    /// The norm before the MLP.
+    pub norm2: &'a NormParams,
+}
+
+/// Runs a pre-norm stack `h = x + attn(norm1(x)); x = h + mlp(norm2(h))` over every block, then
+/// `final_norm`; `attn` gets the layer index, the block and the normed input, `mlp` the block and
+/// the normed input. The residual stream is carried as (sum so far, pending delta) so each residual
+/// add happens inside the next norm's fused kernel.
+pub(crate) fn pre_norm_stack<B>(
+    x: Tensor,
+    blocks: &[B],
+    eps: f64,
+    final_norm: &NormParams,
+    norms: impl Fn(&B) -> PreNormBlock<'_>,
+    mut attn: impl FnMut(usize, &B, &Tensor) -> Result<Tensor>,
+    mlp: impl Fn(&B, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let (mut residual, mut delta) = (None::<Tensor>, x);
+    for (i, b) in blocks.iter().enumerate() {
+        let n = norms(b);
+        let n1 = add_norm(&delta, residual.as_ref(), n.norm1, eps, true)?;
+        let sum1 = n1.sum.unwrap_or(delta);
+        let a = attn(i, b, &n1.normed)?;
+        let n2 = add_norm(&a, Some(&sum1), n.norm2, eps, true)?;
+        let sum2 = match n2.sum {
+            Some(s) => s,
+            None => (&a + &sum1)?,
+        };
+        delta = mlp(b, &n2.normed)?;
+        residual = Some(sum2);
+    }
+    Ok(add_norm(&delta, residual.as_ref(), final_norm, eps, false)?.normed)
 }

@@ -8,10 +8,11 @@ use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 use torchless_kernels::activation::Activation;
-use torchless_kernels::norm::{add_layer_norm, add_norm, NormParams};
+use torchless_kernels::norm::NormParams;
 
 use crate::decoder::{
-    cached_attention, check_ids, project_logits, split_qkv, CausalLm, DecoderShape, Logits,
+    cached_attention, check_ids, pre_norm_stack, project_logits, split_qkv, CausalLm, DecoderShape,
+    Logits, PreNormBlock,
 };
 use crate::{hf_activation, KvCache, Linear};
 
@@ -254,28 +255,22 @@ impl CausalLm for Gpt2 {
             .add(&self.wpe.narrow(0, past, t)?)?
             .reshape((1, t, c.hidden))?;
         let hd = c.hidden / c.heads;
-        // The residual stream is carried as (sum so far, pending delta) so each residual add
-        // happens inside the next LayerNorm's fused kernel.
-        let (mut residual, mut delta) = (None::<Tensor>, x);
-        for (i, b) in self.blocks.iter().enumerate() {
-            let n1 = add_norm(&delta, residual.as_ref(), &b.ln_1, c.eps, true)?;
-            let sum1 = n1.sum.unwrap_or(delta);
-            let qkv = b.c_attn.forward(&n1.normed)?;
-            let (q, k, v) = split_qkv(&qkv, c.heads, c.heads, hd)?;
-            let ctx = cached_attention(cache, i, &q, &k, &v, c.scale)?;
-            let a = b.attn_proj.forward(&ctx)?;
-            let n2 = add_norm(&a, Some(&sum1), &b.ln_2, c.eps, true)?;
-            let sum2 = match n2.sum {
-                Some(s) => s,
-                None => (&a + &sum1)?,
-            };
-            let m = b
-                .mlp_proj
-                .forward(&b.c_fc.forward_act(&n2.normed, c.act)?)?;
-            residual = Some(sum2);
-            delta = m;
-        }
-        let h = add_layer_norm(&delta, residual.as_ref(), &self.ln_f, c.eps)?;
+        let h = pre_norm_stack(
+            x,
+            &self.blocks,
+            c.eps,
+            &self.ln_f,
+            |b| PreNormBlock {
+                norm1: &b.ln_1,
+                norm2: &b.ln_2,
+            },
+            |i, b, x| {
+                let (q, k, v) = split_qkv(&b.c_attn.forward(x)?, c.heads, c.heads, hd)?;
+                b.attn_proj
+                    .forward(&cached_attention(cache, i, &q, &k, &v, c.scale)?)
+            },
+            |b, x| b.mlp_proj.forward(&b.c_fc.forward_act(x, c.act)?),
+        )?;
         cache.advance(t)?;
         project_logits(&h, &self.lm_head, which)
     }

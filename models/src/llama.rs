@@ -12,11 +12,12 @@ use candle_nn::VarBuilder;
 use serde::Deserialize;
 use serde_json::Value;
 use torchless_kernels::activation::swiglu_packed;
-use torchless_kernels::norm::{add_norm, add_rms_norm, NormParams};
+use torchless_kernels::norm::NormParams;
 use torchless_kernels::rope::{rope_qk, RopeLayout, RopeTable};
 
 use crate::decoder::{
-    cached_attention, check_ids, project_logits, split_qkv, CausalLm, DecoderShape, Logits,
+    cached_attention, check_ids, pre_norm_stack, project_logits, split_qkv, CausalLm, DecoderShape,
+    Logits, PreNormBlock,
 };
 use crate::{KvCache, Linear};
 
@@ -460,28 +461,24 @@ impl CausalLm for Llama {
             .index_select(&ids_t, 0)?
             .reshape((1, t, c.hidden))?;
         let scale = 1.0 / (c.head_dim as f32).sqrt();
-        // The residual stream is carried as (sum so far, pending delta) so each residual add
-        // happens inside the next RMSNorm's fused kernel.
-        let (mut residual, mut delta) = (None::<Tensor>, x);
-        for (i, l) in self.layers.iter().enumerate() {
-            let n1 = add_norm(&delta, residual.as_ref(), &l.input_norm, c.eps, true)?;
-            let sum1 = n1.sum.unwrap_or(delta);
-            let qkv = l.qkv.forward(&n1.normed)?;
-            let (q, k, v) = split_qkv(&qkv, c.heads, c.kv_heads, c.head_dim)?;
-            let (q, k) = rope_qk(&q, &k, &self.rope, past, RopeLayout::HalfSplit)?;
-            let ctx = cached_attention(cache, i, &q, &k, &v, scale)?;
-            let a = l.o_proj.forward(&ctx)?;
-            let n2 = add_norm(&a, Some(&sum1), &l.post_norm, c.eps, true)?;
-            let sum2 = match n2.sum {
-                Some(s) => s,
-                None => (&a + &sum1)?,
-            };
-            let gu = l.gate_up.forward(&n2.normed)?;
-            let m = l.down.forward(&swiglu_packed(&gu)?)?;
-            residual = Some(sum2);
-            delta = m;
-        }
-        let h = add_rms_norm(&delta, residual.as_ref(), &self.norm, c.eps)?;
+        let h = pre_norm_stack(
+            x,
+            &self.layers,
+            c.eps,
+            &self.norm,
+            |l| PreNormBlock {
+                norm1: &l.input_norm,
+                norm2: &l.post_norm,
+            },
+            |i, l, x| {
+                let qkv = l.qkv.forward(x)?;
+                let (q, k, v) = split_qkv(&qkv, c.heads, c.kv_heads, c.head_dim)?;
+                let (q, k) = rope_qk(&q, &k, &self.rope, past, RopeLayout::HalfSplit)?;
+                l.o_proj
+                    .forward(&cached_attention(cache, i, &q, &k, &v, scale)?)
+            },
+            |l, x| l.down.forward(&swiglu_packed(&l.gate_up.forward(x)?)?),
+        )?;
         cache.advance(t)?;
         project_logits(&h, &self.lm_head, which)
     }
