@@ -4,9 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use torchless::{parse_dtype, DeviceSpec, LoadOptions, SentenceEncoder};
+use torchless::SentenceEncoder;
 
 use crate::output::print_json;
+use crate::run_options::RunOptions;
 
 /// Embed sentences with a BERT-family sentence-transformers (or plain BERT) model folder.
 ///
@@ -19,12 +20,8 @@ pub struct Args {
     /// The model folder.
     #[arg(long, value_name = "DIR")]
     model: PathBuf,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "auto", value_name = "DEVICE")]
-    device: String,
-    /// f32, f16 or bf16.
-    #[arg(long, default_value = "f32", value_name = "DTYPE")]
-    dtype: String,
+    #[command(flatten)]
+    run: RunOptions,
     /// Sentences per forward pass.
     #[arg(long, default_value_t = 32, value_name = "N")]
     batch_size: usize,
@@ -57,10 +54,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.batch_size == 0 {
         anyhow::bail!("--batch-size must be at least 1");
     }
-    let opts = LoadOptions {
-        device: a.device.parse::<DeviceSpec>()?,
-        dtype: parse_dtype(&a.dtype)?,
-    };
+    let opts = a.run.load_options()?;
     let enc = SentenceEncoder::load(&a.model, &opts)
         .with_context(|| format!("cannot load {}", a.model.display()))?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

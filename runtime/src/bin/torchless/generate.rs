@@ -4,11 +4,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use torchless::{
-    parse_dtype, DeviceSpec, GenerateOptions, LoadOptions, SamplerConfig, Sampling, TextGenerator,
-};
+use torchless::{GenerateOptions, SamplerConfig, Sampling, TextGenerator};
 
 use crate::output::print_json;
+use crate::run_options::RunOptions;
 
 /// Generate text with a GPT-2 or Llama-style (llama, mistral, qwen2) model folder.
 ///
@@ -25,12 +24,8 @@ pub struct Args {
     /// The model folder.
     #[arg(long, value_name = "DIR")]
     model: PathBuf,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "auto", value_name = "DEVICE")]
-    device: String,
-    /// f32, f16 or bf16.
-    #[arg(long, default_value = "f32", value_name = "DTYPE")]
-    dtype: String,
+    #[command(flatten)]
+    run: RunOptions,
     /// The prompt text (needs tokenizer.json in the folder).
     #[arg(
         long,
@@ -92,10 +87,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         stop_at_eos: !a.ignore_eos,
     };
     gen_opts.sampler.check()?;
-    let opts = LoadOptions {
-        device: a.device.parse::<DeviceSpec>()?,
-        dtype: parse_dtype(&a.dtype)?,
-    };
+    let opts = a.run.load_options()?;
     let gen = TextGenerator::load(&a.model, &opts)
         .with_context(|| format!("cannot load {}", a.model.display()))?;
     let prompt_ids = match (&a.prompt, &a.prompt_ids) {

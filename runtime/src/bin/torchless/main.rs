@@ -5,6 +5,7 @@ mod embed;
 mod generate;
 mod inspect;
 mod output;
+mod run_options;
 mod verify;
 
 use std::process::ExitCode;
