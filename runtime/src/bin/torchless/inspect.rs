@@ -8,8 +8,10 @@ use torchless::convert as tc;
 
 use crate::output::{human_bytes, print_json, ReadArgs};
 
-/// List a checkpoint's contents: format, every tensor (dtype, shape, storage, offset and strides
-/// when not contiguous), tied names, unsupported tensors, non-tensor objects, element count.
+/// List a checkpoint's format, tensors, aliases and dropped objects without converting.
+///
+/// Shows the format detected, every tensor (dtype, shape, storage, offset and strides when not
+/// contiguous), tied names, unsupported tensors, non-tensor objects and the element count.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Checkpoint file, folder or `*.index.json`.

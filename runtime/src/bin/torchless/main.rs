@@ -22,15 +22,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Convert a PyTorch checkpoint (any format, file or Hugging Face folder) to safetensors.
+    // Each subcommand's help (a one-line summary, then the details for --help) is its `Args`
+    // struct's documentation.
     Convert(convert::Args),
-    /// List a checkpoint's format, tensors, aliases and dropped objects without converting.
     Inspect(inspect::Args),
-    /// Compare a checkpoint with its safetensors conversion, bit for bit.
     Verify(verify::Args),
-    /// Embed sentences with a BERT-family (sentence-transformers) model folder.
     Embed(embed::Args),
-    /// Generate text with a GPT-2 or Llama-style model folder.
     Generate(generate::Args),
 }
 
