@@ -966,6 +966,13 @@ def make_decoders() -> None:
         model.generation_config.save_pretrained(folder)
         sd = model.state_dict()
         torch.save(sd, folder / "pytorch_model.bin")
+        if kind == "gpt2":
+            # Hugging Face's own safetensors layout: tied weights saved once, under one name.
+            hf = out / "gpt2-safetensors"
+            model.save_pretrained(hf)
+            hf_keys = sorted(k for k in
+                             __import__("safetensors").safe_open(str(hf / "model.safetensors"), "pt").keys())
+            assert "lm_head.weight" not in hf_keys or "transformer.wte.weight" not in hf_keys, hf_keys
         if tok is not None:
             tok.save(str(folder / "tokenizer.json"))
 
@@ -1021,6 +1028,7 @@ randomly initialised causal language models, each a Hugging Face folder whose we
 |---|---|---|
 | `gpt2/` | `GPT2LMHeadModel`, 2 layers, 64 wide, 4 heads, 64 positions | Conv1D weights, learned positions, tied `lm_head`/`wte` (both names in the state_dict, one storage), byte-level BPE `tokenizer.json` |
 | `llama/` | `LlamaForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads | GQA, RMSNorm, rotary `llama3` scaling (`rope_parameters`), untied `lm_head`, a tokenizer adding `<s>` |
+| `gpt2-safetensors/` | the same GPT-2, written by `save_pretrained` | Hugging Face's safetensors layout: the tied weight stored under one name only |
 | `qwen2/` | `Qwen2ForCausalLM`, 2 layers, 48 wide, 6 query / 2 key-value heads | q/k/v biases, tied embeddings (both names, one storage), `linear` rope scaling; no tokenizer (ids only) |
 
 Norm weights and biases are randomised so a wrong norm cannot pass. Each folder's

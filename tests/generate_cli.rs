@@ -96,6 +96,12 @@ fn greedy_json_matches_after_converting_to_safetensors() {
 }
 
 #[test]
+fn greedy_json_matches_from_hugging_face_safetensors_with_one_tied_name() {
+    // `save_pretrained` stores the tied output projection once, as `transformer.wte.weight`.
+    check_greedy(&fixture("decoders/gpt2-safetensors"), "gpt2", &expected());
+}
+
+#[test]
 fn text_prompts_stream_and_decode() {
     let e = expected();
     let c = &e["models"]["gpt2"]["text_cases"][0];
