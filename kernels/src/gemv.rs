@@ -137,10 +137,12 @@ fn vec_mat_f32(x: &[f32], n: usize, band: impl Fn(&mut [f32], usize, usize) + Sy
         band(&mut y, 0, k);
         return y;
     }
-    // Bands of about 1 MiB of f32 weights, interleaved over the threads (several streams in
-    // flight per thread keep the memory system busier than one long band each); each rayon
-    // split folds its bands into its own partial sum.
-    let rows = (262144 / n.max(1)).clamp(4, k.div_ceil(threads));
+    // Bands of about 1 MiB of f32 weights, their count a multiple of the threads so the work
+    // splits evenly, interleaved over the threads (several streams in flight per thread keep the
+    // memory system busier than one long band each); each rayon split folds its bands into its
+    // own partial sum.
+    let bands = (k * n).div_ceil(262_144).div_ceil(threads).max(1) * threads;
+    let rows = k.div_ceil(bands).max(4);
     let partials: Vec<Vec<f32>> = (0..k.div_ceil(rows))
         .into_par_iter()
         .fold(
