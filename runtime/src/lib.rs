@@ -5,8 +5,11 @@
 //!   candle's `VarBuilder`, with typed errors for missing tensors and wrong shapes.
 //! - [`DeviceSpec`] and [`parse_dtype`]: where and in what precision a model runs.
 //! - [`SentenceEncoder`]: BERT-family sentence embeddings, as sentence-transformers computes them.
+//! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
 
+#[cfg(feature = "capi")]
+pub mod capi;
 mod device;
 mod encoder;
 mod error;
