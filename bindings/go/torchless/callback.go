@@ -13,7 +13,7 @@ import (
 )
 
 // torchlessGoOnToken is the C token callback of Generate: userData points to the cgo.Handle of
-// the call's *generation. It returns non-zero to stop generation: when onToken says so, when
+// the call's *generation. It records the token, then returns non-zero to stop generation: when onToken says so, when
 // the context is done, or when onToken panics (the panic is kept and re-raised by Generate, as
 // a Go panic must not unwind through C frames).
 //
@@ -26,6 +26,7 @@ func torchlessGoOnToken(userData unsafe.Pointer, token C.uint32_t) (stop C.int) 
 			stop = 1
 		}
 	}()
+	g.tokens = append(g.tokens, uint32(token))
 	if g.ctx.Err() != nil {
 		return 1
 	}

@@ -11,6 +11,8 @@ import "C"
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"runtime/cgo"
 	"unsafe"
 )
@@ -47,6 +49,7 @@ func DefaultGenerateOptions() GenerateOptions {
 type generation struct {
 	ctx      context.Context
 	onToken  func(tokenID uint32) bool
+	tokens   []uint32
 	panicked interface{}
 }
 
@@ -61,9 +64,9 @@ func (m *Model) Generate(ctx context.Context, prompt Prompt, opts GenerateOption
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if opts.MaxNewTokens <= 0 || opts.TopK < 0 || opts.MaxNewTokens > 1<<31 || opts.TopK > 1<<31 {
+	if opts.MaxNewTokens <= 0 || opts.TopK < 0 || opts.MaxNewTokens > math.MaxUint32 || opts.TopK > math.MaxUint32 {
 		return nil, &Error{Op: "generate", Status: StatusInvalidArgument,
-			Message: "MaxNewTokens must be in 1..2^31 and TopK in 0..2^31"}
+			Message: fmt.Sprintf("MaxNewTokens %d must be in 1..2^32-1 and TopK %d in 0..2^32-1", opts.MaxNewTokens, opts.TopK)}
 	}
 	ptr, err := m.acquire()
 	if err != nil {
@@ -86,7 +89,8 @@ func (m *Model) Generate(ctx context.Context, prompt Prompt, opts GenerateOption
 		top_p:          C.float(opts.TopP),
 		seed:           C.uint64_t(opts.Seed),
 	}
-	out := make([]uint32, opts.MaxNewTokens)
+	// The tokens are collected by the callback as they come (out_ids NULL), so nothing of
+	// MaxNewTokens' size is allocated up front.
 	g := &generation{ctx: ctx, onToken: onToken}
 	h := cgo.NewHandle(g)
 	defer h.Delete()
@@ -95,7 +99,7 @@ func (m *Model) Generate(ctx context.Context, prompt Prompt, opts GenerateOption
 		// &h points to Go memory holding no Go pointer, used by the callback only during
 		// this call, as the cgo rules allow.
 		return C.torchless_generate(ptr, ids, C.size_t(len(prompt.IDs)), text, &copts,
-			(*C.uint32_t)(unsafe.Pointer(&out[0])), C.size_t(len(out)), &n,
+			nil, 0, &n,
 			C.TorchlessTokenCallback(C.torchlessGoOnToken), unsafe.Pointer(&h))
 	})
 	if g.panicked != nil {
@@ -104,8 +108,12 @@ func (m *Model) Generate(ctx context.Context, prompt Prompt, opts GenerateOption
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return out[:n], err
+	if int(n) != len(g.tokens) {
+		return nil, &Error{Op: "generate", Status: StatusInference,
+			Message: fmt.Sprintf("the library reported %d tokens, the callback saw %d", int(n), len(g.tokens))}
 	}
-	return out[:n], nil
+	if err := ctx.Err(); err != nil {
+		return g.tokens, err
+	}
+	return g.tokens, nil
 }
