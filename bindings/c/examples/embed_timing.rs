@@ -75,6 +75,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         assert_eq!(s, TorchlessStatus::Ok);
     });
+    // The fixed cost of a call that the library refuses before running the model (an empty
+    // batch), as Go's BenchmarkCallOverhead measures it from Go.
+    let refused = time(|| {
+        // SAFETY: as above, with no texts.
+        let s = unsafe {
+            torchless_embed(
+                model,
+                texts.as_ptr(),
+                0,
+                out.as_mut_ptr(),
+                out.len(),
+                &mut rows,
+                &mut dim,
+            )
+        };
+        assert_eq!(s, TorchlessStatus::InvalidArgument);
+    });
     // SAFETY: the handle from torchless_model_load, freed once.
     unsafe { torchless_model_free(model) };
     println!("rust SentenceEncoder::embed   {rust:8.2} us/call");
@@ -82,5 +99,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "C ABI torchless_embed         {c:8.2} us/call  ({:.3}x Rust)",
         c / rust
     );
+    println!("C ABI refused call (n = 0)    {refused:8.3} us/call");
     Ok(())
 }

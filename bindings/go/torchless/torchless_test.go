@@ -252,3 +252,16 @@ func BenchmarkEmbed(b *testing.B) {
 		sink = out
 	}
 }
+
+// BenchmarkCallOverhead is the fixed cost of one call through the boundary (Go -> C -> Rust
+// -> Go, with the thread lock and the error message copied back): an empty batch, which the
+// library refuses before running the model.
+func BenchmarkCallOverhead(b *testing.B) {
+	m := tiny(b)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Embed(ctx, nil); err == nil {
+			b.Fatal("an empty batch must fail")
+		}
+	}
+}
