@@ -218,11 +218,13 @@ func TestClosedModel(t *testing.T) {
 func TestCloseWaitsForCallsInFlight(t *testing.T) {
 	m := tiny(t)
 	texts, _ := expected(t)
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
+		started.Add(1)
 		go func() {
 			defer wg.Done()
+			started.Done()
 			for k := 0; k < 20; k++ {
 				_, err := m.Embed(context.Background(), texts)
 				if err != nil && !errors.Is(err, ErrClosed) {
@@ -232,8 +234,14 @@ func TestCloseWaitsForCallsInFlight(t *testing.T) {
 			}
 		}()
 	}
+	// Close while the goroutines are calling: it waits for the calls in flight, and the calls
+	// after it get ErrClosed, never a freed model.
+	started.Wait()
 	m.Close()
 	wg.Wait()
+	if _, err := m.Embed(context.Background(), texts); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
 }
 
 var sink [][]float32
