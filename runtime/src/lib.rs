@@ -7,8 +7,11 @@
 //! - [`SentenceEncoder`]: BERT-family sentence embeddings, as sentence-transformers computes them.
 //! - [`TextGenerator`]: GPT-2 and Llama-style text generation with a preallocated KV cache,
 //!   greedy or seeded sampling, tokens streamed to a callback.
+//! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
 
+#[cfg(feature = "capi")]
+pub mod capi;
 mod device;
 mod encoder;
 mod error;

@@ -1,0 +1,3 @@
+module github.com/torchless/torchless/bindings/go
+
+go 1.19

@@ -1,0 +1,146 @@
+// Package torchless runs PyTorch-trained models from Go through libtorchless.so, the torchless
+// C ABI: no Python, no GIL, no LibTorch and no second process.
+//
+// A Model is loaded once and is safe for concurrent use by any number of goroutines. Inputs
+// are copied into C memory (texts) or passed as Go memory for the duration of one call
+// (tensors, output buffers); the library keeps no pointer after a call returns, as the cgo
+// pointer rules require.
+//
+// Building needs the header (found relative to this package) and the shared library: set
+// CGO_LDFLAGS="-L<dir of libtorchless.so> -Wl,-rpath,<same dir>" (or LD_LIBRARY_PATH at run
+// time instead of the rpath). See the README section "From Go".
+package torchless
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../c
+#cgo LDFLAGS: -ltorchless
+#include <stdlib.h>
+#include "torchless.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Options says how to load a model. Empty fields take the library's defaults.
+type Options struct {
+	// Device is "cpu", "cuda", "cuda:N" or "auto" (default: auto, the CPU unless the
+	// library was built with CUDA and a GPU is present).
+	Device string
+	// DType is "f32", "f16" or "bf16" (default f32).
+	DType string
+}
+
+// Kind says which calls a model accepts.
+type Kind int
+
+// The model kinds.
+const (
+	KindEncoder    Kind = C.TORCHLESS_MODEL_KIND_ENCODER    // Embed
+	KindClassifier Kind = C.TORCHLESS_MODEL_KIND_CLASSIFIER // Classify
+	KindGenerator  Kind = C.TORCHLESS_MODEL_KIND_GENERATOR  // Generate
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindEncoder:
+		return "encoder"
+	case KindClassifier:
+		return "classifier"
+	case KindGenerator:
+		return "generator"
+	}
+	return "unknown"
+}
+
+// Info describes a loaded model.
+type Info struct {
+	Kind Kind
+	// OutputDim is the embedding size (encoder), number of classes (classifier) or
+	// vocabulary size (generator).
+	OutputDim int
+	// Architecture is config.json's model_type (for example "bert").
+	Architecture string
+	// Name is the model folder's name.
+	Name string
+}
+
+// Model is a loaded model. Its methods are safe for concurrent use; Close waits for calls in
+// flight and later calls return ErrClosed.
+type Model struct {
+	mu   sync.RWMutex
+	ptr  *C.TorchlessModel
+	info Info
+}
+
+// Load loads a model folder (config.json, weights, tokenizer).
+func Load(dir string, opts Options) (*Model, error) {
+	cdir := C.CString(dir)
+	defer C.free(unsafe.Pointer(cdir))
+	var cdev, cdtype *C.char
+	if opts.Device != "" {
+		cdev = C.CString(opts.Device)
+		defer C.free(unsafe.Pointer(cdev))
+	}
+	if opts.DType != "" {
+		cdtype = C.CString(opts.DType)
+		defer C.free(unsafe.Pointer(cdtype))
+	}
+	var ptr *C.TorchlessModel
+	if err := call("load", func() C.TorchlessStatus {
+		return C.torchless_model_load(cdir, cdev, cdtype, &ptr)
+	}); err != nil {
+		return nil, err
+	}
+	var ci C.TorchlessModelInfo
+	if err := call("info", func() C.TorchlessStatus { return C.torchless_model_info(ptr, &ci) }); err != nil {
+		C.torchless_model_free(ptr)
+		return nil, err
+	}
+	m := &Model{ptr: ptr, info: Info{
+		Kind:         Kind(ci.kind),
+		OutputDim:    int(ci.output_dim),
+		Architecture: C.GoString(ci.architecture),
+		Name:         C.GoString(ci.name),
+	}}
+	// A safety net only: call Close to release the model's memory at a known time.
+	runtime.SetFinalizer(m, func(m *Model) { _ = m.Close() })
+	return m, nil
+}
+
+// Info describes the model.
+func (m *Model) Info() Info { return m.info }
+
+// Close frees the model after the calls in flight return. It is idempotent.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ptr != nil {
+		C.torchless_model_free(m.ptr)
+		m.ptr = nil
+		runtime.SetFinalizer(m, nil)
+	}
+	return nil
+}
+
+// ErrClosed is returned by calls on a closed model.
+var ErrClosed = errors.New("torchless: model is closed")
+
+// acquire read-locks the model for one call; the caller runs release when done.
+func (m *Model) acquire() (*C.TorchlessModel, error) {
+	m.mu.RLock()
+	if m.ptr == nil {
+		m.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	return m.ptr, nil
+}
+
+func (m *Model) release() {
+	m.mu.RUnlock()
+	runtime.KeepAlive(m)
+}

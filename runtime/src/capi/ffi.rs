@@ -1,0 +1,457 @@
+//! The exported `extern "C"` functions. Each one checks its arguments, runs under [`guard`]
+//! (no panic crosses the boundary) and returns a [`TorchlessStatus`].
+
+use std::ffi::{c_char, c_int, c_void};
+use std::path::Path;
+
+use super::args::{self, invalid, null};
+use super::guard::{guard, last_error_ptr, CallError};
+use super::model::{Loaded, TorchlessModel, TorchlessModelKind};
+use super::status::{status_of, Phase, TorchlessStatus};
+use crate::device::{parse_dtype, DeviceSpec};
+use crate::encoder::LoadOptions;
+
+/// Texts embedded per forward pass inside one `torchless_embed` call.
+const EMBED_BATCH: usize = 32;
+
+/// What `torchless_model_info` reports. The strings belong to the model and stay valid until
+/// `torchless_model_free`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct TorchlessModelInfo {
+    /// Which calls the model accepts.
+    pub kind: TorchlessModelKind,
+    /// The size of one output row: embedding size (encoder), number of classes (classifier),
+    /// vocabulary size (generator).
+    pub output_dim: usize,
+    /// The architecture from `config.json` (`model_type`, else the first `architectures` entry).
+    pub architecture: *const c_char,
+    /// The model folder's name.
+    pub name: *const c_char,
+}
+
+/// Sampling settings for `torchless_generate`; start from `torchless_generate_options_default()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TorchlessGenerateOptions {
+    /// The most new tokens to generate (> 0); generation also stops at end-of-sequence.
+    pub max_new_tokens: u32,
+    /// 0 for greedy decoding, else the softmax temperature (finite, > 0).
+    pub temperature: f32,
+    /// Keep the k most likely tokens before sampling; 0 keeps all.
+    pub top_k: u32,
+    /// Nucleus sampling mass in (0, 1]; 1 keeps all.
+    pub top_p: f32,
+    /// Seed of the sampler (same seed and inputs, same tokens).
+    pub seed: u64,
+}
+
+/// Called by `torchless_generate` once per new token, on the calling thread, before the call
+/// returns. Return 0 to continue, non-zero to stop generation (the call then returns OK with
+/// the tokens so far). It must not unwind or longjmp, and must not free the model. May be NULL.
+pub type TorchlessTokenCallback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, token_id: u32) -> c_int>;
+
+/// Where generated tokens go: the caller's buffer and its callback.
+pub(crate) struct TokenSink<'a> {
+    out: Option<&'a mut [u32]>,
+    len: usize,
+    on_token: TorchlessTokenCallback,
+    user_data: *mut c_void,
+}
+
+// The generator's loop is the only caller; it lands with the generator models.
+#[cfg_attr(not(test), allow(dead_code))]
+impl TokenSink<'_> {
+    /// Records one token and reports it to the callback; false when the callback asks to stop.
+    pub(crate) fn push(&mut self, token: u32) -> Result<bool, CallError> {
+        if let Some(out) = self.out.as_deref_mut() {
+            let slot = out.get_mut(self.len).ok_or_else(|| {
+                CallError::new(
+                    TorchlessStatus::BufferTooSmall,
+                    "out_ids is full (out_capacity < max_new_tokens)",
+                )
+            })?;
+            *slot = token;
+        }
+        self.len += 1;
+        Ok(match self.on_token {
+            // SAFETY: the caller of torchless_generate passed this callback and user_data for
+            // the duration of the call, which is still running.
+            Some(f) => (unsafe { f(self.user_data, token) }) == 0,
+            None => true,
+        })
+    }
+}
+
+/// A checked prompt: ids, or text for the model's tokenizer.
+// Read by the generator arm, which lands with the generator models.
+#[allow(dead_code)]
+enum Prompt<'a> {
+    Ids(&'a [u32]),
+    Text(&'a str),
+}
+
+fn model_ref<'a>(model: *const TorchlessModel) -> Result<&'a TorchlessModel, CallError> {
+    // SAFETY: a non-NULL handle comes from torchless_model_load and, per the API contract, is
+    // not freed while calls on it are running; the model is only used through `&`.
+    unsafe { model.as_ref() }.ok_or_else(|| null("model"))
+}
+
+fn wrong_kind(model: &TorchlessModel, call: &str, wanted: &str) -> CallError {
+    CallError::new(
+        TorchlessStatus::WrongModelKind,
+        format!(
+            "{call}: this model is not {wanted} ({} `{}` is a {})",
+            model.name.to_string_lossy(),
+            model.architecture.to_string_lossy(),
+            match model.model.kind() {
+                TorchlessModelKind::Encoder => "sentence encoder: use torchless_embed",
+                TorchlessModelKind::Classifier => "classifier: use torchless_classify",
+                TorchlessModelKind::Generator => "generator: use torchless_generate",
+            }
+        ),
+    )
+}
+
+fn run_error(e: crate::Error) -> CallError {
+    CallError::new(status_of(&e, Phase::Run), e.to_string())
+}
+
+/// The library version, a static NUL-terminated string.
+#[no_mangle]
+pub extern "C" fn torchless_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The message of the calling thread's last failed call, or NULL when its last call succeeded.
+/// Valid until the next `torchless_*` call on the same thread; copy it to keep it.
+#[no_mangle]
+pub extern "C" fn torchless_last_error() -> *const c_char {
+    last_error_ptr()
+}
+
+/// Loads a model folder (`config.json`, weights, tokenizer) and writes its handle to `*out`.
+/// `device` is `cpu`, `cuda`, `cuda:N` or `auto` and `dtype` `f32`, `f16` or `bf16`; NULL means
+/// `auto` and `f32`. On error `*out` is set to NULL.
+///
+/// # Safety
+/// `dir`, `device` and `dtype` are NULL or NUL-terminated strings; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn torchless_model_load(
+    dir: *const c_char,
+    device: *const c_char,
+    dtype: *const c_char,
+    out: *mut *mut TorchlessModel,
+) -> TorchlessStatus {
+    guard(|| {
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        // SAFETY: checked non-NULL; the caller guarantees it is writable.
+        unsafe { out.write(std::ptr::null_mut()) };
+        // SAFETY: the caller guarantees NUL-terminated strings for the call.
+        let (dir, device, dtype) = unsafe {
+            (
+                args::utf8(dir, "dir")?,
+                args::utf8_or(device, "auto", "device")?,
+                args::utf8_or(dtype, "f32", "dtype")?,
+            )
+        };
+        let load = |e: crate::Error| CallError::new(status_of(&e, Phase::Load), e.to_string());
+        let opts = LoadOptions {
+            device: device.parse::<DeviceSpec>().map_err(load)?,
+            dtype: parse_dtype(dtype).map_err(load)?,
+        };
+        let model = TorchlessModel::load(Path::new(dir), &opts).map_err(load)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { out.write(Box::into_raw(Box::new(model))) };
+        Ok(())
+    })
+}
+
+/// Frees a model. NULL is a no-op. No call on the model may be running or start afterwards.
+/// Leaves the thread's last error message as it was.
+///
+/// # Safety
+/// `model` is NULL or a handle from `torchless_model_load` not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn torchless_model_free(model: *mut TorchlessModel) {
+    if model.is_null() {
+        return;
+    }
+    // A panic while dropping (none is known) must not unwind into C: it is swallowed, and
+    // whatever the drop had not released yet is leaked.
+    // AssertUnwindSafe: the model is gone either way; nothing observes it after a panic.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: the handle came from Box::into_raw in torchless_model_load and is freed
+        // once, with no call running on it (caller contract).
+        drop(unsafe { Box::from_raw(model) });
+    }));
+}
+
+/// Writes what the model is to `*out`.
+///
+/// # Safety
+/// `model` is NULL or a live handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn torchless_model_info(
+    model: *const TorchlessModel,
+    out: *mut TorchlessModelInfo,
+) -> TorchlessStatus {
+    guard(|| {
+        let m = model_ref(model)?;
+        let info = TorchlessModelInfo {
+            kind: m.model.kind(),
+            output_dim: m.model.output_dim(),
+            architecture: m.architecture.as_ptr(),
+            name: m.name.as_ptr(),
+        };
+        // SAFETY: the caller guarantees `out` is NULL or writable.
+        unsafe { args::write(out, info, "out") }
+    })
+}
+
+/// Embeds `n_texts` NUL-terminated UTF-8 texts into the caller's row-major `[n_texts][dim]`
+/// buffer `out` of `out_capacity` floats, and writes the rows and dim. When the buffer is too
+/// small it returns `TORCHLESS_STATUS_BUFFER_TOO_SMALL` with the needed rows and dim written and
+/// runs nothing (`out` may be NULL with `out_capacity` 0 to ask for the size).
+///
+/// # Safety
+/// `texts` is NULL or `n_texts` pointers to NUL-terminated strings; `out` is NULL or
+/// `out_capacity` writable floats; `out_rows`, `out_dim` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn torchless_embed(
+    model: *const TorchlessModel,
+    texts: *const *const c_char,
+    n_texts: usize,
+    out: *mut f32,
+    out_capacity: usize,
+    out_rows: *mut usize,
+    out_dim: *mut usize,
+) -> TorchlessStatus {
+    guard(|| {
+        let m = model_ref(model)?;
+        if out_rows.is_null() || out_dim.is_null() {
+            return Err(null(if out_rows.is_null() {
+                "out_rows"
+            } else {
+                "out_dim"
+            }));
+        }
+        if n_texts == 0 {
+            return Err(invalid("empty batch: n_texts is 0"));
+        }
+        // SAFETY: the caller guarantees `n_texts` readable pointers.
+        let ptrs = unsafe { args::slice(texts, n_texts, "texts") }?;
+        let texts = ptrs
+            .iter()
+            .enumerate()
+            // SAFETY: each pointer is NULL or a NUL-terminated string (caller contract).
+            .map(|(i, &p)| unsafe { args::utf8(p, &format!("texts[{i}]")) })
+            .collect::<Result<Vec<&str>, _>>()?;
+        match &m.model {
+            Loaded::Encoder(enc) => {
+                let dim = enc.dim();
+                // SAFETY: checked non-NULL above; the caller guarantees they are writable.
+                unsafe {
+                    args::write(out_rows, n_texts, "out_rows")?;
+                    args::write(out_dim, dim, "out_dim")?;
+                }
+                let needed = n_texts
+                    .checked_mul(dim)
+                    .ok_or_else(|| invalid("n_texts * dim overflows"))?;
+                // SAFETY: the caller guarantees `out_capacity` writable floats at `out`.
+                let out = unsafe { args::out_slice(out, out_capacity, needed, "out") }?;
+                let rows = enc.embed(&texts, EMBED_BATCH).map_err(run_error)?;
+                for (dst, row) in out.chunks_exact_mut(dim).zip(&rows) {
+                    dst.copy_from_slice(row);
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Classifies a batch of images: `input` is a contiguous NCHW f32 tensor
+/// `[batch][channels][height][width]`, preprocessed as the model was trained; the logits go to
+/// the caller's row-major `[batch][classes]` buffer `out` of `out_capacity` floats. Sizes and
+/// `TORCHLESS_STATUS_BUFFER_TOO_SMALL` work as in `torchless_embed`. Returns
+/// `TORCHLESS_STATUS_WRONG_MODEL_KIND` for a model that is not a classifier.
+///
+/// # Safety
+/// `input` is NULL or `batch * channels * height * width` readable floats; `out` is NULL or
+/// `out_capacity` writable floats; `out_rows`, `out_classes` are NULL or writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchless_classify(
+    model: *const TorchlessModel,
+    input: *const f32,
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    out: *mut f32,
+    out_capacity: usize,
+    out_rows: *mut usize,
+    out_classes: *mut usize,
+) -> TorchlessStatus {
+    guard(|| {
+        let m = model_ref(model)?;
+        if out_rows.is_null() || out_classes.is_null() {
+            return Err(null(if out_rows.is_null() {
+                "out_rows"
+            } else {
+                "out_classes"
+            }));
+        }
+        let numel = [batch, channels, height, width]
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| invalid("batch * channels * height * width overflows"))?;
+        if numel == 0 {
+            return Err(invalid(format!(
+                "empty input: shape [{batch}, {channels}, {height}, {width}]"
+            )));
+        }
+        // SAFETY: the caller guarantees `numel` readable floats.
+        let _input = unsafe { args::slice(input, numel, "input") }?;
+        let _ = out;
+        let _ = out_capacity;
+        match &m.model {
+            // A classifier arm checks the shape against its config, writes the sizes, takes
+            // `args::out_slice(out, out_capacity, batch * classes, "out")` and runs.
+            Loaded::Encoder(_) => Err(wrong_kind(m, "torchless_classify", "an image classifier")),
+        }
+    })
+}
+
+/// The default generation settings: greedy, at most 32 new tokens, seed 0.
+#[no_mangle]
+pub extern "C" fn torchless_generate_options_default() -> TorchlessGenerateOptions {
+    TorchlessGenerateOptions {
+        max_new_tokens: 32,
+        temperature: 0.0,
+        top_k: 0,
+        top_p: 1.0,
+        seed: 0,
+    }
+}
+
+fn check_options(o: &TorchlessGenerateOptions) -> Result<(), CallError> {
+    if o.max_new_tokens == 0 {
+        return Err(invalid("max_new_tokens is 0"));
+    }
+    if !(o.temperature.is_finite() && o.temperature >= 0.0) {
+        return Err(invalid(format!(
+            "temperature {} is not a finite value >= 0",
+            o.temperature
+        )));
+    }
+    if !(o.top_p > 0.0 && o.top_p <= 1.0) {
+        return Err(invalid(format!("top_p {} is not in (0, 1]", o.top_p)));
+    }
+    Ok(())
+}
+
+/// Generates up to `options->max_new_tokens` new tokens after a prompt given either as token
+/// ids (`prompt_ids`, `n_prompt` > 0, `prompt_text` NULL) or as UTF-8 text (`prompt_text`,
+/// tokenized with the model's tokenizer; `prompt_ids` NULL). The new ids go to `out_ids` (NULL,
+/// or at least `max_new_tokens` elements) and their count to `*out_len`; `on_token` (may be
+/// NULL) sees each token as it is produced and stops generation by returning non-zero.
+/// `options` NULL means `torchless_generate_options_default()`. Returns
+/// `TORCHLESS_STATUS_WRONG_MODEL_KIND` for a model that is not a generator.
+///
+/// # Safety
+/// `prompt_ids` is NULL or `n_prompt` readable ids; `prompt_text` is NULL or NUL-terminated;
+/// `options` NULL or readable; `out_ids` NULL or `out_capacity` writable ids; `out_len` NULL or
+/// writable; `on_token` is called with `user_data` only during this call.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchless_generate(
+    model: *const TorchlessModel,
+    prompt_ids: *const u32,
+    n_prompt: usize,
+    prompt_text: *const c_char,
+    options: *const TorchlessGenerateOptions,
+    out_ids: *mut u32,
+    out_capacity: usize,
+    out_len: *mut usize,
+    on_token: TorchlessTokenCallback,
+    user_data: *mut c_void,
+) -> TorchlessStatus {
+    guard(|| {
+        let m = model_ref(model)?;
+        // SAFETY: the caller guarantees `out_len` is NULL or writable.
+        unsafe { args::write(out_len, 0, "out_len") }?;
+        // SAFETY: the caller guarantees `options` is NULL or readable.
+        let opts = unsafe { options.as_ref() }
+            .copied()
+            .unwrap_or_else(|| torchless_generate_options_default());
+        check_options(&opts)?;
+        let _prompt = match (prompt_ids.is_null(), prompt_text.is_null()) {
+            (false, true) if n_prompt > 0 => {
+                // SAFETY: the caller guarantees `n_prompt` readable ids.
+                Prompt::Ids(unsafe { args::slice(prompt_ids, n_prompt, "prompt_ids") }?)
+            }
+            (false, true) => return Err(invalid("empty prompt: n_prompt is 0")),
+            // SAFETY: the caller guarantees a NUL-terminated string.
+            (true, false) => Prompt::Text(unsafe { args::utf8(prompt_text, "prompt_text") }?),
+            (true, true) => return Err(null("prompt_ids and prompt_text")),
+            (false, false) => {
+                return Err(invalid("give prompt_ids or prompt_text, not both"));
+            }
+        };
+        let out = if out_ids.is_null() {
+            None
+        } else {
+            let n = opts.max_new_tokens as usize;
+            // SAFETY: the caller guarantees `out_capacity` writable ids.
+            Some(unsafe { args::out_slice(out_ids, out_capacity, n, "out_ids") }?)
+        };
+        let _sink = TokenSink {
+            out,
+            len: 0,
+            on_token,
+            user_data,
+        };
+        match &m.model {
+            // A generator arm tokenizes `_prompt` if it is text, runs its loop with `_sink.push(id)?` per token (stopping when it
+            // returns false) and then writes `_sink.len` to `out_len`.
+            Loaded::Encoder(_) => Err(wrong_kind(m, "torchless_generate", "a text generator")),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts calls in `*user_data` and asks to stop at the third token.
+    unsafe extern "C" fn stop_at_third(user_data: *mut c_void, _token: u32) -> c_int {
+        // SAFETY: the test passes a live `usize` as user_data.
+        let n = unsafe { &mut *user_data.cast::<usize>() };
+        *n += 1;
+        c_int::from(*n == 3)
+    }
+
+    #[test]
+    fn token_sink_fills_the_buffer_and_stops_when_the_callback_says() {
+        let mut ids = [0u32; 4];
+        let mut calls = 0usize;
+        let mut sink = TokenSink {
+            out: Some(&mut ids),
+            len: 0,
+            on_token: Some(stop_at_third),
+            user_data: (&mut calls as *mut usize).cast(),
+        };
+        assert!(sink.push(7).unwrap());
+        assert!(sink.push(8).unwrap());
+        assert!(!sink.push(9).unwrap(), "non-zero from the callback stops");
+        assert!(sink.push(10).unwrap());
+        let e = sink.push(11).unwrap_err();
+        assert_eq!(e.status, TorchlessStatus::BufferTooSmall);
+        assert_eq!(sink.len, 4);
+        assert_eq!((ids, calls), ([7, 8, 9, 10], 4));
+    }
+}

@@ -1,0 +1,93 @@
+//! The object behind a `TorchlessModel *` handle: one loaded model of any kind, chosen from the
+//! folder's `config.json`, plus the strings `torchless_model_info` hands out.
+
+use std::ffi::CString;
+use std::path::Path;
+
+use crate::encoder::{LoadOptions, SentenceEncoder};
+use crate::error::Result;
+use crate::folder::{self, read_json};
+
+/// What a loaded model computes; decides which of embed / classify / generate it accepts.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TorchlessModelKind {
+    /// A sentence encoder: `torchless_embed`.
+    Encoder = 1,
+    /// An image classifier: `torchless_classify`.
+    Classifier = 2,
+    /// A text generator (decoder-only language model): `torchless_generate`.
+    Generator = 3,
+}
+
+/// The loaded model. New model kinds are a variant here, a branch in [`Loaded::load`] and an
+/// arm in the matching call of `ffi.rs`.
+pub(crate) enum Loaded {
+    Encoder(SentenceEncoder),
+}
+
+/// An opaque handle to a loaded model: created by `torchless_model_load`, released by
+/// `torchless_model_free`. `Send + Sync`: any number of threads may call it at once.
+pub struct TorchlessModel {
+    pub(crate) model: Loaded,
+    pub(crate) architecture: CString,
+    pub(crate) name: CString,
+}
+
+impl Loaded {
+    /// Loads a model folder; the architecture comes from `config.json`.
+    fn load(dir: &Path, opts: &LoadOptions) -> Result<(Loaded, String)> {
+        let header: folder::Header = read_json(&folder::config_path(dir)?)?;
+        let arch = header
+            .model_type
+            .clone()
+            .or_else(|| header.architectures.first().cloned())
+            .unwrap_or_default();
+        // Classifier and generator folders branch off here, before the encoder (which refuses
+        // any other architecture with a message naming it).
+        Ok((Loaded::Encoder(SentenceEncoder::load(dir, opts)?), arch))
+    }
+
+    pub(crate) fn kind(&self) -> TorchlessModelKind {
+        match self {
+            Loaded::Encoder(_) => TorchlessModelKind::Encoder,
+        }
+    }
+
+    /// The size of one output row: embedding size, number of classes or vocabulary size.
+    pub(crate) fn output_dim(&self) -> usize {
+        match self {
+            Loaded::Encoder(e) => e.dim(),
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Loaded::Encoder(e) => e.name(),
+        }
+    }
+}
+
+impl TorchlessModel {
+    pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        let (model, arch) = Loaded::load(dir, opts)?;
+        let c = |s: &str| CString::new(s.replace('\0', "")).unwrap_or_default();
+        Ok(TorchlessModel {
+            architecture: c(&arch),
+            name: c(model.name()),
+            model,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handle_is_send_and_sync() {
+        assert_send_sync::<TorchlessModel>();
+    }
+}
