@@ -269,6 +269,12 @@ impl TextGenerator {
                 prompt_ids.len()
             )));
         }
+        let vocab = self.model.shape().vocab_size;
+        if let Some(bad) = prompt_ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::Option(format!(
+                "prompt token id {bad} is outside the model's vocabulary of {vocab}"
+            )));
+        }
         let mut sampler = Sampler::new(opts.sampler.clone())?;
         let capacity = (prompt_ids.len() + opts.max_new_tokens).min(max_pos);
         let mut cache = self.model.new_cache(capacity)?;

@@ -37,19 +37,25 @@ func ExampleLoad_error() {
 }
 
 func ExampleModel_Generate() {
-	m, err := torchless.Load(tinyST, torchless.Options{})
+	m, err := torchless.Load(filepath.Join("..", "..", "..", "tests", "fixtures", "decoders", "gpt2"),
+		torchless.Options{Device: "cpu"})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer m.Close()
-	// Streams tokens to the callback; an encoder is no generator, so this is an error here.
-	_, err = m.Generate(context.Background(), torchless.Prompt{Text: "Once upon a time"},
-		torchless.DefaultGenerateOptions(), func(id uint32) bool {
-			fmt.Println("token", id)
+	opts := torchless.DefaultGenerateOptions() // greedy
+	opts.MaxNewTokens = 5
+	streamed := 0
+	ids, err := m.Generate(context.Background(), torchless.Prompt{IDs: []uint32{64}}, opts,
+		func(id uint32) bool {
+			streamed++ // each token as soon as it is chosen; return false to stop
 			return true
 		})
-	var e *torchless.Error
-	fmt.Println(errors.As(err, &e) && e.Status == torchless.StatusWrongModelKind)
-	// Output: true
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(m.Info().Architecture, ids, streamed)
+	// Output: gpt2 [370 370 134] 3
 }

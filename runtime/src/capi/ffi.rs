@@ -10,6 +10,8 @@ use super::model::{Loaded, TorchlessModel, TorchlessModelKind};
 use super::status::{status_of, Phase, TorchlessStatus};
 use crate::device::{parse_dtype, DeviceSpec};
 use crate::encoder::LoadOptions;
+use crate::generator::GenerateOptions;
+use crate::sampling::{SamplerConfig, Sampling};
 
 /// Texts embedded per forward pass inside one `torchless_embed` call.
 const EMBED_BATCH: usize = 32;
@@ -60,8 +62,6 @@ pub(crate) struct TokenSink<'a> {
     user_data: *mut c_void,
 }
 
-// The generator's loop is the only caller; it lands with the generator models.
-#[cfg_attr(not(test), allow(dead_code))]
 impl TokenSink<'_> {
     /// Records one token and reports it to the callback; false when the callback asks to stop.
     pub(crate) fn push(&mut self, token: u32) -> Result<bool, CallError> {
@@ -85,8 +85,6 @@ impl TokenSink<'_> {
 }
 
 /// A checked prompt: ids, or text for the model's tokenizer.
-// Read by the generator arm, which lands with the generator models.
-#[allow(dead_code)]
 enum Prompt<'a> {
     Ids(&'a [u32]),
     Text(&'a str),
@@ -269,6 +267,7 @@ pub unsafe extern "C" fn torchless_embed(
                 }
                 Ok(())
             }
+            Loaded::Generator(_) => Err(wrong_kind(m, "torchless_embed", "a sentence encoder")),
         }
     })
 }
@@ -321,7 +320,9 @@ pub unsafe extern "C" fn torchless_classify(
         match &m.model {
             // A classifier arm checks the shape against its config, writes the sizes, takes
             // `args::out_slice(out, out_capacity, batch * classes, "out")` and runs.
-            Loaded::Encoder(_) => Err(wrong_kind(m, "torchless_classify", "an image classifier")),
+            Loaded::Encoder(_) | Loaded::Generator(_) => {
+                Err(wrong_kind(m, "torchless_classify", "an image classifier"))
+            }
         }
     })
 }
@@ -352,6 +353,29 @@ fn check_options(o: &TorchlessGenerateOptions) -> Result<(), CallError> {
         return Err(invalid(format!("top_p {} is not in (0, 1]", o.top_p)));
     }
     Ok(())
+}
+
+/// The runtime's options for C options already checked by `check_options`: temperature 0 is
+/// greedy decoding; otherwise sampling with `top_k` (0: off) and `top_p` (1: off), seeded.
+fn generate_options(o: &TorchlessGenerateOptions) -> GenerateOptions {
+    let sampling = if o.temperature == 0.0 {
+        Sampling::Greedy
+    } else {
+        Sampling::Sample {
+            temperature: o.temperature,
+            top_k: (o.top_k > 0).then_some(o.top_k as usize),
+            top_p: (o.top_p < 1.0).then_some(o.top_p),
+            seed: o.seed,
+        }
+    };
+    GenerateOptions {
+        max_new_tokens: o.max_new_tokens as usize,
+        sampler: SamplerConfig {
+            sampling,
+            repetition_penalty: 1.0,
+        },
+        stop_at_eos: true,
+    }
 }
 
 /// Generates up to `options->max_new_tokens` new tokens after a prompt given either as token
@@ -389,7 +413,7 @@ pub unsafe extern "C" fn torchless_generate(
             .copied()
             .unwrap_or_else(|| torchless_generate_options_default());
         check_options(&opts)?;
-        let _prompt = match (prompt_ids.is_null(), prompt_text.is_null()) {
+        let prompt = match (prompt_ids.is_null(), prompt_text.is_null()) {
             (false, true) if n_prompt > 0 => {
                 // SAFETY: the caller guarantees `n_prompt` readable ids.
                 Prompt::Ids(unsafe { args::slice(prompt_ids, n_prompt, "prompt_ids") }?)
@@ -409,15 +433,34 @@ pub unsafe extern "C" fn torchless_generate(
             // SAFETY: the caller guarantees `out_capacity` writable ids.
             Some(unsafe { args::out_slice(out_ids, out_capacity, n, "out_ids") }?)
         };
-        let _sink = TokenSink {
+        let mut sink = TokenSink {
             out,
             len: 0,
             on_token,
             user_data,
         };
         match &m.model {
-            // A generator arm tokenizes `_prompt` if it is text, runs its loop with `_sink.push(id)?` per token (stopping when it
-            // returns false) and then writes `_sink.len` to `out_len`.
+            Loaded::Generator(g) => {
+                let ids = match prompt {
+                    Prompt::Ids(ids) => ids.to_vec(),
+                    Prompt::Text(text) => g.encode(text).map_err(run_error)?,
+                };
+                let gen_opts = generate_options(&opts);
+                let mut failed = None;
+                let result = g.generate(&ids, &gen_opts, |id| match sink.push(id) {
+                    Ok(go_on) => go_on,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                });
+                // SAFETY: the caller guarantees `out_len` is NULL or writable.
+                unsafe { args::write(out_len, sink.len, "out_len") }?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                result.map(|_| ()).map_err(run_error)
+            }
             Loaded::Encoder(_) => Err(wrong_kind(m, "torchless_generate", "a text generator")),
         }
     })

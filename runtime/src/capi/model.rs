@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::encoder::{LoadOptions, SentenceEncoder};
 use crate::error::Result;
 use crate::folder::{self, read_json};
+use crate::generator::{model_types, TextGenerator};
 
 /// What a loaded model computes; decides which of embed / classify / generate it accepts.
 #[repr(i32)]
@@ -24,6 +25,7 @@ pub enum TorchlessModelKind {
 /// arm in the matching call of `ffi.rs`.
 pub(crate) enum Loaded {
     Encoder(SentenceEncoder),
+    Generator(TextGenerator),
 }
 
 /// An opaque handle to a loaded model: created by `torchless_model_load`, released by
@@ -43,14 +45,19 @@ impl Loaded {
             .clone()
             .or_else(|| header.architectures.first().cloned())
             .unwrap_or_default();
-        // Classifier and generator folders branch off here, before the encoder (which refuses
-        // any other architecture with a message naming it).
+        // Other kinds branch off here, before the encoder (which refuses any other
+        // architecture with a message naming it).
+        let model_type = header.model_type.as_deref().unwrap_or_default();
+        if model_types().contains(&model_type) {
+            return Ok((Loaded::Generator(TextGenerator::load(dir, opts)?), arch));
+        }
         Ok((Loaded::Encoder(SentenceEncoder::load(dir, opts)?), arch))
     }
 
     pub(crate) fn kind(&self) -> TorchlessModelKind {
         match self {
             Loaded::Encoder(_) => TorchlessModelKind::Encoder,
+            Loaded::Generator(_) => TorchlessModelKind::Generator,
         }
     }
 
@@ -58,12 +65,14 @@ impl Loaded {
     pub(crate) fn output_dim(&self) -> usize {
         match self {
             Loaded::Encoder(e) => e.dim(),
+            Loaded::Generator(g) => g.model().shape().vocab_size,
         }
     }
 
     fn name(&self) -> &str {
         match self {
             Loaded::Encoder(e) => e.name(),
+            Loaded::Generator(g) => g.name(),
         }
     }
 }
