@@ -503,7 +503,10 @@ fn one_handle_serves_many_threads() {
 // SAFETY: TorchlessModel is Send + Sync (asserted in the runtime's unit tests).
 unsafe impl Sync for Model {}
 
+// `cargo test` does not build a cdylib-only package's library for its own tests, so this runs
+// after `cargo build -p torchless-capi`: `.ci/run` does both (`-- --ignored`).
 #[test]
+#[ignore = "needs libtorchless.so: cargo build -p torchless-capi, then cargo test -p torchless-capi -- --ignored"]
 fn a_c_program_embeds_through_the_shared_library() {
     // target/<profile>/deps/capi-HASH -> target/<profile>
     let exe = std::env::current_exe().unwrap();
