@@ -823,7 +823,9 @@ already differ by `single_vs_batch_max_abs_diff`).
 """
 
 
-FAMILIES = {"bert": make_bert}
+from resnet_fixtures import make_resnet  # noqa: E402  (scripts/resnet_fixtures.py)
+
+FAMILIES = {"bert": make_bert, "resnet": make_resnet}
 
 
 def main(argv: list[str]) -> None:

@@ -5,6 +5,8 @@
 #![deny(missing_docs)]
 
 pub mod bert;
+pub mod fold;
 mod linear;
+pub mod resnet;
 
 pub use linear::Linear;

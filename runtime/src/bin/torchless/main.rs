@@ -1,5 +1,6 @@
 //! The `torchless` command line: each subcommand is a thin wrapper over a library call.
 
+mod classify;
 mod convert;
 mod embed;
 mod inspect;
@@ -28,6 +29,8 @@ enum Command {
     Verify(verify::Args),
     /// Embed sentences with a BERT-family (sentence-transformers) model folder.
     Embed(embed::Args),
+    /// Classify images (or a .npy batch) with a torchvision ResNet state_dict.
+    Classify(classify::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Classify(a) => classify::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
