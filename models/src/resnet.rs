@@ -188,6 +188,17 @@ impl ConvBn {
             eps: BN_EPS,
         };
         let (weight, bias) = fold_batch_norm(&w, None, &stats, dtype)?;
+        // candle's CPU conv repacks the kernel as [C_out, kH, kW, C_in] on every call; stored in
+        // that order (and viewed as [C_out, C_in, kH, kW]) the repack is a sequential copy
+        // instead of a strided gather. 1×1 kernels are the same in both orders.
+        let weight = if k > 1 && weight.device().is_cpu() {
+            weight
+                .permute((0, 2, 3, 1))?
+                .contiguous()?
+                .permute((0, 3, 1, 2))?
+        } else {
+            weight
+        };
         Ok(ConvBn {
             weight,
             bias: bias.reshape((1, c_out, 1, 1))?,
