@@ -86,6 +86,11 @@ impl Classifier {
             )));
         }
         let device = opts.device.open()?;
+        if device.is_cpu() && opts.dtype == DType::BF16 {
+            return Err(Error::Option(
+                "bf16 convolutions are not supported on the CPU (candle's CPU matmul has no bf16): use f32 or f16".into(),
+            ));
+        }
         let vb = weights.var_builder(opts.dtype, &device);
         let model = ResNet::load(vb, arch, num_classes)?;
         Ok(Classifier {
