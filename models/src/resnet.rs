@@ -152,11 +152,21 @@ impl std::fmt::Display for ResNetArch {
 }
 
 /// A convolution with its BatchNorm folded in: `conv(x, W') + b'`.
+///
+/// Activations inside the network are laid out `[C, N, H, W]` ("CNHW"), so a convolution is
+/// one matrix product `W' [C_out, C_in·k·k] × cols [C_in·k·k, N·H'·W']` whose result already
+/// has the next layer's layout: a 1×1 stride-1 convolution needs no copy at all (the input is
+/// its own column matrix), other kernels gather their `k·k` shifted (and strided) windows
+/// once. One large GEMM per convolution is what candle's CPU `conv2d` (tiles of 512 pixels,
+/// kernel repacked on every call, output scattered back to NCHW) does not give.
 #[derive(Debug, Clone)]
 pub struct ConvBn {
+    /// `[C_out, C_in·k·k]`, contiguous.
     weight: Tensor,
-    /// `[1, C_out, 1, 1]`.
+    /// `[C_out, 1]`.
     bias: Tensor,
+    c_out: usize,
+    k: usize,
     stride: usize,
     padding: usize,
 }
@@ -188,39 +198,81 @@ impl ConvBn {
             eps: BN_EPS,
         };
         let (weight, bias) = fold_batch_norm(&w, None, &stats, dtype)?;
-        // candle's CPU conv repacks the kernel as [C_out, kH, kW, C_in] on every call; stored in
-        // that order (and viewed as [C_out, C_in, kH, kW]) the repack is a sequential copy
-        // instead of a strided gather. 1×1 kernels are the same in both orders.
-        let weight = if k > 1 && weight.device().is_cpu() {
-            weight
-                .permute((0, 2, 3, 1))?
-                .contiguous()?
-                .permute((0, 3, 1, 2))?
-        } else {
-            weight
-        };
         Ok(ConvBn {
-            weight,
-            bias: bias.reshape((1, c_out, 1, 1))?,
+            weight: weight.reshape((c_out, c_in * k * k))?.contiguous()?,
+            bias: bias.reshape((c_out, 1))?,
+            c_out,
+            k,
             stride,
             padding,
         })
     }
 
-    /// `conv(x) + b` without the activation.
+    /// The column matrix `[C_in·k·k, N·H'·W']` of a CNHW input, rows in the weight's
+    /// `(c, kh, kw)` order; and `(H', W')`.
+    fn columns(&self, x: &Tensor) -> Result<(Tensor, usize, usize)> {
+        let (c, n, h, w) = x.dims4()?;
+        let (k, s, p) = (self.k, self.stride, self.padding);
+        if h + 2 * p < k || w + 2 * p < k {
+            bail!("a {h}x{w} input is smaller than a {k}x{k} kernel");
+        }
+        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
+        if k == 1 && s == 1 && p == 0 {
+            return Ok((x.reshape((c, n * h * w))?, h, w));
+        }
+        // Zero padding, then up to a multiple of the stride so that a window offset `kh` and
+        // stride `s` become plain slices of a `[.., H/s, s, ..]` view.
+        let (hp, wp) = (h + 2 * p, w + 2 * p);
+        let (hs, ws) = (hp.div_ceil(s) * s, wp.div_ceil(s) * s);
+        let xp = x
+            .pad_with_zeros(2, p, p + hs - hp)?
+            .pad_with_zeros(3, p, p + ws - wp)?
+            .reshape((c, n, hs / s, s, ws / s, s))?;
+        let mut taps = Vec::with_capacity(k * k);
+        for kh in 0..k {
+            for kw in 0..k {
+                taps.push(
+                    xp.narrow(2, kh / s, oh)?
+                        .narrow(3, kh % s, 1)?
+                        .narrow(4, kw / s, ow)?
+                        .narrow(5, kw % s, 1)?
+                        .squeeze(5)?
+                        .squeeze(3)?,
+                );
+            }
+        }
+        let cols = Tensor::stack(&taps, 1)?.reshape((c * k * k, n * oh * ow))?;
+        Ok((cols, oh, ow))
+    }
+
+    /// `conv(x) + b` on a CNHW input, as `[C_out, N·H'·W']` and `(N, H', W')`.
+    fn conv(&self, x: &Tensor) -> Result<(Tensor, (usize, usize, usize))> {
+        let n = x.dim(1)?;
+        let (cols, oh, ow) = self.columns(x)?;
+        let y = self.weight.matmul(&cols)?.broadcast_add(&self.bias)?;
+        Ok((y, (n, oh, ow)))
+    }
+
+    fn shaped(&self, y: Tensor, (n, oh, ow): (usize, usize, usize)) -> Result<Tensor> {
+        y.reshape((self.c_out, n, oh, ow))
+    }
+
+    /// `conv(x) + b` without the activation, CNHW in and out.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?
-            .broadcast_add(&self.bias)
+        let (y, dims) = self.conv(x)?;
+        self.shaped(y, dims)
     }
 
-    /// `relu(conv(x) + b)`.
+    /// `relu(conv(x) + b)`, CNHW in and out.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward(x)?.relu()
+        let (y, dims) = self.conv(x)?;
+        self.shaped(y.relu()?, dims)
     }
 
-    /// `relu(conv(x) + b + residual)`.
+    /// `relu(conv(x) + b + residual)`, CNHW in and out.
     pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        (self.forward(x)? + residual)?.relu()
+        let (y, dims) = self.conv(x)?;
+        (self.shaped(y, dims)? + residual)?.relu()
     }
 }
 
@@ -358,16 +410,19 @@ impl ResNet {
                 x.dims()
             );
         }
-        let x = self.stem.forward_relu(x)?;
+        // NCHW -> CNHW once; every layer keeps that layout (see `ConvBn`).
+        let x = x.permute((1, 0, 2, 3))?.contiguous()?;
+        let x = self.stem.forward_relu(&x)?;
         // MaxPool2d(3, stride 2, padding 1): the input is post-ReLU (>= 0), so zero padding
-        // gives the same maxima as PyTorch's implicit -inf padding.
+        // gives the same maxima as PyTorch's implicit -inf padding. Pooling treats C and N
+        // alike, so the CNHW layout needs nothing special.
         let x = x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
         let mut x = x.max_pool2d_with_stride(3, 2)?;
         for b in &self.blocks {
             x = b.forward(&x)?;
         }
-        // AdaptiveAvgPool2d((1, 1)) + flatten.
-        let x = x.mean(D::Minus1)?.mean(D::Minus1)?;
+        // AdaptiveAvgPool2d((1, 1)) + flatten: [C, N] -> [N, C].
+        let x = x.mean(D::Minus1)?.mean(D::Minus1)?.t()?.contiguous()?;
         self.fc.forward(&x)
     }
 }
