@@ -154,14 +154,14 @@ impl std::fmt::Display for ResNetArch {
 /// A convolution with its BatchNorm folded in: `conv(x, W') + b'`.
 ///
 /// Activations inside the network are laid out `[C, N, H, W]` ("CNHW"), so a convolution is
-/// one matrix product `W' [C_out, C_in·k·k] × cols [C_in·k·k, N·H'·W']` whose result already
+/// one matrix product `W' [C_out, k·k·C_in] × cols [k·k·C_in, N·H'·W']` whose result already
 /// has the next layer's layout: a 1×1 stride-1 convolution needs no copy at all (the input is
 /// its own column matrix), other kernels gather their `k·k` shifted (and strided) windows
 /// once. One large GEMM per convolution is what candle's CPU `conv2d` (tiles of 512 pixels,
 /// kernel repacked on every call, output scattered back to NCHW) does not give.
 #[derive(Debug, Clone)]
 pub struct ConvBn {
-    /// `[C_out, C_in·k·k]`, contiguous.
+    /// `[C_out, k·k·C_in]` (`(kh, kw, c)` order), contiguous.
     weight: Tensor,
     /// `[C_out, 1]`.
     bias: Tensor,
@@ -199,7 +199,11 @@ impl ConvBn {
         };
         let (weight, bias) = fold_batch_norm(&w, None, &stats, dtype)?;
         Ok(ConvBn {
-            weight: weight.reshape((c_out, c_in * k * k))?.contiguous()?,
+            // Columns come in (kh, kw, c) order (see `columns`), so the kernel is stored so.
+            weight: weight
+                .permute((0, 2, 3, 1))?
+                .contiguous()?
+                .reshape((c_out, k * k * c_in))?,
             bias: bias.reshape((c_out, 1))?,
             c_out,
             k,
@@ -208,8 +212,8 @@ impl ConvBn {
         })
     }
 
-    /// The column matrix `[C_in·k·k, N·H'·W']` of a CNHW input, rows in the weight's
-    /// `(c, kh, kw)` order; and `(H', W')`.
+    /// The column matrix `[k·k·C_in, N·H'·W']` of a CNHW input, rows in `(kh, kw, c)` order
+    /// as the stored weight; and `(H', W')`.
     fn columns(&self, x: &Tensor) -> Result<(Tensor, usize, usize)> {
         let (c, n, h, w) = x.dims4()?;
         let (k, s, p) = (self.k, self.stride, self.padding);
@@ -241,7 +245,9 @@ impl ConvBn {
                 );
             }
         }
-        let cols = Tensor::stack(&taps, 1)?.reshape((c * k * k, n * oh * ow))?;
+        // Stacked on a new leading dim: one copy of each view straight into place (a stack on
+        // an inner dim would copy twice).
+        let cols = Tensor::stack(&taps, 0)?.reshape((k * k * c, n * oh * ow))?;
         Ok((cols, oh, ow))
     }
 
