@@ -1044,7 +1044,9 @@ use_cache=True)`), "stop"}], "text_cases": [{"text", "prompt_ids" (`tokenizer(te
 """
 
 
-FAMILIES = {"bert": make_bert, "decoders": make_decoders}
+from resnet_fixtures import make_resnet  # noqa: E402  (scripts/resnet_fixtures.py)
+
+FAMILIES = {"bert": make_bert, "decoders": make_decoders, "resnet": make_resnet}
 
 
 def main(argv: list[str]) -> None:

@@ -1,8 +1,9 @@
 //! Integration tests: the converter's fixture zoo (real PyTorch files, values from PyTorch),
 //! the pickle machine against Python's own pickles, BERT sentence embeddings against
-//! sentence-transformers, and the `torchless` command line.
+//! sentence-transformers, torchvision ResNets against PyTorch, and the `torchless` command line.
 
 mod bert;
+mod classify_cli;
 mod common;
 mod convert_cli;
 mod convert_zoo;
@@ -10,3 +11,4 @@ mod decoders;
 mod embed_cli;
 mod generate_cli;
 mod pickle_parity;
+mod resnet;

@@ -6,10 +6,12 @@
 
 pub mod bert;
 pub mod decoder;
+pub mod fold;
 pub mod gpt2;
 mod kv_cache;
 mod linear;
 pub mod llama;
+pub mod resnet;
 
 pub use decoder::{CausalLm, DecoderShape, Logits};
 pub use kv_cache::KvCache;

@@ -60,6 +60,14 @@ pub enum Error {
     /// A device or dtype option is invalid or unavailable.
     #[error("{0}")]
     Option(String),
+    /// An input file (image, `.npy` array) is unreadable or unsupported.
+    #[error("{path}: {reason}")]
+    Input {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(candle_core::Error),

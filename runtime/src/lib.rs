@@ -7,19 +7,25 @@
 //! - [`SentenceEncoder`]: BERT-family sentence embeddings, as sentence-transformers computes them.
 //! - [`TextGenerator`]: GPT-2 and Llama-style text generation with a preallocated KV cache,
 //!   greedy or seeded sampling, tokens streamed to a callback.
+//! - [`Classifier`]: torchvision ResNet image classifiers, with [`preprocess`] (torchvision's
+//!   ImageNet transform, exact) and [`npy`] (f32 `.npy` inputs).
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
 
 #[cfg(feature = "capi")]
 pub mod capi;
+mod classifier;
 mod device;
 mod encoder;
 mod error;
 mod folder;
 mod generator;
+pub mod npy;
+pub mod preprocess;
 mod sampling;
 mod weights;
 
+pub use classifier::{top_k, Classifier, TopK};
 pub use device::{parse_dtype, DeviceSpec};
 pub use encoder::{l2_normalize, pool, Batch, LoadOptions, SentenceEncoder};
 pub use error::{Error, Result};
@@ -27,4 +33,5 @@ pub use folder::{pipeline, PipelineConfig, PoolingMode};
 pub use generator::{model_types, GenerateOptions, Generation, StopReason, TextGenerator};
 pub use sampling::{Sampler, SamplerConfig, Sampling};
 pub use torchless_convert as convert;
+pub use torchless_models::resnet::ResNetArch;
 pub use weights::Weights;

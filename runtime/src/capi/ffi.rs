@@ -267,7 +267,9 @@ pub unsafe extern "C" fn torchless_embed(
                 }
                 Ok(())
             }
-            Loaded::Generator(_) => Err(wrong_kind(m, "torchless_embed", "a sentence encoder")),
+            Loaded::Classifier(_) | Loaded::Generator(_) => {
+                Err(wrong_kind(m, "torchless_embed", "a sentence encoder"))
+            }
         }
     })
 }
@@ -314,12 +316,33 @@ pub unsafe extern "C" fn torchless_classify(
             )));
         }
         // SAFETY: the caller guarantees `numel` readable floats.
-        let _input = unsafe { args::slice(input, numel, "input") }?;
-        let _ = out;
-        let _ = out_capacity;
+        let input = unsafe { args::slice(input, numel, "input") }?;
         match &m.model {
-            // A classifier arm checks the shape against its config, writes the sizes, takes
-            // `args::out_slice(out, out_capacity, batch * classes, "out")` and runs.
+            Loaded::Classifier(c) => {
+                if channels != 3 {
+                    return Err(invalid(format!(
+                        "{channels} channels: the model takes RGB images (3 channels)"
+                    )));
+                }
+                let classes = c.num_classes();
+                // SAFETY: checked non-NULL above; the caller guarantees they are writable.
+                unsafe {
+                    args::write(out_rows, batch, "out_rows")?;
+                    args::write(out_classes, classes, "out_classes")?;
+                }
+                let needed = batch
+                    .checked_mul(classes)
+                    .ok_or_else(|| invalid("batch * classes overflows"))?;
+                // SAFETY: the caller guarantees `out_capacity` writable floats at `out`.
+                let out = unsafe { args::out_slice(out, out_capacity, needed, "out") }?;
+                let rows = c
+                    .classify_hw(input, batch, height, width)
+                    .map_err(run_error)?;
+                for (dst, row) in out.chunks_exact_mut(classes).zip(&rows) {
+                    dst.copy_from_slice(row);
+                }
+                Ok(())
+            }
             Loaded::Encoder(_) | Loaded::Generator(_) => {
                 Err(wrong_kind(m, "torchless_classify", "an image classifier"))
             }
@@ -461,7 +484,9 @@ pub unsafe extern "C" fn torchless_generate(
                 }
                 result.map(|_| ()).map_err(run_error)
             }
-            Loaded::Encoder(_) => Err(wrong_kind(m, "torchless_generate", "a text generator")),
+            Loaded::Encoder(_) | Loaded::Classifier(_) => {
+                Err(wrong_kind(m, "torchless_generate", "a text generator"))
+            }
         }
     })
 }

@@ -4,6 +4,7 @@
 use std::ffi::CString;
 use std::path::Path;
 
+use crate::classifier::Classifier;
 use crate::encoder::{LoadOptions, SentenceEncoder};
 use crate::error::Result;
 use crate::folder::{self, read_json};
@@ -25,6 +26,7 @@ pub enum TorchlessModelKind {
 /// arm in the matching call of `ffi.rs`.
 pub(crate) enum Loaded {
     Encoder(SentenceEncoder),
+    Classifier(Classifier),
     Generator(TextGenerator),
 }
 
@@ -39,6 +41,13 @@ pub struct TorchlessModel {
 impl Loaded {
     /// Loads a model folder; the architecture comes from `config.json`.
     fn load(dir: &Path, opts: &LoadOptions) -> Result<(Loaded, String)> {
+        // A single weights file is a torchvision ResNet state_dict (they come without a
+        // config.json); its depth is read from its blocks.
+        if dir.is_file() {
+            let c = Classifier::load_detected(dir, opts)?;
+            let arch = c.arch().name().to_string();
+            return Ok((Loaded::Classifier(c), arch));
+        }
         let header: folder::Header = read_json(&folder::config_path(dir)?)?;
         let arch = header
             .model_type
@@ -57,6 +66,7 @@ impl Loaded {
     pub(crate) fn kind(&self) -> TorchlessModelKind {
         match self {
             Loaded::Encoder(_) => TorchlessModelKind::Encoder,
+            Loaded::Classifier(_) => TorchlessModelKind::Classifier,
             Loaded::Generator(_) => TorchlessModelKind::Generator,
         }
     }
@@ -65,6 +75,7 @@ impl Loaded {
     pub(crate) fn output_dim(&self) -> usize {
         match self {
             Loaded::Encoder(e) => e.dim(),
+            Loaded::Classifier(c) => c.num_classes(),
             Loaded::Generator(g) => g.model().shape().vocab_size,
         }
     }
@@ -72,6 +83,7 @@ impl Loaded {
     fn name(&self) -> &str {
         match self {
             Loaded::Encoder(e) => e.name(),
+            Loaded::Classifier(c) => c.name(),
             Loaded::Generator(g) => g.name(),
         }
     }

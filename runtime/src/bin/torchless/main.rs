@@ -1,5 +1,6 @@
 //! The `torchless` command line: each subcommand is a thin wrapper over a library call.
 
+mod classify;
 mod convert;
 mod embed;
 mod generate;
@@ -29,6 +30,7 @@ enum Command {
     Verify(verify::Args),
     Embed(embed::Args),
     Generate(generate::Args),
+    Classify(classify::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::Classify(a) => classify::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,99 @@
+//! `torchless classify`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use torchless::npy::read_npy;
+use torchless::preprocess::Preprocess;
+use torchless::{top_k, Classifier, ResNetArch};
+
+use crate::output::print_json;
+use crate::run_options::RunOptions;
+
+/// Classify images with a torchvision ResNet state_dict.
+///
+/// The model is `torch.save(model.state_dict())` of a torchvision ResNet, as safetensors (or a
+/// .pt/.pth/.bin, converted in memory); its depth is given with --arch and the class count is
+/// read from `fc.weight`. Images (PNG or JPEG) go through torchvision's ImageNet transform:
+/// Resize(256) (PIL bilinear) → CenterCrop(224) → ToTensor → Normalize(ImageNet mean/std).
+/// --input-npy takes a ready float32 NCHW batch instead. Scores are softmax probabilities.
+/// Without --json, each input prints one line: its name, then `index:score` for the top-k
+/// classes.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The weights (`.safetensors`, or a PyTorch `.pt`/`.pth`/`.bin` state_dict).
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// resnet18, resnet34, resnet50, resnet101 or resnet152.
+    #[arg(long, value_name = "ARCH")]
+    arch: String,
+    /// An image to classify (repeatable; PNG or JPEG).
+    #[arg(
+        long = "image",
+        value_name = "IMG",
+        required_unless_present = "input_npy",
+        conflicts_with = "input_npy"
+    )]
+    images: Vec<PathBuf>,
+    /// A preprocessed batch: a little-endian float32 C-order `.npy` array of shape [N, 3, H, W].
+    #[arg(long, value_name = "FILE.npy")]
+    input_npy: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunOptions,
+    /// How many classes to list per input (highest softmax probability first).
+    #[arg(long, default_value_t = 5, value_name = "K")]
+    top_k: usize,
+    /// Print one JSON object `{"logits": [[...]], "top_k": [[{"index", "score"}]]}`, one row per
+    /// input in order; `score` is the softmax probability.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let arch: ResNetArch = a.arch.parse().map_err(anyhow::Error::msg)?;
+    let opts = a.run.load_options()?;
+    // Inputs first: a bad image fails before the model is read.
+    let (names, input, batch, h, w) = match &a.input_npy {
+        Some(p) => {
+            let arr = read_npy(p)?;
+            let [n, c, h, w] = arr.shape[..] else {
+                anyhow::bail!("{}: shape {:?} is not [N, 3, H, W]", p.display(), arr.shape);
+            };
+            if c != 3 {
+                anyhow::bail!(
+                    "{}: shape {:?} has {c} channels, expected 3",
+                    p.display(),
+                    arr.shape
+                );
+            }
+            let names: Vec<String> = (0..n).map(|i| format!("{}[{i}]", p.display())).collect();
+            (names, arr.data, n, h, w)
+        }
+        None => {
+            let pre = Preprocess::default();
+            let mut data = Vec::with_capacity(a.images.len() * 3 * pre.crop * pre.crop);
+            for img in &a.images {
+                data.extend(pre.load(img)?);
+            }
+            let names = a.images.iter().map(|p| p.display().to_string()).collect();
+            (names, data, a.images.len(), pre.crop, pre.crop)
+        }
+    };
+    let model = Classifier::load(&a.model, arch, &opts)
+        .with_context(|| format!("cannot load {}", a.model.display()))?;
+    let logits = model.classify_hw(&input, batch, h, w)?;
+    let tops: Vec<_> = logits.iter().map(|l| top_k(l, a.top_k)).collect();
+    if a.json {
+        return print_json(&serde_json::json!({ "logits": logits, "top_k": tops }));
+    }
+    let mut out = std::io::stdout().lock();
+    for (name, t) in names.iter().zip(&tops) {
+        let best: Vec<String> = t
+            .iter()
+            .map(|t| format!("{}:{:.4}", t.index, t.score))
+            .collect();
+        writeln!(out, "{name}\t{}", best.join(" "))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! torchvision's standard ImageNet preprocessing, reproduced exactly:
+//! `Resize(256)` → `CenterCrop(224)` → `ToTensor()` → `Normalize(mean, std)` on a PIL image.
+//!
+//! - Decoding: PNG and JPEG (the `image` crate), converted to 8-bit RGB as PIL's
+//!   `.convert("RGB")` does for 8-bit files.
+//! - Resize: shorter side to 256, longer side `int(256 · long / short)` (torchvision's
+//!   truncation), with Pillow's bilinear resampling (`Resample.c`): a triangle filter whose
+//!   support is scaled by the downscale factor (antialiasing), coefficients normalised and
+//!   turned into 22-bit fixed point, a horizontal pass then a vertical pass, each rounded and
+//!   clamped to 8 bits. Same integer arithmetic, so the same bytes as Pillow.
+//! - Center crop: offsets `round((size − crop) / 2)` with Python's round-half-to-even.
+//! - `ToTensor` (`u8 as f32 / 255`) and `Normalize` (`(x − mean) / std`) in f32.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// ImageNet channel means (RGB).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations (RGB).
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// An 8-bit RGB image, row-major, 3 bytes per pixel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// `height × width × 3` bytes.
+    pub data: Vec<u8>,
+}
+
+/// Decodes a PNG or JPEG file (detected by content) to 8-bit RGB.
+pub fn load_image(path: &Path) -> Result<RgbImage> {
+    let err = |reason: String| Error::Input {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|cause| Error::Io {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    let format = image::guess_format(&bytes)
+        .map_err(|_| err("not a PNG or JPEG image (unrecognised content)".into()))?;
+    if !matches!(format, image::ImageFormat::Png | image::ImageFormat::Jpeg) {
+        return Err(err(format!(
+            "{format:?} images are not supported (PNG or JPEG only)"
+        )));
+    }
+    let img = image::load_from_memory_with_format(&bytes, format)
+        .map_err(|e| err(format!("cannot decode: {e}")))?
+        .to_rgb8();
+    Ok(RgbImage {
+        width: img.width() as usize,
+        height: img.height() as usize,
+        data: img.into_raw(),
+    })
+}
+
+/// torchvision's `Resize(size) → CenterCrop(crop) → ToTensor → Normalize(mean, std)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocess {
+    /// The shorter side after resizing (256).
+    pub resize: usize,
+    /// The square center crop (224).
+    pub crop: usize,
+    /// Per-channel mean.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation.
+    pub std: [f32; 3],
+}
+
+impl Default for Preprocess {
+    /// The ImageNet transform of torchvision's ResNet weights: 256, 224, ImageNet mean/std.
+    fn default() -> Self {
+        Preprocess {
+            resize: 256,
+            crop: 224,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
+    }
+}
+
+impl Preprocess {
+    /// Decodes `path` and applies the transform: a `[3, crop, crop]` CHW f32 tensor.
+    pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
+        let img = load_image(path)?;
+        self.apply(&img).map_err(|reason| Error::Input {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    /// Applies the transform to a decoded image.
+    pub fn apply(&self, img: &RgbImage) -> std::result::Result<Vec<f32>, String> {
+        let resized = resize_shorter_side(img, self.resize)?;
+        let cropped = center_crop(&resized, self.crop)?;
+        Ok(to_normalized_chw(&cropped, self.mean, self.std))
+    }
+}
+
+/// torchvision `Resize(size)` on a PIL image: shorter side to `size`, longer side
+/// `int(size · long / short)`, Pillow bilinear.
+pub fn resize_shorter_side(img: &RgbImage, size: usize) -> std::result::Result<RgbImage, String> {
+    let (w, h) = (img.width, img.height);
+    if w == 0 || h == 0 || img.data.len() != w * h * 3 {
+        return Err(format!("an empty or inconsistent {w}x{h} image"));
+    }
+    if size == 0 {
+        return Err("resize to 0 pixels".into());
+    }
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    // Python: int(size * long / short), a float division truncated.
+    let new_long = (size as f64 * long as f64 / short as f64) as usize;
+    let (nw, nh) = if w <= h {
+        (size, new_long)
+    } else {
+        (new_long, size)
+    };
+    if (nw, nh) == (w, h) {
+        return Ok(img.clone());
+    }
+    Ok(pil_bilinear_resize(img, nw, nh))
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Pillow's `precompute_coeffs` for the bilinear filter (support 1) and `normalize_coeffs_8bpc`:
+/// per output pixel, the first input index, the tap count and fixed-point weights.
+fn coeffs(in_size: usize, out_size: usize) -> (Vec<(usize, usize)>, Vec<i32>, usize) {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale; // bilinear support 1.0 × filterscale
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut kk = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        // C's (int) truncates toward zero.
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+        let n = xmax.saturating_sub(xmin);
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(n) {
+            let t = ((x + xmin) as f64 - center + 0.5) * ss;
+            let t = t.abs();
+            let w = if t < 1.0 { 1.0 - t } else { 0.0 };
+            *kx = w;
+            ww += w;
+        }
+        for (x, kx) in k.iter().enumerate().take(n) {
+            let v = if ww != 0.0 { kx / ww } else { *kx };
+            let fixed = v * (1u32 << PRECISION_BITS) as f64;
+            kk[xx * ksize + x] = if v < 0.0 {
+                (-0.5 + fixed) as i32
+            } else {
+                (0.5 + fixed) as i32
+            };
+        }
+        bounds.push((xmin, n));
+    }
+    (bounds, kk, ksize)
+}
+
+fn clip8(v: i32) -> u8 {
+    if v >= (1 << PRECISION_BITS << 8) {
+        255
+    } else if v <= 0 {
+        0
+    } else {
+        (v >> PRECISION_BITS) as u8
+    }
+}
+
+/// `PIL.Image.resize((nw, nh), Image.BILINEAR)` for an RGB image, bit for bit: horizontal
+/// pass (8-bit result), then vertical pass, each skipped when that side keeps its size.
+pub fn pil_bilinear_resize(img: &RgbImage, nw: usize, nh: usize) -> RgbImage {
+    let (w, h) = (img.width, img.height);
+    let horizontal = if nw != w {
+        let (bounds, kk, ksize) = coeffs(w, nw);
+        let mut out = vec![0u8; nw * h * 3];
+        for y in 0..h {
+            let row = &img.data[y * w * 3..(y + 1) * w * 3];
+            for (xx, &(xmin, n)) in bounds.iter().enumerate() {
+                let k = &kk[xx * ksize..xx * ksize + n];
+                for c in 0..3 {
+                    let mut ss: i32 = 1 << (PRECISION_BITS - 1);
+                    for (x, &kx) in k.iter().enumerate() {
+                        ss += row[(x + xmin) * 3 + c] as i32 * kx;
+                    }
+                    out[(y * nw + xx) * 3 + c] = clip8(ss);
+                }
+            }
+        }
+        RgbImage {
+            width: nw,
+            height: h,
+            data: out,
+        }
+    } else {
+        img.clone()
+    };
+    if nh == h {
+        return horizontal;
+    }
+    let (bounds, kk, ksize) = coeffs(h, nh);
+    let src = &horizontal.data;
+    let mut out = vec![0u8; nw * nh * 3];
+    for (yy, &(ymin, n)) in bounds.iter().enumerate() {
+        let k = &kk[yy * ksize..yy * ksize + n];
+        for i in 0..nw * 3 {
+            let mut ss: i32 = 1 << (PRECISION_BITS - 1);
+            for (y, &ky) in k.iter().enumerate() {
+                ss += src[(y + ymin) * nw * 3 + i] as i32 * ky;
+            }
+            out[yy * nw * 3 + i] = clip8(ss);
+        }
+    }
+    RgbImage {
+        width: nw,
+        height: nh,
+        data: out,
+    }
+}
+
+/// Python's `round()` of a half-integer `n / 2`: ties to even.
+fn half_round_even(n: usize) -> usize {
+    let q = n / 2;
+    if n % 2 == 1 && q % 2 == 1 {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// torchvision `CenterCrop(size)`: top = `round((h − size) / 2)`, left likewise.
+pub fn center_crop(img: &RgbImage, size: usize) -> std::result::Result<RgbImage, String> {
+    if img.width < size || img.height < size {
+        return Err(format!(
+            "a {}x{} image is smaller than the {size}x{size} crop",
+            img.width, img.height
+        ));
+    }
+    let top = half_round_even(img.height - size);
+    let left = half_round_even(img.width - size);
+    let mut data = Vec::with_capacity(size * size * 3);
+    for y in top..top + size {
+        let start = (y * img.width + left) * 3;
+        data.extend_from_slice(&img.data[start..start + size * 3]);
+    }
+    Ok(RgbImage {
+        width: size,
+        height: size,
+        data,
+    })
+}
+
+/// `ToTensor()` then `Normalize(mean, std)`: CHW f32.
+pub fn to_normalized_chw(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
+    let hw = img.width * img.height;
+    let mut out = vec![0f32; 3 * hw];
+    for (i, px) in img.data.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            out[c * hw + i] = (px[c] as f32 / 255.0 - mean[c]) / std[c];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_rounding_and_torchvision_sizes() {
+        assert_eq!(half_round_even(0), 0);
+        assert_eq!(half_round_even(1), 0); // round(0.5) == 0
+        assert_eq!(half_round_even(3), 2); // round(1.5) == 2
+        assert_eq!(half_round_even(5), 2); // round(2.5) == 2
+        assert_eq!(half_round_even(36), 18);
+        let img = RgbImage {
+            width: 300,
+            height: 260,
+            data: vec![7; 300 * 260 * 3],
+        };
+        let r = resize_shorter_side(&img, 256).unwrap();
+        // int(256 * 300 / 260) == 295
+        assert_eq!((r.width, r.height), (295, 256));
+        // a constant image stays constant through the normalised filter
+        assert!(r.data.iter().all(|&v| v == 7));
+        let c = center_crop(&r, 224).unwrap();
+        assert_eq!((c.width, c.height), (224, 224));
+    }
+}
