@@ -1,23 +1,9 @@
 //! `torchless classify` as a user runs it.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
 use torchless::ResNetArch;
 
-use crate::common::fixture;
+use crate::common::{fixture, s, torchless};
 use crate::resnet::{expected_logits, rel_err, weights_file};
-
-fn torchless(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_torchless"))
-        .args(args)
-        .output()
-        .expect("run torchless")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn classify_input_npy_json_reproduces_pytorch_logits() {

@@ -167,3 +167,16 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f32 {
     let n: f32 = b.iter().map(|y| y * y).sum::<f32>().sqrt();
     d / n.max(1e-30)
 }
+
+/// Runs the `torchless` binary built for these tests.
+pub fn torchless(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_torchless"))
+        .args(args)
+        .output()
+        .expect("run torchless")
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

@@ -1,20 +1,8 @@
 //! The `torchless` binary as a user runs it: exit codes, one-line errors, nothing left behind.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use crate::common::*;
-
-fn torchless(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_torchless"))
-        .args(args)
-        .output()
-        .expect("run torchless")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn convert_then_verify_from_the_command_line() {

@@ -1,20 +1,6 @@
 //! `torchless embed` as a user runs it.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-use crate::common::fixture;
-
-fn torchless(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_torchless"))
-        .args(args)
-        .output()
-        .expect("run torchless")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::common::{fixture, s, torchless};
 
 #[test]
 fn embed_json_reproduces_sentence_transformers() {

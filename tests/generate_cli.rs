@@ -2,22 +2,11 @@
 //! to `transformers`, a converted safetensors folder, streamed text, and one-line errors.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-use crate::common::{fixture, floats, ints, rel_err};
-
-fn torchless(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_torchless"))
-        .args(args)
-        .output()
-        .expect("run torchless")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::common::{fixture, floats, ints, rel_err, s, torchless};
 
 fn expected() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("decoders/expected.json")).unwrap())

@@ -8,24 +8,11 @@ use std::ptr::{null, null_mut};
 
 use torchless::capi::*;
 
+mod common;
+use common::{last_error, Model};
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/bert")
-}
-
-fn last_error() -> String {
-    let p = torchless_last_error();
-    assert!(!p.is_null(), "a failed call leaves a message");
-    // SAFETY: non-NULL message of this thread, valid until its next call.
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-}
-
-struct Model(*mut TorchlessModel);
-
-impl Drop for Model {
-    fn drop(&mut self) {
-        // SAFETY: a handle from torchless_model_load, freed once.
-        unsafe { torchless_model_free(self.0) };
-    }
 }
 
 fn load(dir: &Path, device: Option<&str>, dtype: Option<&str>) -> (TorchlessStatus, Model) {

@@ -2,12 +2,15 @@
 //! `transformers`, every token through the callback, a callback that stops, a text prompt, a
 //! too-small output buffer, and the other calls refusing a generator.
 
-use std::ffi::{c_int, c_void, CStr, CString};
+use std::ffi::{c_int, c_void, CString};
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
 
 use serde_json::Value;
 use torchless::capi::*;
+
+mod common;
+use common::{last_error, Model};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,22 +28,6 @@ fn ids(v: &Value) -> Vec<u32> {
         .iter()
         .map(|x| x.as_u64().unwrap() as u32)
         .collect()
-}
-
-fn last_error() -> String {
-    let p = torchless_last_error();
-    assert!(!p.is_null(), "a failed call leaves a message");
-    // SAFETY: non-NULL message of this thread, valid until its next call.
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-}
-
-struct Model(*mut TorchlessModel);
-
-impl Drop for Model {
-    fn drop(&mut self) {
-        // SAFETY: a handle from torchless_model_load, freed once.
-        unsafe { torchless_model_free(self.0) };
-    }
 }
 
 fn gpt2() -> Model {
