@@ -11,15 +11,11 @@ Dev-only (needs torch and transformers):
     python benches/encoder_vs_torch.py [--threads N]
 """
 import argparse
-import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from side_by_side import criterion_medians, median_ms, print_ratio_table
+
 MODELS = [("minilm-l6", 384, 6, 12, 1536), ("bert-base", 768, 12, 12, 3072)]
 BATCHES = [1, 32]
 
@@ -38,34 +34,9 @@ def torch_times(threads):
         for b in BATCHES:
             ids = (torch.arange(b * 128).reshape(b, 128) * 7919) % 30522
             mask = torch.ones_like(ids)
-            runs = 20 if b == 1 else 5
             with torch.inference_mode():
-                for _ in range(3):
-                    model(input_ids=ids, attention_mask=mask)
-                ts = []
-                for _ in range(runs):
-                    t = time.perf_counter()
-                    model(input_ids=ids, attention_mask=mask)
-                    ts.append(time.perf_counter() - t)
-            out[(name, f"forward {b}x128")] = statistics.median(ts) * 1e3
-    return out
-
-
-def torchless_times(threads):
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    subprocess.run(
-        ["cargo", "bench", "-p", "torchless-benches", "--bench", "encoder", "--", "--noplot"],
-        cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-    )
-    out = {}
-    crit = os.path.join(ROOT, "target", "criterion")
-    for name, *_ in MODELS:
-        group = os.path.join(crit, f"encoder {name}")
-        for fn in sorted(os.listdir(group)):
-            est = os.path.join(group, fn, "new", "estimates.json")
-            if os.path.exists(est):
-                ns = json.load(open(est))["median"]["point_estimate"]
-                out[(name, fn.replace("_", " "))] = ns / 1e6
+                out[(name, f"forward {b}x128")] = median_ms(
+                    lambda: model(input_ids=ids, attention_mask=mask), 20 if b == 1 else 5)
     return out
 
 
@@ -73,19 +44,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
-    ours = torchless_times(args.threads)
+    ours = criterion_medians("encoder", args.threads, [name for name, *_ in MODELS])
     theirs = torch_times(args.threads)
-    import torch
-
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"threads: {args.threads}; torch {torch.__version__}\n")
-    print("| model | what | torchless ms | PyTorch eager ms | torchless / PyTorch |")
-    print("|---|---|---|---|---|")
-    for key in sorted(ours):
-        t = theirs.get(key)
-        ratio = f"{ours[key] / t:.2f}" if t else "-"
-        print(f"| {key[0]} | {key[1]} | {ours[key]:.1f} | {t:.1f} | {ratio} |" if t else
-              f"| {key[0]} | {key[1]} | {ours[key]:.1f} | - | - |")
+    print_ratio_table(ours, theirs, args.threads)
 
 
 if __name__ == "__main__":

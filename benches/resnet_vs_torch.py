@@ -12,15 +12,11 @@ Dev-only (needs torch and torchvision):
     python benches/resnet_vs_torch.py [--threads N]
 """
 import argparse
-import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from side_by_side import criterion_medians, median_ms, print_ratio_table
+
 MODELS = ["resnet18", "resnet50"]
 BATCHES = [1, 8]
 
@@ -35,34 +31,9 @@ def torch_times(threads):
         model = getattr(torchvision.models, name)(weights=None).eval()
         for b in BATCHES:
             x = torch.rand(b, 3, 224, 224) * 2 - 1
-            runs = 20 if b == 1 else 5
             with torch.inference_mode():
-                for _ in range(3):
-                    model(x)
-                ts = []
-                for _ in range(runs):
-                    t = time.perf_counter()
-                    model(x)
-                    ts.append(time.perf_counter() - t)
-            out[(name, f"forward {b}x3x224x224")] = statistics.median(ts) * 1e3
-    return out
-
-
-def torchless_times(threads):
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    subprocess.run(
-        ["cargo", "bench", "-p", "torchless-benches", "--bench", "resnet", "--", "--noplot"],
-        cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-    )
-    out = {}
-    crit = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "criterion")
-    for name in MODELS:
-        group = os.path.join(crit, f"resnet {name}")
-        for fn in sorted(os.listdir(group)):
-            est = os.path.join(group, fn, "new", "estimates.json")
-            if os.path.exists(est):
-                ns = json.load(open(est))["median"]["point_estimate"]
-                out[(name, fn.replace("_", " "))] = ns / 1e6
+                out[(name, f"forward {b}x3x224x224")] = median_ms(
+                    lambda: model(x), 20 if b == 1 else 5)
     return out
 
 
@@ -70,18 +41,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
-    ours = torchless_times(args.threads)
+    ours = criterion_medians("resnet", args.threads, MODELS)
     theirs = torch_times(args.threads)
-    import torch
-
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"threads: {args.threads}; torch {torch.__version__}\n")
-    print("| model | what | torchless ms | PyTorch eager ms | torchless / PyTorch |")
-    print("|---|---|---|---|---|")
-    for key in sorted(ours):
-        t = theirs.get(key)
-        print(f"| {key[0]} | {key[1]} | {ours[key]:.1f} | {t:.1f} | {ours[key] / t:.2f} |" if t else
-              f"| {key[0]} | {key[1]} | {ours[key]:.1f} | - | - |")
+    print_ratio_table(ours, theirs, args.threads)
 
 
 if __name__ == "__main__":
