@@ -10,5 +10,6 @@ mod convert_zoo;
 mod decoders;
 mod embed_cli;
 mod generate_cli;
+mod hostile;
 mod pickle_parity;
 mod resnet;

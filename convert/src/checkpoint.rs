@@ -84,8 +84,21 @@ impl SourceFile {
 
 /// Maps a file read-only; an empty file is an error (it cannot be a checkpoint).
 pub(crate) fn map_file(path: &Path) -> Result<Mmap> {
-    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, so that opening a FIFO returns at once; it is then refused below.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::UnknownFormat {
+            path: path.to_path_buf(),
+            reason: "not a regular file (a FIFO, device or socket); refusing to read it".into(),
+        });
+    }
+    let len = meta.len();
     if len == 0 {
         return Err(Error::UnknownFormat {
             path: path.to_path_buf(),
@@ -199,6 +212,8 @@ pub struct Checkpoint {
     pub(crate) top_keys: Vec<String>,
     /// `__metadata__` of safetensors inputs (merged over shards).
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// Most bytes of tensor data this input may materialise (see [`crate::Budget`]).
+    pub byte_budget: u64,
 }
 
 impl Checkpoint {
@@ -212,6 +227,7 @@ impl Checkpoint {
             notes: Vec::new(),
             top_keys: Vec::new(),
             metadata: Default::default(),
+            byte_budget: crate::budget::BUDGET_SLACK,
         }
     }
 
@@ -286,9 +302,18 @@ impl Checkpoint {
                     |e: String| Error::format(format!("{}: {}", file.path.display(), s.name), e);
                 let mut z = zip::ZipArchive::new(std::io::Cursor::new(archive))
                     .map_err(|e| fail(e.to_string()))?;
-                let mut f = z.by_index(*entry).map_err(|e| fail(e.to_string()))?;
-                let mut out = Vec::with_capacity(s.len);
-                f.read_to_end(&mut out).map_err(|e| fail(e.to_string()))?;
+                let f = z.by_index(*entry).map_err(|e| fail(e.to_string()))?;
+                let mut out = Vec::new();
+                out.try_reserve_exact(s.len).map_err(|_| {
+                    fail(format!(
+                        "cannot allocate {} bytes to inflate the record",
+                        s.len
+                    ))
+                })?;
+                // One byte more than declared, so a record that inflates larger is caught.
+                f.take(s.len as u64 + 1)
+                    .read_to_end(&mut out)
+                    .map_err(|e| fail(e.to_string()))?;
                 if out.len() != s.len {
                     return Err(fail(format!(
                         "inflated to {} bytes, expected {}",

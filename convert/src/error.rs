@@ -75,12 +75,37 @@ pub enum Error {
         /// What kind of tensor it is.
         kind: String,
     },
+    /// The input asks for more than its resource budget allows (bytes to write or hold,
+    /// inflated bytes, copied values, names): refused before anything is allocated.
+    #[error(
+        "{file}: refusing the file: it needs {needed} {what}, over the budget of {limit}{}",
+        budget_hint(what)
+    )]
+    Budget {
+        /// The file, record or stream at fault.
+        file: String,
+        /// What is counted (`bytes of tensor data`, `names`, ...).
+        what: String,
+        /// How much the input asks for (saturating).
+        needed: u64,
+        /// The budget.
+        limit: u64,
+    },
     /// A user option that cannot be applied (bad `--key`, rename collision, ...).
     #[error("{0}")]
     Option(String),
     /// `verify` found a difference.
     #[error("{0}")]
     Mismatch(String),
+}
+
+/// How a user raises a budget that a real file exceeded.
+fn budget_hint(what: &str) -> &'static str {
+    if what.contains("bytes") {
+        " (a real checkpoint this large: raise it with --max-output-size)"
+    } else {
+        ""
+    }
 }
 
 /// Shorthand for results in this crate.

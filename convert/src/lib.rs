@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod budget;
 pub mod cast;
 mod checkpoint;
 pub mod dtype;
@@ -37,22 +38,26 @@ mod write;
 
 use std::path::Path;
 
+pub use budget::{default_limit, Budget, BUDGET_FACTOR, BUDGET_SLACK};
 pub use checkpoint::{Checkpoint, Dropped, Entry, EntryKind, Format, SourceFile, Storage};
 pub use dtype::DType;
 pub use error::{Error, Result};
+pub use formats::inside_folder;
 pub use plan::{
     plan, Alias, ConvertOptions, Plan, PlannedTensor, RecordedOptions, Rename, Skipped, TargetDType,
 };
 pub use report::{inspect, FileReport, InspectReport, TensorReport, UnsupportedReport};
 pub use tree::ROOT_TENSOR_NAME;
 pub use verify::{open_output, verify, VerifyReport};
-pub use write::{index_path, parse_size, write, Written, OPTIONS_KEY, SHA_KEY};
+pub use write::{index_path, parse_size, remove_temp_files, write, Written, OPTIONS_KEY, SHA_KEY};
 
 /// How to read checkpoints.
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Pickle limits and user-allowed inert globals.
     pub pickle: pickle::Options,
+    /// How many bytes of tensor data the input may materialise.
+    pub budget: Budget,
 }
 
 /// Opens a checkpoint file, a Hugging Face folder or a shard index.

@@ -248,11 +248,36 @@ pub fn plan(ckpt: &Checkpoint, opts: &ConvertOptions) -> Result<Plan> {
                 .pattern
                 .replace_all(&name, r.replacement.as_str())
                 .into_owned();
+            if name.len() > MAX_NAME_BYTES {
+                return Err(Error::Option(format!(
+                    "--rename {:?} makes the name of tensor `{}` {} bytes long, over the {MAX_NAME_BYTES}-byte name limit",
+                    r.to_rule(),
+                    shorten(&e.name),
+                    name.len()
+                )));
+            }
         }
         if name.is_empty() {
+            return Err(Error::Option(if e.name.is_empty() {
+                "a tensor has an empty name (an empty dict key), which safetensors cannot hold; \
+                 name it with --rename '^$=NEW_NAME'"
+                    .to_string()
+            } else {
+                format!("tensor `{}` would be written with an empty name", e.name)
+            }));
+        }
+        if name == "__metadata__" {
             return Err(Error::Option(format!(
-                "tensor `{}` would be written with an empty name",
-                e.name
+                "tensor `{}` would be written as `__metadata__`, the key safetensors reserves \
+                 for its header; rename it with --rename '^__metadata__$=NEW_NAME'",
+                shorten(&e.name)
+            )));
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(Error::Option(format!(
+                "tensor `{}` has a {}-byte name, over the {MAX_NAME_BYTES}-byte name limit",
+                shorten(&e.name),
+                name.len()
             )));
         }
         if let Some(other) = by_name.insert(name.clone(), e.name.clone()) {
@@ -328,5 +353,40 @@ pub fn plan(ckpt: &Checkpoint, opts: &ConvertOptions) -> Result<Plan> {
             keep[i - 1]
         });
     }
+    let total = out.tensors.iter().fold(0u64, |acc, t| {
+        let n = t
+            .spec
+            .numel()
+            .and_then(|n| n.checked_mul(t.dtype.size()))
+            .map_or(u64::MAX, |n| n as u64);
+        acc.saturating_add(n)
+    });
+    if total > ckpt.byte_budget {
+        return Err(Error::Budget {
+            file: ckpt
+                .files
+                .first()
+                .map(|f| f.path.display().to_string())
+                .unwrap_or_default(),
+            what: "bytes of tensor data to write".into(),
+            needed: total,
+            limit: ckpt.byte_budget,
+        });
+    }
     Ok(out)
+}
+
+/// Longest tensor name written (safetensors' whole header is capped at 100 MB).
+pub const MAX_NAME_BYTES: usize = 64 << 10;
+
+/// A name cut to 200 bytes for messages.
+fn shorten(name: &str) -> String {
+    if name.len() <= 200 {
+        return name.to_string();
+    }
+    let mut end = 200;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &name[..end], name.len())
 }

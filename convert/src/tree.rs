@@ -3,7 +3,7 @@
 //! through their `_parameters`, `_buffers` (persistent only) and `_modules`. Everything else is
 //! listed as dropped, never silently ignored.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::checkpoint::{Checkpoint, Dropped, Entry, EntryKind};
 use crate::error::{Error, Result};
@@ -11,6 +11,53 @@ use crate::pickle::{Dict, Heap, Node, NodeId, Object, Value};
 
 /// Deepest container nesting the walk follows.
 pub(crate) const MAX_DEPTH: usize = 512;
+
+/// Most names (tensors and dropped values) one object graph may produce. Shared sub-objects
+/// give a name per path, as `state_dict()` does for tied modules, so a small graph of shared
+/// lists can stand for 2^40 paths: past this the file is refused.
+pub(crate) const MAX_NAMES: u64 = 1 << 20;
+/// Most container visits one walk makes (sub-objects that hold no tensor are walked once).
+pub(crate) const MAX_VISITS: u64 = 1 << 24;
+
+/// The name-walk budget of one object graph.
+#[derive(Debug, Default)]
+pub(crate) struct WalkBudget {
+    names: u64,
+    visits: u64,
+}
+
+impl WalkBudget {
+    /// Counts one visit, and one name when `named`.
+    pub(crate) fn charge(&mut self, named: bool, path: &str) -> Result<()> {
+        self.visits += 1;
+        self.names += u64::from(named);
+        let (what, needed, limit) = if self.names > MAX_NAMES {
+            (
+                "names (tensor paths through shared sub-objects)",
+                self.names,
+                MAX_NAMES,
+            )
+        } else if self.visits > MAX_VISITS {
+            (
+                "object visits (paths through shared sub-objects)",
+                self.visits,
+                MAX_VISITS,
+            )
+        } else {
+            return Ok(());
+        };
+        let mut at: String = path.chars().take(120).collect();
+        if at.len() < path.len() {
+            at.push('…');
+        }
+        Err(Error::Budget {
+            file: format!("the object graph (at `{at}`)"),
+            what: what.into(),
+            needed,
+            limit,
+        })
+    }
+}
 
 /// Name used for a checkpoint whose root is a single tensor.
 pub const ROOT_TENSOR_NAME: &str = "tensor";
@@ -24,6 +71,8 @@ pub(crate) fn flatten(heap: &Heap, root: &Value, out: &mut Checkpoint) -> Result
         heap,
         out,
         on_path: HashSet::new(),
+        tensorless: HashMap::new(),
+        budget: WalkBudget::default(),
     };
     w.value(root, "", 0)
 }
@@ -55,10 +104,15 @@ struct Walker<'a> {
     heap: &'a Heap,
     out: &'a mut Checkpoint,
     on_path: HashSet<NodeId>,
+    /// Containers already walked that hold no tensor, with the path they were listed under:
+    /// a second path to one is listed once, not walked again.
+    tensorless: HashMap<NodeId, String>,
+    budget: WalkBudget,
 }
 
 impl Walker<'_> {
     fn drop_value(&mut self, path: &str, v: &Value) {
+        self.budget.names += 1;
         self.out.dropped.push(Dropped {
             path: if path.is_empty() {
                 "<root>".into()
@@ -83,24 +137,40 @@ impl Walker<'_> {
                 return Ok(());
             }
         };
+        self.budget.charge(false, path)?;
+        if let Some(first) = self.tensorless.get(&id) {
+            let what = format!("{} (the same object as `{first}`)", self.heap.describe(v));
+            self.out.dropped.push(Dropped {
+                path: path.to_string(),
+                what,
+            });
+            return self.budget.charge(true, path);
+        }
         if !self.on_path.insert(id) {
             // A container that contains itself: its second appearance holds nothing new.
             self.drop_value(path, v);
             return Ok(());
         }
+        let entries = self.out.entries.len();
         let r = self.node(id, v, path, depth);
         self.on_path.remove(&id);
+        if r.is_ok() && self.out.entries.len() == entries {
+            self.tensorless.insert(id, path.to_string());
+        }
         r
     }
 
     fn node(&mut self, id: NodeId, v: &Value, path: &str, depth: usize) -> Result<()> {
         let name = || {
-            if path.is_empty() {
+            if depth == 0 {
                 ROOT_TENSOR_NAME.to_string()
             } else {
                 path.to_string()
             }
         };
+        if matches!(self.heap.get(id), Node::Tensor(_) | Node::Unsupported(_)) {
+            self.budget.charge(true, path)?;
+        }
         match self.heap.get(id) {
             Node::Tensor(spec) => self.out.entries.push(Entry {
                 name: name(),

@@ -194,6 +194,64 @@ struct Pending {
     file: tempfile::NamedTempFile,
     final_path: PathBuf,
     sha_at: Option<u64>,
+    _live: LiveTemp,
+}
+
+/// Temporary files being written right now, so that a signal handler can remove them
+/// ([`remove_temp_files`]): a process killed by SIGINT/SIGTERM runs no destructor.
+static LIVE_TEMPS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers a temporary file in [`LIVE_TEMPS`] for as long as it lives.
+struct LiveTemp(PathBuf);
+
+impl LiveTemp {
+    fn new(path: &Path) -> LiveTemp {
+        LIVE_TEMPS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(path.to_path_buf());
+        LiveTemp(path.to_path_buf())
+    }
+}
+
+impl Drop for LiveTemp {
+    fn drop(&mut self) {
+        LIVE_TEMPS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| p != &self.0);
+    }
+}
+
+/// Removes every temporary output file still being written; returns how many there were.
+/// For a signal handler (SIGINT, SIGTERM) that then exits: the conversion in flight fails,
+/// and no partial file is left behind.
+pub fn remove_temp_files() -> usize {
+    let live = LIVE_TEMPS.lock().unwrap_or_else(|p| p.into_inner());
+    for p in live.iter() {
+        let _ = std::fs::remove_file(p);
+    }
+    live.len()
+}
+
+/// Refuses to write over one of the input files (same device and inode, whatever the path).
+fn not_an_input(ckpt: &Checkpoint, target: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(out) = std::fs::metadata(target) else {
+        return Ok(());
+    };
+    for f in &ckpt.files {
+        if let Ok(inp) = std::fs::metadata(&f.path) {
+            if inp.dev() == out.dev() && inp.ino() == out.ino() {
+                return Err(Error::Option(format!(
+                    "the output {} is the input file {}; write the conversion elsewhere",
+                    target.display(),
+                    f.path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -258,6 +316,7 @@ fn write_shard(
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
     let tmp_path = file.path().to_path_buf();
+    let live = LiveTemp::new(&tmp_path);
     let f = file.as_file();
     f.write_all_at(&(header.len() as u64).to_le_bytes(), 0)
         .and_then(|_| f.write_all_at(&header, 8))
@@ -274,6 +333,7 @@ fn write_shard(
         file,
         final_path: final_path.to_path_buf(),
         sha_at,
+        _live: live,
     })
 }
 
@@ -460,6 +520,9 @@ pub fn write(
     let base = base_metadata(ckpt, opts, &placeholder);
     let groups = shards(order(&plan.tensors), opts.max_shard_size);
     let paths = shard_paths(output, groups.len());
+    for p in paths.iter().chain(std::iter::once(&index_path(output))) {
+        not_an_input(ckpt, p)?;
+    }
     let cancel = AtomicBool::new(false);
     let (pending, hashes) = std::thread::scope(|s| {
         let hasher = s.spawn(|| hash_files(&ckpt.files, &cancel));
@@ -530,11 +593,12 @@ pub fn write(
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(io_err(dir))?;
+        let live = LiveTemp::new(f.path());
         let text = serde_json::to_string_pretty(&json).unwrap_or_default();
         f.write_all(text.as_bytes())
             .and_then(|_| f.as_file().sync_all())
             .map_err(io_err(&idx))?;
-        Some((f, idx))
+        Some((f, idx, live))
     } else {
         None
     };
@@ -546,7 +610,7 @@ pub fn write(
         files.push(p.final_path);
     }
     let index = match index {
-        Some((f, idx)) => {
+        Some((f, idx, _live)) => {
             f.persist(&idx).map_err(|e| Error::io(&idx, e.error))?;
             Some(idx)
         }

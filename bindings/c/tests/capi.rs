@@ -542,3 +542,57 @@ fn a_c_program_embeds_through_the_shared_library() {
     }
     assert_eq!(stdout.lines().nth(1), Some("wrong kind: torchless_classify: this model is not an image classifier (tiny-st `bert` is a sentence encoder: use torchless_embed)"));
 }
+
+/// Every file of the hostile corpus (`tests/fixtures/hostile/`) is refused by the loader with
+/// a status and a message — as a state_dict file (the classifier path) and as a model folder's
+/// `pytorch_model.bin` (the encoder path) — and the process goes on.
+#[test]
+fn every_hostile_file_is_a_status_not_an_abort() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hostile");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("manifest.json")).unwrap())
+            .unwrap();
+    let tmp = std::env::temp_dir().join(format!("torchless-capi-hostile-{}", std::process::id()));
+    let mut checked = 0;
+    for e in manifest["files"].as_array().unwrap() {
+        let file = e["file"].as_str().unwrap();
+        let loads = e["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "classify");
+        if e["expect_ok"].as_bool().unwrap_or(false) || !loads {
+            continue;
+        }
+        let want = e["expect"].as_str().unwrap_or("");
+        let (s, m) = load(&root.join(file), Some("cpu"), Some("f32"));
+        assert_ne!(s, TorchlessStatus::Ok, "{file} loaded");
+        assert!(m.0.is_null());
+        let msg = last_error();
+        assert!(msg.contains(want), "{file}: expected {want:?} in {msg}");
+        // The same bytes as an encoder folder's weights.
+        let dir = tmp.join(file);
+        std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
+        let st = fixtures().join("tiny-st");
+        for f in [
+            "config.json",
+            "tokenizer.json",
+            "modules.json",
+            "1_Pooling/config.json",
+        ] {
+            std::fs::copy(st.join(f), dir.join(f)).unwrap();
+        }
+        std::fs::copy(root.join(file), dir.join("pytorch_model.bin")).unwrap();
+        let (s, m) = load(&dir, Some("cpu"), Some("f32"));
+        assert_ne!(s, TorchlessStatus::Ok, "{file} loaded as a folder");
+        assert!(m.0.is_null());
+        let msg = last_error();
+        assert!(
+            msg.contains(want),
+            "{file} (folder): expected {want:?} in {msg}"
+        );
+        checked += 1;
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(checked >= 15, "only {checked} hostile files checked");
+}

@@ -106,6 +106,13 @@ impl<'a> Archive<'a> {
                 )));
             }
             let stored = f.compression() == zip::CompressionMethod::Stored;
+            // DEFLATE produces at most 1032 bytes per input byte: a larger declared size is a
+            // lie (a zip64 field claiming terabytes for a few bytes of data).
+            if !stored && size > csize.saturating_mul(1032).saturating_add(1024) {
+                return Err(fail(format!(
+                    "compressed record {name:?} declares {size} bytes, more than {csize} compressed bytes can inflate to: refusing the file"
+                )));
+            }
             if stored && csize != size {
                 return Err(fail(format!(
                     "stored record {name:?} declares {size} bytes but holds {csize}"
@@ -163,9 +170,29 @@ impl<'a> Archive<'a> {
         }
         let mut z =
             zip::ZipArchive::new(Cursor::new(self.bytes)).map_err(|e| fail(e.to_string()))?;
-        let mut f = z.by_index(rec.index).map_err(|e| fail(e.to_string()))?;
-        let mut out = Vec::with_capacity(rec.size.min(1 << 30));
-        f.read_to_end(&mut out).map_err(|e| fail(e.to_string()))?;
+        let limit = crate::budget::default_limit(self.bytes.len() as u64);
+        if rec.size as u64 > limit {
+            return Err(Error::Budget {
+                file: format!("{}: {}", self.label, self.full_name(name)),
+                what: "bytes once inflated".into(),
+                needed: rec.size as u64,
+                limit,
+            });
+        }
+        let f = z.by_index(rec.index).map_err(|e| fail(e.to_string()))?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(rec.size)
+            .map_err(|_| fail(format!("cannot allocate {} bytes to inflate it", rec.size)))?;
+        f.take(rec.size as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| fail(e.to_string()))?;
+        if out.len() != rec.size {
+            return Err(fail(format!(
+                "inflated to {} bytes, the zip declares {}",
+                out.len(),
+                rec.size
+            )));
+        }
         Ok(Cow::Owned(out))
     }
 

@@ -29,6 +29,7 @@ pub(crate) fn pick_in_folder(dir: &Path) -> Result<PathBuf> {
     for c in CANDIDATES {
         let p = dir.join(c);
         if p.is_file() {
+            inside_folder(dir, &p)?;
             return Ok(p);
         }
     }
@@ -57,6 +58,40 @@ pub(crate) fn pick_in_folder(dir: &Path) -> Result<PathBuf> {
     })
 }
 
+/// Checks that a file a folder names resolves, after symlinks, inside that folder (or, for a
+/// Hugging Face cache snapshot `…/snapshots/REV/`, inside the repository's `blobs/` folder,
+/// where the cache's symlinks point) and is a regular file: a symlink out of the folder or a
+/// FIFO (which would block the reader forever) is refused by name.
+pub fn inside_folder(dir: &Path, file: &Path) -> Result<()> {
+    let dir = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    let real = std::fs::canonicalize(file).map_err(|e| Error::io(file, e))?;
+    let cache_blobs = (dir.parent().and_then(|p| p.file_name()) == Some("snapshots".as_ref()))
+        .then(|| {
+            dir.parent()
+                .and_then(Path::parent)
+                .map(|repo| repo.join("blobs"))
+        })
+        .flatten();
+    let inside = real.starts_with(&dir) || cache_blobs.is_some_and(|b| real.starts_with(b));
+    if !inside {
+        return Err(Error::format(
+            file.display().to_string(),
+            format!(
+                "resolves to a file outside the model folder {}; refusing to read it",
+                dir.display()
+            ),
+        ));
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| Error::io(file, e))?;
+    if !meta.is_file() {
+        return Err(Error::format(
+            file.display().to_string(),
+            "is not a regular file (a FIFO, device or folder); refusing to read it",
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a shard index.
 pub(crate) fn read_index(index: &Path) -> Result<Shards> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
@@ -81,6 +116,7 @@ pub(crate) fn read_index(index: &Path) -> Result<Shards> {
             ));
         }
         let p = dir.join(shard);
+        inside_folder(dir, &p)?;
         if !expected.contains_key(&p) {
             files.push(p.clone());
         }

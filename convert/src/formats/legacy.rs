@@ -191,7 +191,8 @@ pub(crate) fn read(
         s.data = StorageData::Mapped { start, crc32: None };
         pos = start + len;
     }
-    if let Some(missing) = by_key.keys().find(|k| !keys.contains(k)) {
+    let listed: std::collections::HashSet<&String> = keys.iter().collect();
+    if let Some(missing) = by_key.keys().find(|k| !listed.contains(k)) {
         return Err(Error::format(
             &path,
             format!("storage {missing} is referenced but has no data"),

@@ -10,6 +10,8 @@ mod tar;
 mod torch_zip;
 mod torchscript;
 
+pub use hf::inside_folder;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -99,9 +101,18 @@ pub(crate) fn open(path: &Path, options: &OpenOptions) -> Result<Checkpoint> {
             ckpt.format = Format::HfFolder;
         }
     }
-    ckpt.validate()?;
-    training_hint(&mut ckpt);
+    finish(&mut ckpt, &path.display().to_string(), options)?;
     Ok(ckpt)
+}
+
+/// Validates every view, sets and checks the byte budget, and adds hints.
+fn finish(ckpt: &mut Checkpoint, label: &str, options: &OpenOptions) -> Result<()> {
+    ckpt.validate()?;
+    let input: u64 = ckpt.files.iter().map(|f| f.bytes().len() as u64).sum();
+    ckpt.byte_budget = options.budget.output_limit(input);
+    crate::budget::check(ckpt, label)?;
+    training_hint(ckpt);
+    Ok(())
 }
 
 /// Reads a checkpoint held in memory (one file; `name` labels it in messages).
@@ -119,8 +130,7 @@ pub(crate) fn open_bytes(name: &Path, bytes: Vec<u8>, options: &OpenOptions) -> 
     };
     let mut ckpt = Checkpoint::new(Format::Zip);
     ckpt.format = read_source(&mut ckpt, src, options)?;
-    ckpt.validate()?;
-    training_hint(&mut ckpt);
+    finish(&mut ckpt, &name.display().to_string(), options)?;
     Ok(ckpt)
 }
 
@@ -178,16 +188,11 @@ fn read_source(
             reason: "a plain pickle without torch.save framing; tensors in such files are rebuilt by calling torch.load, which this converter never does".into(),
         });
     } else {
-        let head: String = bytes
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(" ");
         return Err(Error::UnknownFormat {
             path: path.to_path_buf(),
             reason: format!(
-                "not a PyTorch checkpoint: no zip, tar, legacy torch.save or safetensors signature (first bytes {head})"
+                "not a PyTorch checkpoint: no zip, tar, legacy torch.save or safetensors signature in its {} bytes",
+                bytes.len()
             ),
         });
     };

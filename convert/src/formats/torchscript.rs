@@ -84,6 +84,8 @@ struct Walk<'a> {
     heap: &'a Heap,
     decls: &'a HashMap<String, Decl>,
     out: &'a mut Checkpoint,
+    /// Shared submodules are named once per path (as `state_dict()` does): bounded.
+    budget: crate::tree::WalkBudget,
 }
 
 /// The class name and attribute dict of a scripted object.
@@ -102,6 +104,7 @@ impl Walk<'_> {
         if depth > MAX_DEPTH {
             return Err(Error::format(path.to_string(), "modules nested too deeply"));
         }
+        self.budget.charge(false, path)?;
         let Some((class, state)) = state_of(self.heap, v) else {
             self.out.dropped.push(Dropped {
                 path: path.to_string(),
@@ -117,6 +120,7 @@ impl Walk<'_> {
         })?;
         for name in decl.parameters.iter().chain(&decl.buffers) {
             let p = join(path, name);
+            self.budget.charge(true, &p)?;
             match state.get_str(name) {
                 None | Some(Value::None) => {}
                 Some(t) => match self.heap.node(t) {
@@ -197,6 +201,7 @@ pub(crate) fn read(
         heap: &heap,
         decls: &decls,
         out: ckpt,
+        budget: Default::default(),
     };
     w.module(&root, "", 0)
 }

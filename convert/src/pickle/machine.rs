@@ -25,6 +25,9 @@ pub struct Limits {
     pub max_marks: usize,
     /// Most heap nodes (containers, objects, tensors) per heap.
     pub max_nodes: usize,
+    /// Most values copied by interpreted calls (`list(x)`, `dict(pairs)`, call arguments)
+    /// per stream: each copy costs memory the stream's own bytes did not pay for.
+    pub max_copied_cells: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
             max_memo: 1 << 24,
             max_marks: 10_000,
             max_nodes: 1 << 24,
+            max_copied_cells: 1 << 24,
         }
     }
 }
@@ -80,6 +84,7 @@ pub fn unpickle(
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        copied: 0,
         heap,
         loader,
         options,
@@ -96,6 +101,8 @@ struct Machine<'a, 'h> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    /// Values copied by interpreted calls so far (see [`Limits::max_copied_cells`]).
+    copied: usize,
     heap: &'h mut Heap,
     loader: &'h mut dyn PersistentLoad,
     options: &'a Options,
@@ -203,6 +210,20 @@ impl Machine<'_, '_> {
             .pop()
             .ok_or_else(|| self.err("no MARK on the stack"))?;
         Ok(self.stack.split_off(m))
+    }
+
+    /// Charges `n` copied values against the stream's copy budget.
+    fn copy_cells(&mut self, n: usize) -> R<()> {
+        self.copied = self.copied.saturating_add(n);
+        if self.copied > self.options.limits.max_copied_cells {
+            return Err(Error::Budget {
+                file: self.name.to_string(),
+                what: "pickle values copied by calls (list(x), dict(pairs), arguments)".into(),
+                needed: self.copied as u64,
+                limit: self.options.limits.max_copied_cells as u64,
+            });
+        }
+        Ok(())
     }
 
     fn node(&mut self, n: Node) -> R<Value> {
@@ -554,6 +575,11 @@ impl Machine<'_, '_> {
                 b'b' => {
                     let state = self.pop()?;
                     let target = self.top()?.clone();
+                    if let Value::Global(g) = &target {
+                        // BUILD on a class or function calls its `__setstate__` (or sets
+                        // attributes on it): judged as a call, and no allowed global needs it.
+                        return Err(self.refuse(g, "BUILD"));
+                    }
                     if let Some(Node::Object(o)) = self.heap_node_mut(&target) {
                         o.state = Some(state);
                     }
@@ -575,13 +601,28 @@ impl Machine<'_, '_> {
         }
     }
 
-    /// A global symbol; one that exists to run code refuses the stream at once.
+    /// A global symbol, resolved as Python's `find_class` would (aliases, dotted names); one
+    /// that reaches a code-running global, by any of the paths it could stand for, refuses the
+    /// stream at once.
     fn global(&self, module: String, name: String, opcode: &'static str) -> R<Value> {
-        let g = Global { module, name };
-        if policy::runs_code(&g.module, &g.name) {
-            return Err(self.refuse(&g, opcode));
+        let r = policy::resolve(&module, &name);
+        let written = Global { module, name };
+        if let Some(target) = r.runs_code {
+            let shown = written.to_string();
+            let global = if target == shown {
+                shown
+            } else {
+                format!("{target}` (written as `{shown}")
+            };
+            return Err(Error::Refused {
+                file: self.name.to_string(),
+                global,
+                opcode,
+                offset: self.op_pos,
+            });
         }
-        Ok(Value::Global(Rc::new(g)))
+        let (module, name) = r.canonical;
+        Ok(Value::Global(Rc::new(Global { module, name })))
     }
 
     fn push_utf8(&mut self, n: usize) -> R<()> {
@@ -673,6 +714,8 @@ impl Machine<'_, '_> {
         if !policy::class_allowed(&g.module, &g.name) {
             return Err(self.refuse(&g, opcode));
         }
+        let n = self.heap.seq(&args).map_or(0, <[Value]>::len);
+        self.copy_cells(n)?;
         let args = self
             .heap
             .seq(&args)
@@ -700,6 +743,8 @@ impl Machine<'_, '_> {
     /// Interprets a call of `func` with the tuple `args`.
     fn call(&mut self, func: &Value, args: &Value, opcode: &'static str, depth: u32) -> R<Value> {
         let g = self.global_of(func, opcode)?;
+        let n = self.heap.seq(args).map_or(0, <[Value]>::len);
+        self.copy_cells(n)?;
         let args: Vec<Value> = self
             .heap
             .seq(args)
@@ -745,8 +790,25 @@ impl Machine<'_, '_> {
                 kind: format!("{kind} ({g})"),
             })),
             Callable::Dict => {
+                if g.name == "defaultdict" {
+                    // The factory is called for every missing key: judged as a call.
+                    match args.first() {
+                        None | Some(Value::None) => {}
+                        Some(Value::Global(f))
+                            if policy::classify_call(&f.module, &f.name) != Callable::Refused => {}
+                        Some(Value::Global(f)) => return Err(self.refuse(f, "defaultdict factory")),
+                        Some(other) => {
+                            return Err(self.err(format!(
+                                "{g}: the factory is {}, not a global",
+                                self.heap.describe(other)
+                            )))
+                        }
+                    }
+                }
                 let mut d = Dict::default();
                 if let Some(src) = args.iter().find(|a| self.heap.seq(a).is_some()) {
+                    let n = self.heap.seq(src).map_or(0, <[Value]>::len);
+                    self.copy_cells(n.saturating_mul(2))?;
                     let pairs = self.heap.seq(src).unwrap_or_default().to_vec();
                     for p in pairs {
                         match self.heap.seq(&p) {
@@ -755,11 +817,20 @@ impl Machine<'_, '_> {
                         }
                     }
                 } else if let Some(Node::Dict(src)) = args.first().and_then(|a| self.heap.node(a)) {
-                    d = src.clone();
+                    let n = src.items.len().saturating_mul(2);
+                    self.copy_cells(n)?;
+                    if let Some(Node::Dict(src)) = args.first().and_then(|a| self.heap.node(a)) {
+                        d = src.clone();
+                    }
                 }
                 self.node(Node::Dict(d))
             }
             Callable::List | Callable::Tuple | Callable::Set | Callable::FrozenSet => {
+                let n = args
+                    .first()
+                    .and_then(|a| self.heap.seq(a))
+                    .map_or(0, <[Value]>::len);
+                self.copy_cells(n)?;
                 let items = match args.first() {
                     None => Vec::new(),
                     Some(a) => self
@@ -810,6 +881,14 @@ impl Machine<'_, '_> {
                 };
                 if !policy::class_allowed(&cls.module, &cls.name) {
                     return Err(self.refuse(&cls, opcode));
+                }
+                // `_reconstructor` runs `base.__init__(obj, state)` unless `base` is `object`:
+                // only the builtin bases Python itself writes there are accepted.
+                match args.get(1) {
+                    Some(Value::Global(base))
+                        if policy::reconstructor_base(&base.module, &base.name) => {}
+                    Some(Value::Global(base)) => return Err(self.refuse(base, opcode)),
+                    _ => return Err(self.err(format!("{g}: second argument is not a class"))),
                 }
                 self.inert(cls, args[1..].to_vec())
             }
@@ -1108,6 +1187,147 @@ mod tests {
         assert!(run(b"\x80\x09N.").is_err());
         assert!(run(b"0").is_err());
         assert!(run(b"\x80\x02\x8e\xff\xff\xff\xff\xff\xff\xff\xff").is_err());
+    }
+
+    /// A protocol-4 STACK_GLOBAL of `module` `name`, then `tail`.
+    fn stack_global(module: &str, name: &str, tail: &[u8]) -> Vec<u8> {
+        let mut p = b"\x80\x04".to_vec();
+        for s in [module, name] {
+            p.push(0x8c);
+            p.push(u8::try_from(s.len()).unwrap());
+            p.extend_from_slice(s.as_bytes());
+        }
+        p.push(0x93);
+        p.extend_from_slice(tail);
+        p
+    }
+
+    fn refused_global(bytes: &[u8]) -> String {
+        match run(bytes) {
+            Err(Error::Refused { global, .. }) => global,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn regression_dotted_names_through_an_allowed_module_are_refused() {
+        // `argparse._os` is the os module: Python resolves `_os.system` to os.system.
+        let g = refused_global(&stack_global("argparse", "_os.system", b"."));
+        assert!(g.starts_with("os.system"), "{g}");
+        assert!(g.contains("argparse._os.system"), "{g}");
+        let g = refused_global(&stack_global(
+            "torch.utils.cpp_extension",
+            "subprocess.Popen",
+            b"(]\x8c\x05touch\x85R.",
+        ));
+        assert!(g.starts_with("subprocess.Popen"), "{g}");
+        // The module object itself, reached as an attribute.
+        let g = refused_global(&stack_global(
+            "torch.utils.cpp_extension",
+            "subprocess",
+            b".",
+        ));
+        assert!(g.starts_with("subprocess"), "{g}");
+    }
+
+    #[test]
+    fn regression_module_aliases_are_refused() {
+        for (m, n, want) in [
+            ("posixpath", "os.system", "os.system"),
+            ("ntpath", "os.system", "os.system"),
+            ("nt", "system", "os.system"),
+            ("posix", "system", "os.system"),
+            ("__builtin__", "reduce", "functools.reduce"),
+            ("builtins", "eval.__call__", "__call__"),
+            ("_posixsubprocess", "fork_exec", "subprocess.fork_exec"),
+            ("cPickle", "loads", "pickle.loads"),
+        ] {
+            let g = refused_global(&stack_global(m, n, b"."));
+            assert!(g.contains(want), "{m} {n}: {g}");
+        }
+    }
+
+    #[test]
+    fn regression_dunder_walks_are_refused() {
+        let g = refused_global(&stack_global(
+            "collections",
+            "OrderedDict.__init__.__globals__",
+            b".",
+        ));
+        assert!(g.contains("__globals__"), "{g}");
+    }
+
+    #[test]
+    fn regression_reconstructor_base_and_defaultdict_factory_are_judged_as_calls() {
+        // copyreg._reconstructor(__main__.Net, collections.Counter, None): Counter.__init__
+        // would run.
+        let mut p = stack_global("copyreg", "_reconstructor", b"");
+        p.extend(stack_global("__main__", "Net", b"")[2..].iter());
+        p.extend(stack_global("collections", "Counter", b"")[2..].iter());
+        p.extend_from_slice(b"N\x87R.");
+        assert_eq!(refused_global(&p), "collections.Counter");
+        // With `object` as the base it is an inert instance.
+        let mut p = stack_global("copyreg", "_reconstructor", b"");
+        p.extend(stack_global("__main__", "Net", b"")[2..].iter());
+        p.extend(stack_global("builtins", "object", b"")[2..].iter());
+        p.extend_from_slice(b"N\x87R.");
+        assert!(run(&p).is_ok());
+        // defaultdict(__main__.make): the factory runs for a missing key.
+        let mut p = stack_global("collections", "defaultdict", b"");
+        p.extend(stack_global("__main__", "make", b"")[2..].iter());
+        p.extend_from_slice(b"\x85R.");
+        assert_eq!(refused_global(&p), "__main__.make");
+        let mut p = stack_global("collections", "defaultdict", b"");
+        p.extend(stack_global("builtins", "list", b"")[2..].iter());
+        p.extend_from_slice(b"\x85R.");
+        assert!(run(&p).is_ok());
+    }
+
+    #[test]
+    fn regression_build_on_a_class_is_refused() {
+        let p = stack_global("__main__", "Net", b"}b.");
+        match run(&p) {
+            Err(Error::Refused { global, opcode, .. }) => {
+                assert_eq!(global, "__main__.Net");
+                assert_eq!(opcode, "BUILD");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn harmless_dotted_classes_stay_inert() {
+        // A nested class (protocol 4 qualname) instantiated with NEWOBJ.
+        let p = stack_global("__main__", "Outer.Inner", b")\x81.");
+        let (v, heap) = run(&p).unwrap();
+        assert!(
+            matches!(heap.node(&v), Some(Node::Object(o)) if o.class.to_string() == "__main__.Outer.Inner")
+        );
+    }
+
+    #[test]
+    fn regression_list_copies_are_budgeted() {
+        // L = [None]*50 memoized, then list(L) 1000 times into one list.
+        let mut p = b"\x80\x04]\x94(".to_vec();
+        p.extend(std::iter::repeat_n(b'N', 50));
+        p.extend_from_slice(b"e]\x94");
+        p.extend(stack_global("builtins", "list", b"\x94")[2..].iter());
+        p.push(b'0');
+        for _ in 0..1000 {
+            // GET list, GET L, TUPLE1, REDUCE, APPEND to the outer list.
+            p.extend_from_slice(b"h\x02h\x00\x85Ra");
+        }
+        p.push(b'.');
+        let mut heap = Heap::new(1 << 20);
+        let mut opts = Options::default();
+        opts.limits.max_copied_cells = 10_000;
+        let err = unpickle(&p, 0, "bomb.pkl", &mut heap, &mut NoPersistentIds, &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("budget"), "{err}");
+        opts.limits.max_copied_cells = 1 << 20;
+        let mut heap = Heap::new(1 << 20);
+        assert!(unpickle(&p, 0, "ok.pkl", &mut heap, &mut NoPersistentIds, &opts).is_ok());
     }
 
     #[test]

@@ -47,13 +47,133 @@ pub enum Callable {
     Refused,
 }
 
-/// Module names older pickles use for today's modules.
+/// The module a module name stands for when Python imports it: Python 2 names that pickle's
+/// `fix_imports` maps (`_compat_pickle.IMPORT_MAPPING`), C accelerator modules and
+/// platform modules that are another module under a second name (`posix` is what `os`
+/// re-exports, `posixpath` is `os.path`).
 pub fn normalize_module(module: &str) -> &str {
     match module {
-        "__builtin__" => "builtins",
+        "__builtin__" | "exceptions" | "__builtins__" => "builtins",
         "copy_reg" => "copyreg",
         "numpy.core.multiarray" => "numpy._core.multiarray",
+        "posix" | "nt" => "os",
+        "posixpath" | "ntpath" | "genericpath" | "macpath" => "os.path",
+        "_posixsubprocess" | "_subprocess" | "commands" => "subprocess",
+        "cPickle" | "_pickle" => "pickle",
+        "thread" => "_thread",
+        "cStringIO" | "StringIO" | "_io" => "io",
+        "_socket" => "socket",
+        "urllib2" => "urllib.request",
+        "httplib" => "http.client",
+        "SocketServer" => "socketserver",
+        "_functools" => "functools",
+        "_operator" => "operator",
         other => other,
+    }
+}
+
+/// Python 2 builtins that `fix_imports` maps to another module (`_compat_pickle.NAME_MAPPING`).
+fn normalize_name<'a>(module: &'a str, name: &'a str) -> (&'a str, &'a str) {
+    match (module, name) {
+        ("builtins", "reduce") => ("functools", "reduce"),
+        ("builtins", "intern") => ("sys", "intern"),
+        ("builtins", "execfile") => ("builtins", "exec"),
+        other => other,
+    }
+}
+
+/// A global resolved the way Python's `find_class` resolves it, with every other object the
+/// same symbol could reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// The canonical `(module, name)`: aliases normalised, a dotted name (protocol 4 walks it
+    /// attribute by attribute) split so that `name` is the last attribute.
+    pub canonical: (String, String),
+    /// Every `(module, name)` the symbol may stand for: the canonical one, and one per
+    /// attribute on the dotted path that may be a module object imported by the module before
+    /// it (`argparse` + `_os.system` is `os.system`; `torch.utils.cpp_extension` +
+    /// `subprocess.Popen` is `subprocess.Popen`).
+    pub candidates: Vec<(String, String)>,
+    /// Why the symbol is refused whatever it is used for: the code-running global it reaches.
+    pub runs_code: Option<String>,
+}
+
+/// A module name an attribute may stand for: the attribute itself, or without the leading
+/// underscores modules use to import privately (`import os as _os`).
+fn attribute_module(attr: &str) -> String {
+    let bare = attr.trim_start_matches('_');
+    let aliased = normalize_module(attr);
+    if aliased != attr || bare.is_empty() {
+        return aliased.to_string();
+    }
+    if bare != attr && (in_modules(bare, CODE_MODULES) || in_modules(bare, CLASS_DENIED_MODULES)) {
+        return normalize_module(bare).to_string();
+    }
+    attr.to_string()
+}
+
+/// Resolves a GLOBAL / STACK_GLOBAL / INST symbol and judges whether naming it is refused.
+pub fn resolve(module: &str, name: &str) -> Resolution {
+    let parts: Vec<&str> = name.split('.').collect();
+    let (last, walk) = parts.split_last().map_or(("", &[][..]), |(l, w)| (*l, w));
+    let module = normalize_module(module);
+    let mut canon_module = module.to_string();
+    for p in walk {
+        canon_module.push('.');
+        canon_module.push_str(p);
+    }
+    let (cm, cn) = normalize_name(normalize_module(&canon_module), last);
+    let canonical = (cm.to_string(), cn.to_string());
+    let mut candidates = vec![canonical.clone()];
+    for (j, attr) in parts.iter().enumerate() {
+        let m = attribute_module(attr);
+        if j + 1 == parts.len() {
+            // The last attribute may itself be a module object (`x.os`).
+            candidates.push((m, String::new()));
+        } else {
+            let mut path = m;
+            for p in &parts[j + 1..parts.len() - 1] {
+                path.push('.');
+                path.push_str(p);
+            }
+            let (pm, pn) = normalize_name(normalize_module(&path), last);
+            candidates.push((pm.to_string(), pn.to_string()));
+        }
+    }
+    let dunder = parts.len() > 1
+        && parts
+            .iter()
+            .any(|p| p.len() > 4 && p.starts_with("__") && p.ends_with("__"));
+    let runs = if dunder {
+        Some(format!(
+            "{module}.{name} (a walk through the dunder attribute{} reaches interpreter internals)",
+            parts
+                .iter()
+                .filter(|p| p.len() > 4 && p.starts_with("__") && p.ends_with("__"))
+                .map(|p| format!(" `{p}`"))
+                .collect::<String>()
+        ))
+    } else {
+        candidates.iter().find_map(|(m, n)| {
+            let allowed = !n.is_empty() && classify_call(m, n) != Callable::Refused;
+            let denied = if n.is_empty() {
+                in_modules(m, CODE_MODULES) || in_modules(m, CLASS_DENIED_MODULES)
+            } else {
+                runs_code(m, n) || (!allowed && in_modules(m, CLASS_DENIED_MODULES))
+            };
+            denied.then(|| {
+                if n.is_empty() {
+                    m.clone()
+                } else {
+                    format!("{m}.{n}")
+                }
+            })
+        })
+    };
+    Resolution {
+        canonical,
+        candidates,
+        runs_code: runs,
     }
 }
 
@@ -210,6 +330,29 @@ pub fn runs_code(module: &str, name: &str) -> bool {
                 | ("numpy", "load")
                 | ("operator", "attrgetter" | "methodcaller" | "itemgetter")
                 | ("functools", "partial" | "reduce")
+        )
+}
+
+/// Whether `copyreg._reconstructor(cls, base, state)` may have `base`: `object` (whose
+/// `__init__` it skips) or a builtin container or scalar type, as Python's protocol 0/1
+/// `__reduce_ex__` writes for subclasses of them.
+pub fn reconstructor_base(module: &str, name: &str) -> bool {
+    normalize_module(module) == "builtins"
+        && matches!(
+            name,
+            "object"
+                | "dict"
+                | "list"
+                | "set"
+                | "frozenset"
+                | "tuple"
+                | "int"
+                | "float"
+                | "complex"
+                | "str"
+                | "bytes"
+                | "bytearray"
+                | "bool"
         )
 }
 

@@ -35,6 +35,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // SIGINT/SIGTERM: remove the temporary file of a conversion in flight, then exit as a
+    // signal-killed process would (128 + signal number; ctrlc does not say which, so 130).
+    let _ = ctrlc::set_handler(|| {
+        torchless::convert::remove_temp_files();
+        std::process::exit(130);
+    });
     let result = match cli.command {
         Command::Convert(a) => convert::run(a),
         Command::Inspect(a) => inspect::run(a),

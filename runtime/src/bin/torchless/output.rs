@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use torchless::convert::{pickle, OpenOptions};
+use torchless::convert::{pickle, Budget, OpenOptions};
 
 /// Flags every subcommand that reads a checkpoint accepts.
 #[derive(Debug, clap::Args)]
@@ -11,6 +11,16 @@ pub struct ReadArgs {
     /// (it is never executed; globals that run code stay refused). Repeatable.
     #[arg(long = "allow-global", value_name = "MODULE.NAME")]
     pub allow_globals: Vec<String>,
+    /// Most bytes of tensor data the input may make torchless write or hold (e.g. 20GB):
+    /// checked from the declared shapes before anything is allocated. Default: 4 x the
+    /// input's size + 64 MiB, which every real checkpoint fits; crafted files that declare
+    /// terabytes (stride-0 expansions, compressed records) are refused.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_flag)]
+    pub max_output_size: Option<u64>,
+}
+
+fn parse_size_flag(s: &str) -> Result<u64, String> {
+    torchless::convert::parse_size(s).map_err(|e| e.to_string())
 }
 
 impl ReadArgs {
@@ -20,6 +30,9 @@ impl ReadArgs {
             pickle: pickle::Options {
                 allow_globals: self.allow_globals.clone(),
                 ..Default::default()
+            },
+            budget: Budget {
+                max_output_bytes: self.max_output_size,
             },
         }
     }
