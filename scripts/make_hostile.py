@@ -427,6 +427,14 @@ README: list[tuple[str, str]] = []
 PT_COMMANDS = ["convert", "inspect", "classify", "embed", "generate"]
 
 
+def note(name, cls, readme, *, expect=None, expect_ok=False, commands=None):
+    """Records a file already written in the manifest and the README."""
+    MANIFEST.append({"file": name, "class": cls, "commands": commands or PT_COMMANDS,
+                     "expect": expect, "expect_ok": expect_ok, "proven": False,
+                     "canary": False, "canary_paths": []})
+    README.append((name, readme, False))
+
+
 def emit(name, data: bytes, cls, readme, *, expect=None, expect_ok=False,
          canaries=(), prove_it=False, commands=None, extra=None):
     path = OUT / name
@@ -999,11 +1007,31 @@ def copy_seeds():
     return copied
 
 
+def make_deflated():
+    """A valid archive whose records are all DEFLATE-compressed (zipfile, not torch.save)."""
+    src = ROOT / "tests/fixtures/convert/zip_state_dict.pt"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            out = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            out.compress_type = zipfile.ZIP_DEFLATED
+            zout.writestr(out, zin.read(info.filename))
+    # Written directly: `emit`'s inert pickle check does not model torch's OrderedDict state.
+    (OUT / "deflated_state_dict.pt").write_bytes(buf.getvalue())
+    note("deflated_state_dict.pt", "compressed records (valid)",
+         "`tests/fixtures/convert/zip_state_dict.pt` re-zipped by Python's zipfile with every "
+         "record DEFLATE-compressed (torch's own reader, miniz, inflates them). Not an attack: "
+         "the values must equal the zoo's `zip_state_dict.pt` entry, with contiguous tensors "
+         "streamed out of the compressed record a chunk at a time instead of inflated whole.",
+         expect=None, expect_ok=True, commands=["convert", "inspect"])
+
+
 def main():
     clean()
     make_code_execution()
     make_resource_bombs()
     make_names_and_options()
+    make_deflated()
     (OUT / "manifest.json").write_text(json.dumps({"files": MANIFEST}, indent=1) + "\n")
     write_readme()
     seeds = copy_seeds()

@@ -330,3 +330,28 @@ fn sigterm_during_a_conversion_leaves_no_temporary_file() {
     }
     panic!("never caught the conversion in flight");
 }
+
+#[test]
+fn compressed_records_convert_exactly_streamed_from_the_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("out.safetensors");
+    let out = crate::common::torchless(&[
+        "convert",
+        s(&fixture("hostile/deflated_state_dict.pt")),
+        s(&target),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (got, _) = crate::common::read_output(&target);
+    let zoo = crate::common::manifest();
+    let want = &zoo["zip_state_dict.pt"].tensors;
+    assert_eq!(got.len(), want.len());
+    for (name, e) in want {
+        let g = &got[name];
+        assert_eq!((&g.dtype, &g.shape), (&e.dtype, &e.shape), "{name}");
+        assert_eq!(crate::common::sha256_hex(&g.bytes), e.sha256, "{name}");
+    }
+}

@@ -341,6 +341,53 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// Streams `range` of a compressed record to `sink` a chunk at a time, inflating as it
+    /// goes: a contiguous tensor in a compressed record never holds more than one chunk.
+    fn stream_inflated(
+        &self,
+        id: usize,
+        range: std::ops::Range<usize>,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let s = &self.storages[id];
+        let file = &self.files[s.file];
+        let StorageData::Deflated {
+            entry,
+            archive_start,
+            archive_len,
+        } = s.data
+        else {
+            return Err(Error::format(&s.name, "not a compressed record"));
+        };
+        let fail = |e: String| Error::format(format!("{}: {}", file.path.display(), s.name), e);
+        let archive = &file.bytes()[archive_start..archive_start + archive_len];
+        let mut z =
+            zip::ZipArchive::new(std::io::Cursor::new(archive)).map_err(|e| fail(e.to_string()))?;
+        let mut f = z.by_index(entry).map_err(|e| fail(e.to_string()))?;
+        let skipped = std::io::copy(&mut (&mut f).take(range.start as u64), &mut std::io::sink())
+            .map_err(|e| fail(e.to_string()))?;
+        let mut left = range.len();
+        let mut buf = vec![0u8; PLAIN_CHUNK.min(left)];
+        while left > 0 && skipped == range.start as u64 {
+            let want = buf.len().min(left);
+            let n = f.read(&mut buf[..want]).map_err(|e| fail(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            sink(&buf[..n])?;
+            left -= n;
+        }
+        if left > 0 || skipped != range.start as u64 {
+            return Err(fail(format!(
+                "inflated to fewer bytes than the {} the tensor needs",
+                range.end
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Bytes handed to a sink at a time when a tensor needs no transformation.
 const PLAIN_CHUNK: usize = 16 << 20;
 /// Elements gathered at a time when a tensor is strided, byte-swapped, lazily negated or cast.
@@ -357,6 +404,13 @@ impl Checkpoint {
         sink: &mut dyn FnMut(&[u8]) -> Result<()>,
     ) -> Result<()> {
         let storage = &self.storages[spec.storage.id];
+        if let StorageData::Deflated { .. } = storage.data {
+            if out == spec.dtype && spec.is_plain() && !storage.big_endian {
+                if let Some(range) = spec.contiguous_range() {
+                    return self.stream_inflated(spec.storage.id, range, sink);
+                }
+            }
+        }
         let bytes = self.storage_bytes(spec.storage.id)?;
         if out == spec.dtype && spec.is_plain() && !storage.big_endian {
             if let Some(range) = spec.contiguous_range() {
