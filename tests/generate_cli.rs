@@ -1,5 +1,6 @@
 //! `torchless generate` from the command line on the decoder fixtures: greedy JSON output equal
-//! to `transformers`, a converted safetensors folder, streamed text, and one-line errors.
+//! to `transformers`, a converted safetensors folder, streamed text, a `--max-new-tokens` far
+//! beyond the model's positions, and one-line errors.
 
 use std::path::Path;
 use std::process::Output;
@@ -208,4 +209,53 @@ fn generate_bad_input_is_one_line_and_non_zero() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+}
+
+#[test]
+fn a_huge_max_new_tokens_stops_when_the_context_is_full() {
+    // gpt2 has 64 positions: after an 8-token prompt, 57 new tokens (the last never fed back).
+    let dir = fixture("decoders/gpt2");
+    for n in ["1000000000000", &u64::MAX.to_string()] {
+        let out = json_of(&torchless(&[
+            "generate",
+            "--model",
+            s(&dir),
+            "--device",
+            "cpu",
+            "--prompt-ids",
+            "1,2,3,4,5,6,7,8",
+            "--ignore-eos",
+            "--max-new-tokens",
+            n,
+            "--json",
+        ]));
+        assert_eq!(out["stop"], "context_full", "{n}");
+        assert_eq!(out["new_ids"].as_array().unwrap().len(), 57, "{n}");
+    }
+    // Without --json the ids are printed and a note says why generation ended.
+    let out = torchless(&[
+        "generate",
+        "--model",
+        s(&fixture("decoders/qwen2")),
+        "--device",
+        "cpu",
+        "--prompt-ids",
+        "1,2,3",
+        "--ignore-eos",
+        "--max-new-tokens",
+        &u64::MAX.to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    // qwen2 has 80 positions: 3 prompt tokens, 78 new ones.
+    assert_eq!(printed.trim_end().split(',').count(), 78, "{printed}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stopped after 78 tokens: the model's 80 positions are used up"),
+        "{err}"
+    );
 }

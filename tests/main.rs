@@ -13,3 +13,4 @@ mod generate_cli;
 mod hostile;
 mod pickle_parity;
 mod resnet;
+mod runtime_hostile;

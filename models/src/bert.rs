@@ -98,7 +98,7 @@ impl RawBertConfig {
                 bail!("position_embedding_type {p:?} is not supported (only \"absolute\")");
             }
         }
-        let act = hf_activation(&self.hidden_act)?;
+        let act = hf_activation(&self.hidden_act).map_err(candle_core::Error::wrap)?;
         Ok(BertConfig {
             vocab_size: self.vocab_size,
             hidden: self.hidden_size,

@@ -48,6 +48,13 @@ pub trait CausalLm: Send + Sync {
     /// The device the weights live on.
     fn device(&self) -> &Device;
 
+    /// Bytes a cache of `capacity` positions takes ([`KvCache::nbytes_for`]; `None` when that
+    /// overflows).
+    fn cache_nbytes(&self, capacity: usize) -> Option<u64> {
+        let s = self.shape();
+        KvCache::nbytes_for(s.layers, s.kv_heads, s.head_dim, capacity, self.dtype())
+    }
+
     /// A cache for one sequence of at most `capacity` positions.
     fn new_cache(&self, capacity: usize) -> Result<KvCache> {
         let s = self.shape();

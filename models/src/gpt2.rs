@@ -14,7 +14,8 @@ use crate::decoder::{
     cached_attention, check_ids, pre_norm_stack, project_logits, split_qkv, CausalLm, DecoderShape,
     Logits, PreNormBlock,
 };
-use crate::{hf_activation, KvCache, Linear};
+use crate::error::{fits, non_negative, nonzero};
+use crate::{hf_activation, ConfigError, ConfigResult, KvCache, Linear};
 
 /// `model_type`s this file loads.
 pub const MODEL_TYPES: &[&str] = &["gpt2"];
@@ -91,31 +92,50 @@ pub struct Gpt2Config {
 }
 
 impl RawGpt2Config {
-    /// Checks the configuration.
-    pub fn into_config(self) -> Result<Gpt2Config> {
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
-            bail!(
-                "n_embd {} is not a multiple of n_head {}",
-                self.n_embd,
-                self.n_head
-            );
+    /// Checks the configuration: sizes are at least 1, `n_embd` is a multiple of `n_head`,
+    /// the products of the sizes fit, the LayerNorm epsilon is finite and not negative. A
+    /// refusal names the field and its value.
+    pub fn into_config(self) -> ConfigResult<Gpt2Config> {
+        let vocab_size = nonzero("vocab_size", self.vocab_size)?;
+        let max_positions = nonzero("n_positions", self.n_positions)?;
+        let hidden = nonzero("n_embd", self.n_embd)?;
+        let heads = nonzero("n_head", self.n_head)?;
+        if hidden % heads != 0 {
+            return Err(ConfigError::Unsupported(format!(
+                "n_embd {hidden} is not a multiple of n_head {heads}"
+            )));
         }
         if self.scale_attn_by_inverse_layer_idx {
-            bail!("scale_attn_by_inverse_layer_idx = true is not supported");
+            return Err(ConfigError::Unsupported(
+                "scale_attn_by_inverse_layer_idx = true is not supported".into(),
+            ));
         }
         if self.add_cross_attention {
-            bail!("add_cross_attention = true (an encoder-decoder GPT-2) is not supported");
+            return Err(ConfigError::Unsupported(
+                "add_cross_attention = true (an encoder-decoder GPT-2) is not supported".into(),
+            ));
         }
-        let head_dim = self.n_embd / self.n_head;
+        let inner = match self.n_inner {
+            Some(n) => nonzero("n_inner", n)?,
+            None => fits("n_embd", hidden, &[4, hidden])?,
+        };
+        // c_attn is [n_embd, 3·n_embd], c_fc [n_embd, n_inner], wte and wpe [*, n_embd].
+        fits("n_embd", hidden, &[3, hidden, hidden])?;
+        fits("n_inner", inner, &[inner, hidden])?;
+        fits("vocab_size", vocab_size, &[vocab_size, hidden])?;
+        fits("n_positions", max_positions, &[max_positions, hidden])?;
+        let eps = non_negative("layer_norm_epsilon", self.layer_norm_epsilon)?;
+        let act = hf_activation(&self.activation_function)?;
+        let head_dim = hidden / heads;
         Ok(Gpt2Config {
-            vocab_size: self.vocab_size,
-            max_positions: self.n_positions,
-            hidden: self.n_embd,
+            vocab_size,
+            max_positions,
+            hidden,
             layers: self.n_layer,
-            heads: self.n_head,
-            inner: self.n_inner.unwrap_or(4 * self.n_embd),
-            act: hf_activation(&self.activation_function)?,
-            eps: self.layer_norm_epsilon,
+            heads,
+            inner,
+            act,
+            eps,
             scale: if self.scale_attn_weights {
                 1.0 / (head_dim as f32).sqrt()
             } else {
@@ -273,5 +293,77 @@ impl CausalLm for Gpt2 {
         )?;
         cache.advance(t)?;
         project_logits(&h, &self.lm_head, which)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn base() -> Value {
+        json!({
+            "vocab_size": 384, "n_positions": 64, "n_embd": 64, "n_layer": 2, "n_head": 4,
+            "layer_norm_epsilon": 1e-5
+        })
+    }
+
+    fn check(v: Value) -> ConfigResult<Gpt2Config> {
+        serde_json::from_value::<RawGpt2Config>(v)
+            .expect("the test config deserializes")
+            .into_config()
+    }
+
+    #[test]
+    fn the_base_config_loads() {
+        let c = check(base()).unwrap();
+        assert_eq!((c.max_positions, c.heads, c.inner), (64, 4, 256));
+        assert_eq!(c.scale, 0.25);
+    }
+
+    #[test]
+    fn zero_sizes_bad_epsilons_and_overflow_are_refused_by_name() {
+        for key in ["vocab_size", "n_positions", "n_embd", "n_head", "n_inner"] {
+            let mut v = base();
+            v[key] = json!(0);
+            assert_eq!(
+                check(v).unwrap_err(),
+                ConfigError::Zero { field: key.into() },
+                "{key}"
+            );
+        }
+        let mut v = base();
+        v["n_head"] = json!(5);
+        assert!(check(v).unwrap_err().to_string().contains("n_head 5"));
+        for bad in [-1e-5, -1.0] {
+            let mut v = base();
+            v["layer_norm_epsilon"] = json!(bad);
+            assert_eq!(
+                check(v).unwrap_err(),
+                ConfigError::Negative {
+                    field: "layer_norm_epsilon".into(),
+                    value: bad
+                }
+            );
+        }
+        let mut v = base();
+        v["n_embd"] = json!(1u64 << 40);
+        v["n_head"] = json!(1);
+        assert!(matches!(
+            check(v).unwrap_err(),
+            ConfigError::TooLarge { field, .. } if field == "n_embd"
+        ));
+        let mut v = base();
+        v["n_positions"] = json!(u64::MAX);
+        assert!(matches!(
+            check(v).unwrap_err(),
+            ConfigError::TooLarge { field, .. } if field == "n_positions"
+        ));
+        let mut v = base();
+        v["activation_function"] = json!("swiglu");
+        assert_eq!(
+            check(v).unwrap_err().to_string(),
+            "activation \"swiglu\" is not supported"
+        );
     }
 }

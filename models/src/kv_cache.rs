@@ -22,7 +22,30 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// Allocates `layers` pairs of zeroed `[1, kv_heads, capacity, head_dim]` buffers.
+    /// Bytes a cache of these dimensions holds (`layers × 2 × kv_heads × capacity × head_dim ×`
+    /// the dtype's size), or `None` when that overflows a `u64`. Check it against the device's
+    /// free memory before [`KvCache::new`] when `capacity` comes from user input.
+    pub fn nbytes_for(
+        layers: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        capacity: usize,
+        dtype: DType,
+    ) -> Option<u64> {
+        [
+            layers,
+            2,
+            kv_heads,
+            capacity,
+            head_dim,
+            dtype.size_in_bytes(),
+        ]
+        .iter()
+        .try_fold(1u64, |a, &b| a.checked_mul(u64::try_from(b).ok()?))
+    }
+
+    /// Allocates `layers` pairs of zeroed `[1, kv_heads, capacity, head_dim]` buffers. Sizes
+    /// whose byte count overflows are an error, not an allocation attempt.
     pub fn new(
         layers: usize,
         kv_heads: usize,
@@ -33,6 +56,14 @@ impl KvCache {
     ) -> Result<Self> {
         if capacity == 0 {
             bail!("kv cache: a capacity of 0 positions");
+        }
+        let fits = Self::nbytes_for(layers, kv_heads, head_dim, capacity, dtype)
+            .is_some_and(|b| usize::try_from(b).is_ok());
+        if !fits {
+            bail!(
+                "kv cache: {layers} layers × {kv_heads} heads × {capacity} positions × {head_dim} \
+                 dims overflow the address space"
+            );
         }
         let shape = (1, kv_heads, capacity, head_dim);
         let layers = (0..layers)
@@ -152,6 +183,19 @@ mod tests {
         assert_eq!(c.nbytes(), bytes);
         c.clear();
         assert!(c.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn sizes_are_estimated_and_overflow_is_refused_before_allocating() -> Result<()> {
+        assert_eq!(KvCache::nbytes_for(2, 2, 3, 4, DType::F32), Some(384));
+        assert_eq!(
+            KvCache::nbytes_for(2, 2, 3, 4, DType::F32),
+            Some(KvCache::new(2, 2, 3, 4, DType::F32, &Device::Cpu)?.nbytes() as u64)
+        );
+        assert_eq!(KvCache::nbytes_for(1, 1, 1, usize::MAX, DType::BF16), None);
+        let e = KvCache::new(1, 1, 1, usize::MAX, DType::BF16, &Device::Cpu).unwrap_err();
+        assert!(e.to_string().contains("overflow"), "{e}");
         Ok(())
     }
 }

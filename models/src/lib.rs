@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod decoder;
+mod error;
 pub mod fold;
 pub mod gpt2;
 mod kv_cache;
@@ -14,19 +15,24 @@ pub mod llama;
 pub mod resnet;
 
 pub use decoder::{CausalLm, DecoderShape, Logits};
+pub use error::{ConfigError, ConfigResult};
 pub use kv_cache::KvCache;
 pub use linear::Linear;
 
-use candle_core::{bail, Result};
 use torchless_kernels::activation::Activation;
 
 /// The fused activation for a Hugging Face `hidden_act` / `activation_function` name.
-pub(crate) fn hf_activation(name: &str) -> Result<Activation> {
+pub(crate) fn hf_activation(name: &str) -> ConfigResult<Activation> {
     Ok(match name {
         "gelu" => Activation::GeluErf,
         "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
         "relu" => Activation::Relu,
         "silu" | "swish" => Activation::Silu,
-        other => bail!("activation {other:?} is not supported"),
+        other => {
+            return Err(ConfigError::Unsupported(format!(
+                "activation {} is not supported",
+                error::shown(other)
+            )))
+        }
     })
 }

@@ -19,7 +19,8 @@ use crate::decoder::{
     cached_attention, check_ids, pre_norm_stack, project_logits, split_qkv, CausalLm, DecoderShape,
     Logits, PreNormBlock,
 };
-use crate::{KvCache, Linear};
+use crate::error::{fits, non_negative, nonzero, positive, shown};
+use crate::{ConfigError, ConfigResult, KvCache, Linear};
 
 /// `model_type`s this file loads.
 pub const MODEL_TYPES: &[&str] = &["llama", "mistral", "qwen2"];
@@ -152,100 +153,167 @@ pub struct LlamaConfig {
     pub tied: bool,
 }
 
-fn field_f64(v: &Value, key: &str) -> Result<f64> {
-    match v.get(key).and_then(Value::as_f64) {
-        Some(x) => Ok(x),
-        None => bail!("rope scaling: `{key}` is missing or not a number"),
+/// A real field of a rotary-parameters object, checked finite and > 0; `at` is the object's
+/// name in `config.json` (`rope_scaling` or `rope_parameters`).
+fn rope_field(p: &Value, at: &str, key: &str) -> ConfigResult<f64> {
+    let field = format!("{at}.{key}");
+    match p.get(key).and_then(Value::as_f64) {
+        Some(x) => positive(&field, x),
+        None => Err(ConfigError::NotANumber { field }),
     }
 }
 
-fn parse_rope(params: Option<&Value>) -> Result<RopeScaling> {
+fn parse_rope(params: Option<&Value>, at: &str) -> ConfigResult<RopeScaling> {
     let Some(p) = params.filter(|p| !p.is_null()) else {
         return Ok(RopeScaling::None);
     };
-    let kind = p
-        .get("rope_type")
-        .or_else(|| p.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
+    let kind = match p.get("rope_type").or_else(|| p.get("type")) {
+        None | Some(Value::Null) => "default",
+        Some(Value::String(k)) => k.as_str(),
+        Some(_) => {
+            return Err(ConfigError::Unsupported(format!(
+                "`{at}.rope_type` is not a string"
+            )))
+        }
+    };
     Ok(match kind {
         "default" => RopeScaling::None,
         "linear" => RopeScaling::Linear {
-            factor: field_f64(p, "factor")?,
+            factor: rope_field(p, at, "factor")?,
         },
-        "llama3" => RopeScaling::Llama3 {
-            factor: field_f64(p, "factor")?,
-            low_freq_factor: field_f64(p, "low_freq_factor")?,
-            high_freq_factor: field_f64(p, "high_freq_factor")?,
-            original_max_positions: field_f64(p, "original_max_position_embeddings")?,
-        },
-        other => bail!("rope_type {other:?} is not supported (supported: default, linear, llama3)"),
+        "llama3" => {
+            let low_freq_factor = rope_field(p, at, "low_freq_factor")?;
+            let high_freq_factor = rope_field(p, at, "high_freq_factor")?;
+            // modeling_rope_utils.py divides by their difference (and warns when it is not > 0).
+            if high_freq_factor <= low_freq_factor {
+                return Err(ConfigError::Unsupported(format!(
+                    "`{at}.high_freq_factor` {high_freq_factor} must be greater than \
+                     `{at}.low_freq_factor` {low_freq_factor}"
+                )));
+            }
+            RopeScaling::Llama3 {
+                factor: rope_field(p, at, "factor")?,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_positions: rope_field(p, at, "original_max_position_embeddings")?,
+            }
+        }
+        other => {
+            return Err(ConfigError::Unsupported(format!(
+                "rope_type {} is not supported (supported: default, linear, llama3)",
+                shown(other)
+            )))
+        }
     })
 }
 
 impl RawLlamaConfig {
-    /// Checks the configuration.
-    pub fn into_config(self) -> Result<LlamaConfig> {
+    /// Checks the configuration: sizes are at least 1 and their products fit, the rotary base
+    /// and every scaling factor are finite and positive, the norm epsilon is finite and not
+    /// negative. A refusal names the field and its value.
+    pub fn into_config(self) -> ConfigResult<LlamaConfig> {
         if !MODEL_TYPES.contains(&self.model_type.as_str()) {
-            bail!(
-                "model_type {:?} is not a supported Llama-style decoder (supported: {})",
-                self.model_type,
+            return Err(ConfigError::Unsupported(format!(
+                "model_type {} is not a supported Llama-style decoder (supported: {})",
+                shown(&self.model_type),
                 MODEL_TYPES.join(", ")
-            );
+            )));
         }
         if self.hidden_act != "silu" {
-            bail!(
-                "hidden_act {:?} is not supported (the SwiGLU MLP needs \"silu\")",
-                self.hidden_act
-            );
+            return Err(ConfigError::Unsupported(format!(
+                "hidden_act {} is not supported (the SwiGLU MLP needs \"silu\")",
+                shown(&self.hidden_act)
+            )));
         }
-        let heads = self.num_attention_heads;
-        let kv_heads = self.num_key_value_heads.unwrap_or(heads);
-        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 {
-            bail!(
+        let vocab_size = nonzero("vocab_size", self.vocab_size)?;
+        let hidden = nonzero("hidden_size", self.hidden_size)?;
+        let intermediate = nonzero("intermediate_size", self.intermediate_size)?;
+        let heads = nonzero("num_attention_heads", self.num_attention_heads)?;
+        let kv_heads = nonzero(
+            "num_key_value_heads",
+            self.num_key_value_heads.unwrap_or(heads),
+        )?;
+        if heads % kv_heads != 0 {
+            return Err(ConfigError::Unsupported(format!(
                 "num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"
-            );
+            )));
         }
         let head_dim = match self.head_dim {
-            Some(d) => d,
-            None if self.hidden_size % heads == 0 => self.hidden_size / heads,
-            None => bail!(
-                "hidden_size {} is not a multiple of num_attention_heads {heads}",
-                self.hidden_size
-            ),
+            Some(d) => nonzero("head_dim", d)?,
+            None if hidden % heads == 0 => hidden / heads,
+            None => {
+                return Err(ConfigError::Unsupported(format!(
+                    "hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
+                )))
+            }
         };
-        if head_dim == 0 || head_dim % 2 != 0 {
-            bail!("head_dim {head_dim} must be even for rotary embeddings");
+        if head_dim % 2 != 0 {
+            return Err(ConfigError::Unsupported(format!(
+                "head_dim {head_dim} must be even for rotary embeddings"
+            )));
         }
+        // The fused q/k/v and gate/up projections, the embedding table and the rotary table.
+        let qkv_heads = kv_heads
+            .checked_mul(2)
+            .and_then(|k| k.checked_add(heads))
+            .ok_or(ConfigError::TooLarge {
+                field: "num_key_value_heads".into(),
+                value: kv_heads,
+            })?;
+        let qkv = fits("head_dim", head_dim, &[qkv_heads, head_dim])?;
+        fits("hidden_size", hidden, &[qkv, hidden])?;
+        fits(
+            "intermediate_size",
+            intermediate,
+            &[2, intermediate, hidden],
+        )?;
+        fits("vocab_size", vocab_size, &[vocab_size, hidden])?;
+        fits("head_dim", head_dim, &[MAX_ROPE_POSITIONS, head_dim])?;
+        let eps = non_negative("rms_norm_eps", self.rms_norm_eps)?;
         // transformers 5 keeps theta and the scaling in `rope_parameters`; 4 in two fields.
         let (theta, scaling) = match &self.rope_parameters {
-            Some(p) if !p.is_null() => (
-                p.get("rope_theta").and_then(Value::as_f64),
-                parse_rope(Some(p))?,
+            Some(p) if !p.is_null() => {
+                let theta = match p.get("rope_theta") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(v.as_f64().ok_or_else(|| ConfigError::NotANumber {
+                        field: "rope_parameters.rope_theta".into(),
+                    })?),
+                };
+                let theta = theta
+                    .map(|t| positive("rope_parameters.rope_theta", t))
+                    .transpose()?;
+                (theta, parse_rope(Some(p), "rope_parameters")?)
+            }
+            _ => (
+                self.rope_theta
+                    .map(|t| positive("rope_theta", t))
+                    .transpose()?,
+                parse_rope(self.rope_scaling.as_ref(), "rope_scaling")?,
             ),
-            _ => (self.rope_theta, parse_rope(self.rope_scaling.as_ref())?),
         };
         let window = match self.model_type.as_str() {
             "mistral" => self.sliding_window,
             "qwen2" if self.use_sliding_window => self.sliding_window,
             _ => None,
         };
-        let max_positions = self
-            .max_position_embeddings
+        if let Some(w) = window {
+            nonzero("sliding_window", w)?;
+        }
+        let max_positions = nonzero("max_position_embeddings", self.max_position_embeddings)?
             .min(window.unwrap_or(usize::MAX))
             .min(MAX_ROPE_POSITIONS);
         let qwen2 = self.model_type == "qwen2";
         let attention_bias = self.attention_bias.unwrap_or(false);
         Ok(LlamaConfig {
-            vocab_size: self.vocab_size,
-            hidden: self.hidden_size,
-            intermediate: self.intermediate_size,
+            vocab_size,
+            hidden,
+            intermediate,
             layers: self.num_hidden_layers,
             heads,
             kv_heads,
             head_dim,
             max_positions,
-            eps: self.rms_norm_eps,
+            eps,
             rope_theta: theta.unwrap_or(10_000.0),
             rope_scaling: scaling,
             // modeling_qwen2.py: q/k/v always carry a bias, o_proj never.
@@ -481,5 +549,171 @@ impl CausalLm for Llama {
         )?;
         cache.advance(t)?;
         project_logits(&h, &self.lm_head, which)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({
+            "model_type": "llama", "vocab_size": 384, "hidden_size": 64,
+            "intermediate_size": 160, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "max_position_embeddings": 96, "rms_norm_eps": 1e-5,
+            "rope_parameters": {
+                "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 16
+            }
+        })
+    }
+
+    fn check(v: Value) -> ConfigResult<LlamaConfig> {
+        serde_json::from_value::<RawLlamaConfig>(v)
+            .expect("the test config deserializes")
+            .into_config()
+    }
+
+    #[test]
+    fn the_base_config_loads() {
+        let c = check(base()).unwrap();
+        assert_eq!(
+            (c.rope_theta, c.head_dim, c.max_positions),
+            (500000.0, 16, 96)
+        );
+        assert_eq!(
+            c.rope_scaling,
+            RopeScaling::Llama3 {
+                factor: 8.0,
+                low_freq_factor: 1.0,
+                high_freq_factor: 4.0,
+                original_max_positions: 16.0
+            }
+        );
+    }
+
+    #[test]
+    fn zero_negative_and_infinite_rope_numbers_are_refused_by_name() {
+        for key in [
+            "rope_theta",
+            "factor",
+            "low_freq_factor",
+            "high_freq_factor",
+            "original_max_position_embeddings",
+        ] {
+            for bad in [0.0, -2.0] {
+                let mut v = base();
+                v["rope_parameters"][key] = json!(bad);
+                let e = check(v).unwrap_err();
+                assert_eq!(
+                    e,
+                    ConfigError::NotPositive {
+                        field: format!("rope_parameters.{key}"),
+                        value: bad
+                    },
+                    "{key} = {bad}"
+                );
+                assert!(e.to_string().contains(&format!("rope_parameters.{key}")));
+            }
+        }
+        // transformers 4 layout: `rope_theta` and `rope_scaling` at the top level.
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("rope_parameters");
+        v["rope_theta"] = json!(0.0);
+        assert_eq!(
+            check(v.clone()).unwrap_err(),
+            ConfigError::NotPositive {
+                field: "rope_theta".into(),
+                value: 0.0
+            }
+        );
+        v["rope_theta"] = json!(10000.0);
+        v["rope_scaling"] = json!({"type": "linear", "factor": -4.0});
+        assert_eq!(
+            check(v.clone()).unwrap_err(),
+            ConfigError::NotPositive {
+                field: "rope_scaling.factor".into(),
+                value: -4.0
+            }
+        );
+        v["rope_scaling"] = json!({"type": "linear", "factor": "4"});
+        assert_eq!(
+            check(v).unwrap_err(),
+            ConfigError::NotANumber {
+                field: "rope_scaling.factor".into()
+            }
+        );
+        // Not finite: the check itself (strict JSON cannot spell infinity; 1e400 does not parse).
+        assert!(positive("rope_theta", f64::INFINITY).is_err());
+        assert!(serde_json::from_str::<Value>(r#"{"rope_theta": 1e400}"#).is_err());
+        // llama3 divides by high_freq_factor - low_freq_factor.
+        let mut v = base();
+        v["rope_parameters"]["high_freq_factor"] = json!(1.0);
+        let e = check(v).unwrap_err().to_string();
+        assert!(e.contains("high_freq_factor"), "{e}");
+        let mut v = base();
+        v["rope_parameters"]["rope_theta"] = json!("big");
+        assert_eq!(
+            check(v).unwrap_err(),
+            ConfigError::NotANumber {
+                field: "rope_parameters.rope_theta".into()
+            }
+        );
+    }
+
+    #[test]
+    fn zero_sizes_bad_epsilons_and_overflowing_sizes_are_refused() {
+        for key in [
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "max_position_embeddings",
+            "head_dim",
+        ] {
+            let mut v = base();
+            v[key] = json!(0);
+            assert_eq!(
+                check(v).unwrap_err(),
+                ConfigError::Zero { field: key.into() }
+            );
+        }
+        let mut v = base();
+        v["model_type"] = json!("mistral");
+        v["sliding_window"] = json!(0);
+        assert_eq!(
+            check(v).unwrap_err(),
+            ConfigError::Zero {
+                field: "sliding_window".into()
+            }
+        );
+        let mut v = base();
+        v["rms_norm_eps"] = json!(-1e-6);
+        assert_eq!(
+            check(v).unwrap_err(),
+            ConfigError::Negative {
+                field: "rms_norm_eps".into(),
+                value: -1e-6
+            }
+        );
+        let mut v = base();
+        v["head_dim"] = json!(1u64 << 62);
+        assert!(matches!(
+            check(v).unwrap_err(),
+            ConfigError::TooLarge { field, .. } if field == "head_dim"
+        ));
+        let mut v = base();
+        v["vocab_size"] = json!(u64::MAX);
+        assert!(matches!(
+            check(v).unwrap_err(),
+            ConfigError::TooLarge { field, .. } if field == "vocab_size"
+        ));
+        let mut v = base();
+        v["hidden_act"] = json!(format!("\u{1b}[2J{}", "x".repeat(500)));
+        let e = check(v).unwrap_err().to_string();
+        assert!(!e.contains('\u{1b}') && e.len() < 200, "{e}");
     }
 }

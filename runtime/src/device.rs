@@ -1,5 +1,6 @@
 //! Device and dtype choice: `cpu`, `cuda[:N]` or `auto` (CUDA when this build has it and a GPU
-//! is present, else the CPU); `f32`, `f16` or `bf16`.
+//! is present, else the CPU); `f32`, `f16` or `bf16`; and how much memory a device has free,
+//! checked before a large buffer sized from user input is allocated.
 
 use candle_core::{DType, Device};
 
@@ -71,6 +72,53 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
     }
 }
 
+/// Bytes `device` can still allocate, when known. For the CPU: `MemAvailable` of
+/// `/proc/meminfo`, lowered to what the cgroup (v2) limit leaves (`memory.max` −
+/// `memory.current`) when one is set. CUDA is not queried (`None`): the allocation itself
+/// fails cleanly there.
+pub(crate) fn available_bytes(device: &Device) -> Option<u64> {
+    if !device.is_cpu() {
+        return None;
+    }
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let mem = read("/proc/meminfo").and_then(|t| meminfo_available(&t));
+    let cgroup = match (
+        read("/sys/fs/cgroup/memory.max"),
+        read("/sys/fs/cgroup/memory.current"),
+    ) {
+        (Some(max), Some(cur)) => match (max.trim().parse::<u64>(), cur.trim().parse::<u64>()) {
+            (Ok(max), Ok(cur)) => Some(max.saturating_sub(cur)),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (mem, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `MemAvailable` of a `/proc/meminfo` text, in bytes.
+fn meminfo_available(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let mut words = line["MemAvailable:".len()..].split_whitespace();
+    let n: u64 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some("kB") => n.checked_mul(1024),
+        None => Some(n),
+        Some(_) => None,
+    }
+}
+
+/// A device's name for messages (`cpu`, `cuda:0`).
+pub(crate) fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +133,21 @@ mod tests {
         assert_eq!(parse_dtype("bfloat16").unwrap(), DType::BF16);
         assert!(parse_dtype("f8").is_err());
         assert!(DeviceSpec::Auto.open().is_ok());
+    }
+
+    #[test]
+    fn available_memory_is_read_from_meminfo() {
+        let text = "MemTotal:       16318480 kB\nMemFree:  1 kB\nMemAvailable:   8000000 kB\n";
+        assert_eq!(meminfo_available(text), Some(8_192_000_000));
+        assert_eq!(meminfo_available("MemFree: 1 kB\n"), None);
+        assert_eq!(meminfo_available("MemAvailable: lots kB\n"), None);
+        assert_eq!(
+            meminfo_available(&format!("MemAvailable: {} kB\n", u64::MAX)),
+            None
+        );
+        if std::path::Path::new("/proc/meminfo").exists() {
+            assert!(available_bytes(&Device::Cpu).is_some_and(|b| b > 0));
+        }
+        assert_eq!(device_name(&Device::Cpu), "cpu");
     }
 }

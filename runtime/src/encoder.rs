@@ -10,7 +10,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 use torchless_models::bert::{detect_prefix, BertModel, RawBertConfig, MODEL_TYPES};
 
 use crate::device::DeviceSpec;
-use crate::error::{Error, Result};
+use crate::error::{safe_message, shown, Error, Result};
 use crate::folder::{self, read_json, PipelineConfig, PoolingMode};
 use crate::weights::Weights;
 
@@ -70,7 +70,8 @@ impl SentenceEncoder {
             return Err(Error::Config {
                 file: config_path,
                 reason: format!(
-                    "model_type {kind:?} is not a supported sentence encoder (supported: {})",
+                    "model_type {} is not a supported sentence encoder (supported: {})",
+                    shown(&kind),
                     MODEL_TYPES.join(", ")
                 ),
             });
@@ -245,15 +246,19 @@ pub fn l2_normalize(v: &mut [f32]) {
 }
 
 fn load_tokenizer(dir: &Path, max_length: usize) -> Result<Tokenizer> {
-    let path = dir.join("tokenizer.json");
-    if !path.is_file() {
+    let Some(path) = folder::member(dir, "tokenizer.json")? else {
         return Err(Error::Tokenizer(format!(
             "{} is missing: the model folder needs the tokenizer.json it was trained with",
-            path.display()
+            dir.join("tokenizer.json").display()
         )));
-    }
-    let mut tok = Tokenizer::from_file(&path)
-        .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+    };
+    let mut tok = Tokenizer::from_file(&path).map_err(|e| {
+        Error::Tokenizer(format!(
+            "{}: {}",
+            path.display(),
+            safe_message(&e.to_string())
+        ))
+    })?;
     tok.with_padding(None);
     tok.with_truncation(Some(TruncationParams {
         max_length,

@@ -14,8 +14,9 @@ use torchless_models::gpt2::{self, Gpt2, RawGpt2Config};
 use torchless_models::llama::{self, Llama, RawLlamaConfig};
 use torchless_models::{CausalLm, KvCache, Logits};
 
+use crate::device::{available_bytes, device_name};
 use crate::encoder::LoadOptions;
-use crate::error::{Error, Result};
+use crate::error::{safe_message, shown, Error, Result};
 use crate::folder::{self, read_json};
 use crate::sampling::{Sampler, SamplerConfig};
 use crate::weights::Weights;
@@ -32,7 +33,9 @@ pub fn model_types() -> Vec<&'static str> {
 /// What a generation call does.
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
-    /// At most this many new tokens.
+    /// At most this many new tokens. Any value is accepted: generation also ends when the
+    /// model's positions are used up ([`StopReason::ContextFull`]), and only that many
+    /// positions are ever allocated.
     pub max_new_tokens: usize,
     /// How each token is chosen.
     pub sampler: SamplerConfig,
@@ -101,11 +104,15 @@ struct EosField {
 
 fn eos_ids(v: &Option<Value>) -> Vec<u32> {
     match v {
-        Some(Value::Number(n)) => n.as_u64().map(|x| x as u32).into_iter().collect(),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|x| u32::try_from(x).ok())
+            .into_iter()
+            .collect(),
         Some(Value::Array(a)) => a
             .iter()
             .filter_map(Value::as_u64)
-            .map(|x| x as u32)
+            .filter_map(|x| u32::try_from(x).ok())
             .collect(),
         _ => Vec::new(),
     }
@@ -129,9 +136,9 @@ impl TextGenerator {
         let config_path = folder::config_path(dir)?;
         let header: folder::Header = read_json(&config_path)?;
         let kind = header.model_type.clone().unwrap_or_default();
-        let bad_config = |e: candle_core::Error| Error::Config {
+        let bad_config = |cause| Error::InvalidConfig {
             file: config_path.clone(),
-            reason: e.to_string(),
+            cause,
         };
         let device = opts.device.open()?;
         let load_weights = || -> Result<Arc<Weights>> { Ok(Arc::new(Weights::open(dir)?)) };
@@ -157,28 +164,24 @@ impl TextGenerator {
             return Err(Error::Config {
                 file: config_path,
                 reason: format!(
-                    "model_type {kind:?} is not a supported decoder (supported: {})",
+                    "model_type {} is not a supported decoder (supported: {})",
+                    shown(&kind),
                     model_types().join(", ")
                 ),
             });
         };
-        let gen_config = dir.join("generation_config.json");
-        let mut eos = if gen_config.is_file() {
-            eos_ids(&read_json::<EosField>(&gen_config)?.eos_token_id)
-        } else {
-            Vec::new()
+        let mut eos = match folder::member(dir, "generation_config.json")? {
+            Some(p) => eos_ids(&read_json::<EosField>(&p)?.eos_token_id),
+            None => Vec::new(),
         };
         if eos.is_empty() {
             eos = eos_ids(&read_json::<EosField>(&config_path)?.eos_token_id);
         }
-        let tok_path = dir.join("tokenizer.json");
-        let tokenizer = if tok_path.is_file() {
-            Some(
-                Tokenizer::from_file(&tok_path)
-                    .map_err(|e| Error::Tokenizer(format!("{}: {e}", tok_path.display())))?,
-            )
-        } else {
-            None
+        let tokenizer = match folder::member(dir, "tokenizer.json")? {
+            Some(p) => Some(Tokenizer::from_file(&p).map_err(|e| {
+                Error::Tokenizer(format!("{}: {}", p.display(), safe_message(&e.to_string())))
+            })?),
+            None => None,
         };
         let name = dir
             .canonicalize()
@@ -251,8 +254,11 @@ impl TextGenerator {
     }
 
     /// Generates from `prompt_ids`. `on_token` receives each new id as soon as it is chosen
-    /// and returns `false` to stop. The cache is sized for the prompt plus `max_new_tokens`
-    /// (capped at the model's positions) once, up front.
+    /// and returns `false` to stop. The cache is sized once, up front, for the prompt plus
+    /// `max_new_tokens`, capped at the model's positions, after checking that it fits in the
+    /// device's free memory ([`Error::KvCacheTooLarge`] otherwise); a `max_new_tokens` beyond
+    /// the positions left simply generates until they are used up
+    /// ([`StopReason::ContextFull`]).
     pub fn generate(
         &self,
         prompt_ids: &[u32],
@@ -276,10 +282,6 @@ impl TextGenerator {
             )));
         }
         let mut sampler = Sampler::new(opts.sampler.clone())?;
-        let capacity = (prompt_ids.len() + opts.max_new_tokens).min(max_pos);
-        let mut cache = self.model.new_cache(capacity)?;
-        let mut history = prompt_ids.to_vec();
-        let mut new_ids = Vec::with_capacity(opts.max_new_tokens);
         let mut out = Generation {
             new_ids: Vec::new(),
             first_step_logits: Vec::new(),
@@ -290,6 +292,25 @@ impl TextGenerator {
         if opts.max_new_tokens == 0 {
             return Ok(out);
         }
+        let capacity = cache_capacity(prompt_ids.len(), opts.max_new_tokens, max_pos);
+        // The token chosen at the last cached position is never fed back: at most
+        // `capacity - prompt + 1` new tokens.
+        let most_new = opts.max_new_tokens.min(capacity - prompt_ids.len() + 1);
+        let mut cache = self.new_cache(capacity)?;
+        let mut history = Vec::new();
+        let mut new_ids = Vec::new();
+        let reserve_failed = |what: &str| {
+            Error::Option(format!(
+                "cannot reserve memory for {what} of {capacity} positions"
+            ))
+        };
+        history
+            .try_reserve_exact(prompt_ids.len() + most_new)
+            .map_err(|_| reserve_failed("the token history"))?;
+        new_ids
+            .try_reserve_exact(most_new)
+            .map_err(|_| reserve_failed("the new tokens"))?;
+        history.extend_from_slice(prompt_ids);
         let t0 = std::time::Instant::now();
         let mut logits = self.step(prompt_ids, &mut cache)?;
         out.prefill_seconds = t0.elapsed().as_secs_f64();
@@ -323,6 +344,25 @@ impl TextGenerator {
         Ok(out)
     }
 
+    /// A cache of `capacity` positions, once its size is checked against the device's free
+    /// memory.
+    fn new_cache(&self, capacity: usize) -> Result<KvCache> {
+        let available = available_bytes(self.device());
+        let needed = self.model.cache_nbytes(capacity);
+        if let Some(available) = available {
+            let needed = needed.unwrap_or(u64::MAX);
+            if needed > available {
+                return Err(Error::KvCacheTooLarge {
+                    positions: capacity,
+                    needed,
+                    available,
+                    device: device_name(self.device()),
+                });
+            }
+        }
+        Ok(self.model.new_cache(capacity)?)
+    }
+
     /// One forward pass; the last position's logits as f32 on the CPU.
     fn step(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
         let l = self.model.forward(ids, cache, Logits::Last)?;
@@ -331,10 +371,16 @@ impl TextGenerator {
 
     /// The logits of every prompt position, `[T][vocab]` (for parity checks).
     pub fn prompt_logits(&self, prompt_ids: &[u32]) -> Result<Vec<Vec<f32>>> {
-        let mut cache = self.model.new_cache(prompt_ids.len().max(1))?;
+        let mut cache = self.new_cache(prompt_ids.len().max(1))?;
         let l = self.model.forward(prompt_ids, &mut cache, Logits::All)?;
         Ok(l.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
     }
+}
+
+/// Positions a generation's cache holds: the prompt plus `max_new_tokens` (saturating),
+/// capped at the model's positions. `prompt` is at most `max_pos`.
+fn cache_capacity(prompt: usize, max_new_tokens: usize, max_pos: usize) -> usize {
+    prompt.saturating_add(max_new_tokens).min(max_pos)
 }
 
 fn prefix_error(dir: &Path, weights: &Weights, e: candle_core::Error) -> Error {
@@ -355,10 +401,86 @@ mod tests {
         assert_send_sync::<TextGenerator>();
     }
 
+    /// A decoder with a huge geometry and no weights: only its cache size matters.
+    struct Huge(torchless_models::DecoderShape);
+
+    impl CausalLm for Huge {
+        fn shape(&self) -> &torchless_models::DecoderShape {
+            &self.0
+        }
+        fn dtype(&self) -> candle_core::DType {
+            candle_core::DType::F32
+        }
+        fn device(&self) -> &Device {
+            &Device::Cpu
+        }
+        fn forward(
+            &self,
+            _: &[u32],
+            _: &mut KvCache,
+            _: Logits,
+        ) -> candle_core::Result<candle_core::Tensor> {
+            candle_core::bail!("no weights")
+        }
+    }
+
+    #[test]
+    fn a_cache_larger_than_free_memory_is_refused_before_allocating() {
+        let Some(available) = available_bytes(&Device::Cpu) else {
+            return; // no /proc/meminfo: nothing to check against
+        };
+        let positions = 1 << 20;
+        let g = TextGenerator {
+            model: Box::new(Huge(torchless_models::DecoderShape {
+                layers: 4096,
+                kv_heads: 64,
+                head_dim: 128,
+                vocab_size: 10,
+                max_positions: positions,
+            })),
+            tokenizer: None,
+            eos: Vec::new(),
+            model_type: "huge".into(),
+            name: "huge".into(),
+        };
+        let opts = GenerateOptions {
+            max_new_tokens: usize::MAX,
+            ..Default::default()
+        };
+        match g.generate(&[1, 2], &opts, |_| true) {
+            Err(Error::KvCacheTooLarge {
+                positions: p,
+                needed,
+                available: a,
+                device,
+            }) => {
+                assert_eq!(p, positions);
+                assert_eq!(needed, 4096 * 2 * 64 * (1 << 20) * 128 * 4);
+                assert!(a <= available.saturating_mul(2), "{a} vs {available}");
+                assert_eq!(device, "cpu");
+            }
+            Err(other) => panic!("expected KvCacheTooLarge, got {other}"),
+            Ok(_) => panic!("a 256 TiB cache was allocated"),
+        }
+    }
+
+    #[test]
+    fn the_cache_is_capped_at_the_model_positions() {
+        assert_eq!(cache_capacity(3, 10, 64), 13);
+        assert_eq!(cache_capacity(3, 1_000_000_000_000, 64), 64);
+        assert_eq!(cache_capacity(3, usize::MAX, 64), 64);
+        assert_eq!(cache_capacity(64, usize::MAX, 64), 64);
+    }
+
     #[test]
     fn eos_ids_accept_an_int_or_a_list() {
         assert_eq!(eos_ids(&Some(serde_json::json!(2))), vec![2]);
         assert_eq!(eos_ids(&Some(serde_json::json!([1, 7]))), vec![1, 7]);
         assert!(eos_ids(&Some(Value::Null)).is_empty());
+        // Ids beyond u32 are dropped, not truncated onto another token.
+        assert_eq!(
+            eos_ids(&Some(serde_json::json!([4294967301u64, 3]))),
+            vec![3]
+        );
     }
 }

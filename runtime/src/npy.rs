@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{shown, Error, Result};
 
 /// An f32 array read from a `.npy` file.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,8 +46,14 @@ pub fn parse_npy(b: &[u8]) -> std::result::Result<NpyArray, String> {
     let descr = dict_value(header, "descr")?;
     let descr = descr.trim_matches(|c| c == '\'' || c == '"');
     if descr != "<f4" {
+        // A dtype string as numpy writes it is short and printable; anything else is escaped.
+        let descr = if descr.len() <= 16 && descr.bytes().all(|b| b.is_ascii_graphic()) {
+            format!("'{descr}'")
+        } else {
+            shown(descr)
+        };
         return Err(format!(
-            "dtype '{descr}' is not supported: expected little-endian float32 ('<f4'; np.save an array of dtype np.float32)"
+            "dtype {descr} is not supported: expected little-endian float32 ('<f4'; np.save an array of dtype np.float32)"
         ));
     }
     if dict_value(header, "fortran_order")? != "False" {
@@ -57,14 +63,14 @@ pub fn parse_npy(b: &[u8]) -> std::result::Result<NpyArray, String> {
     let inner = shape_text
         .strip_prefix('(')
         .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| format!("bad shape {shape_text:?} in the .npy header"))?;
+        .ok_or_else(|| format!("bad shape {} in the .npy header", shown(shape_text)))?;
     let shape = inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<usize>()
-                .map_err(|_| format!("bad shape {shape_text:?} in the .npy header"))
+                .map_err(|_| format!("bad shape {} in the .npy header", shown(shape_text)))
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let n = shape

@@ -4,7 +4,7 @@
 //! load with `vb.pp("encoder").pp("layer")...` and the PyTorch state_dict names unchanged; a
 //! missing tensor or a wrong shape is a typed error naming the tensor and the file.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -14,6 +14,77 @@ use candle_nn::VarBuilder;
 use torchless_convert::{Checkpoint, EntryKind, OpenOptions};
 
 use crate::error::{Error, Result};
+use crate::folder::check_member;
+
+/// The checkpoint files a folder may hold, in the order `torchless_convert::open` prefers them.
+const CANDIDATES: &[&str] = &[
+    "pytorch_model.bin.index.json",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "model.safetensors",
+];
+
+/// Checks the files [`Weights::open`] would read from `path`, without opening any but a shard
+/// index: a folder's checkpoint (the first of [`CANDIDATES`] present) and every shard its
+/// index lists must be regular files that resolve inside the folder; a file given directly
+/// must be a regular file, and the shards of an index given directly must resolve inside the
+/// index's folder. What is absent or malformed is left for the reader to report.
+pub(crate) fn check_files(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|cause| Error::Io {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    let (dir, file) = if meta.is_dir() {
+        let mut found = None;
+        for c in CANDIDATES {
+            let p = path.join(c);
+            if check_member(path, &p)? {
+                found = Some(p);
+                break;
+            }
+        }
+        match found {
+            Some(p) => (path.to_path_buf(), p),
+            None => return Ok(()),
+        }
+    } else {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => Path::new(".").to_path_buf(),
+        };
+        if !meta.is_file() {
+            // The caller named it, so it may live anywhere; only its kind is refused.
+            return Err(Error::NotRegularFile {
+                path: path.to_path_buf(),
+                kind: crate::folder::kind_of(meta.file_type()),
+            });
+        }
+        (dir, path.to_path_buf())
+    };
+    let is_index = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".index.json"));
+    if !is_index {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&file).map_err(|cause| Error::Io {
+        path: file.clone(),
+        cause,
+    })?;
+    let Ok(index) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(());
+    };
+    let Some(map) = index.get("weight_map").and_then(|m| m.as_object()) else {
+        return Ok(());
+    };
+    let shards: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    for shard in shards {
+        let p = dir.join(shard);
+        check_member(&dir, &p)?;
+    }
+    Ok(())
+}
 
 /// The tensors of a checkpoint, by name.
 #[derive(Debug)]
@@ -43,7 +114,11 @@ impl Weights {
     /// Opens a safetensors file, a shard index, a `.bin` checkpoint or a model folder holding
     /// one of them. PyTorch checkpoints are read in place (never executed) and converted tensor
     /// by tensor as they are requested.
+    ///
+    /// Before anything is opened, the files a folder or an index names are checked
+    /// ([`check_files`]): each must be a regular file resolving inside the folder.
     pub fn open(path: &Path) -> Result<Weights> {
+        check_files(path)?;
         let ckpt = torchless_convert::open(path, &OpenOptions::default())?;
         Ok(Weights::from_checkpoint(ckpt))
     }

@@ -207,3 +207,41 @@ fn embed_and_classify_refuse_a_generator() {
         last_error()
     );
 }
+
+#[test]
+fn a_huge_max_new_tokens_is_capped_at_the_model_positions() {
+    // gpt2 has 64 positions: an 8-token prompt leaves room for at most 57 new tokens, whatever
+    // max_new_tokens says; nothing is sized from u32::MAX.
+    let m = gpt2();
+    let mut opts = torchless_generate_options_default();
+    opts.max_new_tokens = u32::MAX;
+    let prompt = [1u32, 2, 3, 4, 5, 6, 7, 8];
+    let mut seen = Seen {
+        tokens: Vec::new(),
+        limit: None,
+    };
+    let mut len = 0usize;
+    // SAFETY: a live prompt, no output buffer, `seen` outlives the call.
+    let s = unsafe {
+        torchless_generate(
+            m.0,
+            prompt.as_ptr(),
+            prompt.len(),
+            null(),
+            &opts,
+            null_mut(),
+            0,
+            &mut len,
+            Some(record),
+            (&mut seen as *mut Seen).cast(),
+        )
+    };
+    assert_eq!(s, TorchlessStatus::Ok, "{}", last_error());
+    assert_eq!(len, seen.tokens.len());
+    // Either the context filled up or the model's end-of-sequence id (134) came first.
+    let eos_at = seen.tokens.iter().position(|&t| t == 134);
+    match eos_at {
+        Some(i) => assert_eq!(i + 1, len, "generation went on past end-of-sequence"),
+        None => assert_eq!(len, 57),
+    }
+}

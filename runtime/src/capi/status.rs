@@ -42,7 +42,11 @@ pub(crate) fn status_of(e: &Error, phase: Phase) -> TorchlessStatus {
     match e {
         Error::Io { .. } => TorchlessStatus::Io,
         Error::Option(_) => TorchlessStatus::InvalidArgument,
-        Error::Candle(_) | Error::Tokenizer(_) if phase == Phase::Run => TorchlessStatus::Inference,
+        Error::Candle(_) | Error::Tokenizer(_) | Error::KvCacheTooLarge { .. }
+            if phase == Phase::Run =>
+        {
+            TorchlessStatus::Inference
+        }
         _ => TorchlessStatus::InvalidModel,
     }
 }
