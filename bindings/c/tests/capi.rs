@@ -548,6 +548,45 @@ fn a_c_program_embeds_through_the_shared_library() {
 /// `pytorch_model.bin` (the encoder path) — and the process goes on.
 #[test]
 fn every_hostile_file_is_a_status_not_an_abort() {
+    // The checks run in a child copy of this test binary whose address space is limited to
+    // 4 GiB, so an allocation sized from a hostile file would abort it rather than succeed.
+    if std::env::var_os("TORCHLESS_HOSTILE_CHILD").is_none() {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "every_hostile_file_is_a_status_not_an_abort",
+            "--test-threads=1",
+        ])
+        .env("TORCHLESS_HOSTILE_CHILD", "1");
+        // SAFETY: runs in the forked child before exec and only calls setrlimit, which is
+        // async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 4 << 30,
+                    rlim_max: 4 << 30,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "hostile loads under a 4 GiB address-space limit failed ({:?}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "the child ran no test"
+        );
+        return;
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/hostile");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("manifest.json")).unwrap())
