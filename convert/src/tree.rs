@@ -12,36 +12,57 @@ use crate::pickle::{Dict, Heap, Node, NodeId, Object, Value};
 /// Deepest container nesting the walk follows.
 pub(crate) const MAX_DEPTH: usize = 512;
 
-/// Most names (tensors and dropped values) one object graph may produce. Shared sub-objects
-/// give a name per path, as `state_dict()` does for tied modules, so a small graph of shared
-/// lists can stand for 2^40 paths: past this the file is refused.
-pub(crate) const MAX_NAMES: u64 = 1 << 20;
-/// Most container visits one walk makes (sub-objects that hold no tensor are walked once).
-pub(crate) const MAX_VISITS: u64 = 1 << 24;
+/// Most names (tensors and dropped values) one object graph may produce: this many per heap
+/// node plus [`NAMES_SLACK`], at most [`MAX_NAMES`]. Shared sub-objects give a name per path,
+/// as `state_dict()` does for tied modules (a few names per object), but a small graph of
+/// shared lists can stand for 2^40 paths: past the budget the file is refused.
+pub(crate) const NAMES_PER_NODE: u64 = 16;
+/// Names every graph may produce whatever its size.
+pub(crate) const NAMES_SLACK: u64 = 1 << 16;
+/// The most names any graph may produce.
+pub(crate) const MAX_NAMES: u64 = 1 << 22;
+/// Container visits allowed per name (sub-objects that hold no tensor are walked once).
+pub(crate) const VISITS_PER_NAME: u64 = 16;
 
 /// The name-walk budget of one object graph.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WalkBudget {
     names: u64,
     visits: u64,
+    max_names: u64,
+    max_visits: u64,
 }
 
 impl WalkBudget {
+    /// The budget for a graph of `nodes` heap nodes.
+    pub(crate) fn new(nodes: usize) -> WalkBudget {
+        let max_names = (nodes as u64)
+            .saturating_mul(NAMES_PER_NODE)
+            .saturating_add(NAMES_SLACK)
+            .min(MAX_NAMES);
+        WalkBudget {
+            names: 0,
+            visits: 0,
+            max_names,
+            max_visits: max_names.saturating_mul(VISITS_PER_NAME),
+        }
+    }
+
     /// Counts one visit, and one name when `named`.
     pub(crate) fn charge(&mut self, named: bool, path: &str) -> Result<()> {
         self.visits += 1;
         self.names += u64::from(named);
-        let (what, needed, limit) = if self.names > MAX_NAMES {
+        let (what, needed, limit) = if self.names > self.max_names {
             (
                 "names (tensor paths through shared sub-objects)",
                 self.names,
-                MAX_NAMES,
+                self.max_names,
             )
-        } else if self.visits > MAX_VISITS {
+        } else if self.visits > self.max_visits {
             (
                 "object visits (paths through shared sub-objects)",
                 self.visits,
-                MAX_VISITS,
+                self.max_visits,
             )
         } else {
             return Ok(());
@@ -72,7 +93,7 @@ pub(crate) fn flatten(heap: &Heap, root: &Value, out: &mut Checkpoint) -> Result
         out,
         on_path: HashSet::new(),
         tensorless: HashMap::new(),
-        budget: WalkBudget::default(),
+        budget: WalkBudget::new(heap.len()),
     };
     w.value(root, "", 0)
 }

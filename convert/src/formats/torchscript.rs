@@ -201,7 +201,7 @@ pub(crate) fn read(
         heap: &heap,
         decls: &decls,
         out: ckpt,
-        budget: Default::default(),
+        budget: crate::tree::WalkBudget::new(heap.len()),
     };
     w.module(&root, "", 0)
 }
