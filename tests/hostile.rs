@@ -1,5 +1,5 @@
 //! The hostile corpus (`tests/fixtures/hostile/`, made by `scripts/make_hostile.py`): every
-//! file is fed to every command that reads it — `convert`, `inspect`, `classify`, and `embed`
+//! file is fed to every command that reads it — `convert`, `inspect`, `verify`, `classify`, and `embed`
 //! and `generate` with the file as a model folder's `pytorch_model.bin` — under a 4 GiB
 //! address-space limit and a kill timer. Each must be refused cleanly: a non-zero exit (never a
 //! signal), the expected words in the message, no output and no temporary file left behind.
@@ -168,6 +168,14 @@ fn every_hostile_file_is_refused_cleanly_by_every_command() {
         let runs = |c: &str| e.commands.iter().any(|x| x == c);
         if runs("inspect") {
             check(&e, "inspect", &limited(&["inspect", s(&path)]), expect);
+            // As the checkpoint side of `verify` (the output side is a real safetensors file).
+            let real = fixture("convert/input.safetensors");
+            check(
+                &e,
+                "verify",
+                &limited(&["verify", s(&path), s(&real)]),
+                expect,
+            );
         }
         if !runs("classify") {
             continue;

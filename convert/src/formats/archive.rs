@@ -218,8 +218,8 @@ impl<'a> Archive<'a> {
             other => Err(Error::format(
                 self.label.clone(),
                 format!(
-                    "unknown byteorder record {:?}",
-                    String::from_utf8_lossy(other)
+                    "unknown byteorder record ({} bytes; expected `little` or `big`)",
+                    other.len()
                 ),
             )),
         }

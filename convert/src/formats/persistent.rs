@@ -35,7 +35,7 @@ fn text(v: &Value) -> Option<String> {
 fn count(v: &Value, what: &str) -> Result<usize, String> {
     match v {
         Value::Int(i) if *i >= 0 => Ok(*i as usize),
-        other => Err(format!("{what} is not a non-negative int ({other:?})")),
+        _ => Err(format!("{what} is not a non-negative int")),
     }
 }
 
@@ -95,6 +95,6 @@ pub(crate) fn decode(pid: &Value, heap: &Heap) -> Result<Pid, String> {
                 view,
             })
         }
-        other => Err(format!("unknown persistent id kind {other:?}")),
+        _ => Err("unknown persistent id kind".to_string()),
     }
 }

@@ -269,7 +269,7 @@ impl Machine<'_, '_> {
         if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Value::BigInt(Rc::from(s.as_str())))
         } else {
-            Err(self.err(format!("bad integer literal {s:?}")))
+            Err(self.err(format!("bad integer literal ({} bytes)", s.len())))
         }
     }
 
@@ -343,7 +343,7 @@ impl Machine<'_, '_> {
                     let f = s
                         .trim()
                         .parse::<f64>()
-                        .map_err(|_| self.err(format!("bad float literal {s:?}")))?;
+                        .map_err(|_| self.err(format!("bad float literal ({} bytes)", s.len())))?;
                     self.push(Value::Float(f))?;
                 }
                 b'G' => {
@@ -480,7 +480,7 @@ impl Machine<'_, '_> {
                     let s = self.line_str()?;
                     let i = s
                         .parse::<u32>()
-                        .map_err(|_| self.err(format!("bad PUT index {s:?}")))?;
+                        .map_err(|_| self.err(format!("bad PUT index ({} bytes)", s.len())))?;
                     self.memo_put(i)?;
                 }
                 b'q' => {
@@ -500,7 +500,7 @@ impl Machine<'_, '_> {
                     let s = self.line_str()?;
                     let i = s
                         .parse::<u32>()
-                        .map_err(|_| self.err(format!("bad GET index {s:?}")))?;
+                        .map_err(|_| self.err(format!("bad GET index ({} bytes)", s.len())))?;
                     self.memo_get(i)?;
                 }
                 b'h' => {
@@ -862,7 +862,10 @@ impl Machine<'_, '_> {
                             .ok_or_else(|| self.err("_codecs.encode: not latin-1 text"))?,
                         "utf-8" | "utf8" | "ascii" => s.as_bytes().to_vec(),
                         other => {
-                            return Err(self.err(format!("_codecs.encode: encoding {other:?}")))
+                            return Err(self.err(format!(
+                                "_codecs.encode: unsupported encoding ({} bytes)",
+                                other.len()
+                            )))
                         }
                     };
                     Ok(Value::Bytes(Rc::from(bytes)))
