@@ -258,7 +258,10 @@ fn bad_folders_give_clear_errors() {
     let cfg = std::fs::read_to_string(dir.join("config.json")).unwrap();
     std::fs::write(dir.join("config.json"), cfg.replace("\"bert\"", "\"gpt2\"")).unwrap();
     let m = err(&dir);
-    assert!(m.contains("gpt2") && m.contains("not a supported"), "{m}");
+    assert!(
+        m.contains("gpt2") && m.contains("is a text generator") && m.contains("torchless generate"),
+        "{m}"
+    );
 
     std::fs::write(
         dir.join("config.json"),

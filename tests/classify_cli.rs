@@ -133,3 +133,38 @@ fn classify_with_the_wrong_arch_fails_with_one_line_naming_the_tensor() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("f64.npy") && err.contains("'<f8'"), "{err}");
 }
+
+#[test]
+fn classify_detects_the_depth_through_the_registry_when_arch_is_omitted() {
+    for arch in [ResNetArch::ResNet18, ResNetArch::ResNet50] {
+        let o = torchless(&[
+            "classify",
+            "--model",
+            s(&weights_file(arch)),
+            "--input-npy",
+            s(&fixture("resnet/inputs.npy")),
+            "--device",
+            "cpu",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let logits: Vec<Vec<f32>> = serde_json::from_value(v["logits"].clone()).unwrap();
+        let err = rel_err(&logits, &expected_logits(arch));
+        assert!(err < 1e-4, "{arch}: relative error {err}");
+    }
+    // A decoder folder is not an image classifier: the registry names the right command.
+    let o = torchless(&[
+        "classify",
+        "--model",
+        s(&fixture("decoders/gpt2")),
+        "--input-npy",
+        s(&fixture("resnet/inputs.npy")),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is a text generator") && err.contains("torchless generate"),
+        "{err}"
+    );
+}

@@ -13,6 +13,7 @@ use torchless_kernels::attention::{flash_attention, AttentionOptions};
 use torchless_kernels::embeddings::{bert_embeddings, BertEmbeddingTables};
 use torchless_kernels::norm::{add_layer_norm, NormParams};
 
+use crate::family::{layer_norm, LoadContext, Result2, TextEncoder};
 use crate::{hf_activation, Linear};
 
 /// `config.json` of a BERT model, as Hugging Face writes it.
@@ -113,21 +114,34 @@ impl RawBertConfig {
     }
 }
 
-/// The state-dict prefix of the encoder: `"bert."` for `BertFor*` checkpoints, `""` for
-/// `BertModel` ones — decided from the keys.
-pub fn detect_prefix(has: impl Fn(&str) -> bool) -> Result<&'static str> {
-    for p in ["", "bert.", "model.", "encoder."] {
-        if has(&format!("{p}embeddings.word_embeddings.weight")) {
-            return Ok(p);
-        }
-    }
-    bail!("no `embeddings.word_embeddings.weight` (with or without a `bert.` prefix): not a BERT checkpoint")
+/// Where a BERT encoder's tensors can sit: `BertModel` at the root, `BertFor*` under `bert.`,
+/// some sentence-transformers exports under `model.` or `encoder.`.
+pub const PREFIXES: &[&str] = &["", "bert.", "model.", "encoder."];
+
+/// The registry's loader: `config.json` checked, the prefix decided from the keys.
+pub fn load_encoder(ctx: &LoadContext) -> Result2<Box<dyn TextEncoder>> {
+    let config = ctx.config::<RawBertConfig>("BERT")?.into_config()?;
+    let prefix = ctx.prefix(PREFIXES, "embeddings.word_embeddings.weight", "BERT")?;
+    Ok(Box::new(BertModel::load(ctx.under(prefix), config)?))
 }
 
-fn layer_norm(vb: VarBuilder, hidden: usize) -> Result<NormParams> {
-    let w = vb.get(hidden, "weight")?;
-    let b = vb.get(hidden, "bias")?;
-    NormParams::layer_norm(Some(&w), Some(&b))
+impl TextEncoder for BertModel {
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        lengths: &[u32],
+    ) -> Result<Tensor> {
+        BertModel::forward(self, input_ids, token_type_ids, lengths)
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.config.hidden
+    }
+
+    fn max_positions(&self) -> usize {
+        self.config.max_positions
+    }
 }
 
 // modeling_bert.py: BertEmbeddings

@@ -15,6 +15,7 @@ use crate::decoder::{
     Logits, PreNormBlock,
 };
 use crate::error::{fits, non_negative, nonzero};
+use crate::family::{layer_norm, LoadContext, Result2};
 use crate::{hf_activation, ConfigError, ConfigResult, KvCache, Linear};
 
 /// `model_type`s this file loads.
@@ -146,21 +147,15 @@ impl RawGpt2Config {
     }
 }
 
-/// The state-dict prefix of the transformer: `"transformer."` for `GPT2LMHeadModel`
-/// checkpoints, `""` for `GPT2Model` ones — decided from the keys.
-pub fn detect_prefix(has: impl Fn(&str) -> bool) -> Result<&'static str> {
-    for p in ["transformer.", ""] {
-        if has(&format!("{p}wte.weight")) {
-            return Ok(p);
-        }
-    }
-    bail!("no `wte.weight` (with or without a `transformer.` prefix): not a GPT-2 checkpoint")
-}
+/// Where GPT-2's tensors can sit: `GPT2LMHeadModel` under `transformer.`, `GPT2Model` at the
+/// root.
+pub const PREFIXES: &[&str] = &["transformer.", ""];
 
-fn layer_norm(vb: VarBuilder, hidden: usize) -> Result<NormParams> {
-    let w = vb.get(hidden, "weight")?;
-    let b = vb.get(hidden, "bias")?;
-    NormParams::layer_norm(Some(&w), Some(&b))
+/// The registry's loader: `config.json` checked, the prefix decided from the keys.
+pub fn load_decoder(ctx: &LoadContext) -> Result2<Box<dyn CausalLm>> {
+    let config = ctx.config::<RawGpt2Config>("GPT-2")?.into_config()?;
+    let prefix = ctx.prefix(PREFIXES, "wte.weight", "GPT-2")?;
+    Ok(Box::new(Gpt2::load(ctx.vb.clone(), prefix, config)?))
 }
 
 /// `Conv1D`: `weight` `[in, out]`, `bias` `[out]`, used as stored.
@@ -210,7 +205,7 @@ pub struct Gpt2 {
 
 impl Gpt2 {
     /// Loads from `vb` positioned at the checkpoint's root; `prefix` is what
-    /// [`detect_prefix`] found. `lm_head.weight` is used when present and not tied, else `wte`.
+    /// [`load_decoder`] found. `lm_head.weight` is used when present and not tied, else `wte`.
     pub fn load(vb: VarBuilder, prefix: &str, config: Gpt2Config) -> Result<Self> {
         let tvb = if prefix.is_empty() {
             vb.clone()

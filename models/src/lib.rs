@@ -7,6 +7,7 @@
 pub mod bert;
 pub mod decoder;
 mod error;
+pub mod family;
 pub mod fold;
 pub mod gpt2;
 mod kv_cache;
@@ -16,6 +17,9 @@ pub mod resnet;
 
 pub use decoder::{CausalLm, DecoderShape, Logits};
 pub use error::{ConfigError, ConfigResult};
+pub use family::{
+    layer_norm, rms_norm, DecoderLoader, EncoderLoader, LoadContext, LoadError, TextEncoder,
+};
 pub use kv_cache::KvCache;
 pub use linear::Linear;
 

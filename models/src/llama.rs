@@ -20,6 +20,7 @@ use crate::decoder::{
     Logits, PreNormBlock,
 };
 use crate::error::{fits, non_negative, nonzero, positive, shown};
+use crate::family::{rms_norm, LoadContext, Result2};
 use crate::{ConfigError, ConfigResult, KvCache, Linear};
 
 /// `model_type`s this file loads.
@@ -391,19 +392,15 @@ fn rope_table(c: &LlamaConfig, device: &Device) -> Result<RopeTable> {
     RopeTable::new(&cos, &sin)
 }
 
-/// The state-dict prefix of the decoder stack: `"model."` for `*ForCausalLM` checkpoints,
-/// `""` for bare `LlamaModel` ones — decided from the keys.
-pub fn detect_prefix(has: impl Fn(&str) -> bool) -> Result<&'static str> {
-    for p in ["model.", ""] {
-        if has(&format!("{p}embed_tokens.weight")) {
-            return Ok(p);
-        }
-    }
-    bail!("no `embed_tokens.weight` (with or without a `model.` prefix): not a Llama-style checkpoint")
-}
+/// Where a Llama-style decoder's tensors can sit: `*ForCausalLM` under `model.`, the bare
+/// model at the root.
+pub const PREFIXES: &[&str] = &["model.", ""];
 
-fn rms_norm(vb: VarBuilder, hidden: usize) -> Result<NormParams> {
-    NormParams::rms_norm(Some(&vb.get(hidden, "weight")?))
+/// The registry's loader: `config.json` checked, the prefix decided from the keys.
+pub fn load_decoder(ctx: &LoadContext) -> Result2<Box<dyn CausalLm>> {
+    let config = ctx.config::<RawLlamaConfig>("Llama-style")?.into_config()?;
+    let prefix = ctx.prefix(PREFIXES, "embed_tokens.weight", "Llama-style")?;
+    Ok(Box::new(Llama::load(ctx.vb.clone(), prefix, config)?))
 }
 
 // modeling_llama.py: LlamaDecoderLayer (LlamaAttention + LlamaMLP)
@@ -463,7 +460,7 @@ pub struct Llama {
 
 impl Llama {
     /// Loads from `vb` positioned at the checkpoint's root; `prefix` is what
-    /// [`detect_prefix`] found.
+    /// [`load_decoder`] found.
     pub fn load(vb: VarBuilder, prefix: &str, config: LlamaConfig) -> Result<Self> {
         let mvb = if prefix.is_empty() {
             vb.clone()

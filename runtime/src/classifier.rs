@@ -8,8 +8,8 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use torchless_models::resnet::{ResNet, ResNetArch};
 
-use crate::encoder::LoadOptions;
 use crate::error::{Error, Result};
+use crate::registry::LoadOptions;
 use crate::weights::Weights;
 
 /// A loaded image classifier.

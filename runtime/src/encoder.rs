@@ -3,34 +3,14 @@
 //! `SentenceTransformer.encode`. Loaded once, `Send + Sync`, callable from many threads.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
-use torchless_models::bert::{detect_prefix, BertModel, RawBertConfig, MODEL_TYPES};
+use torchless_models::TextEncoder;
 
-use crate::device::DeviceSpec;
-use crate::error::{safe_message, shown, Error, Result};
-use crate::folder::{self, read_json, PipelineConfig, PoolingMode};
-use crate::weights::Weights;
-
-/// How to load a model.
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// Where to run.
-    pub device: DeviceSpec,
-    /// Weights and activations dtype (default f32).
-    pub dtype: DType,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions {
-            device: DeviceSpec::Auto,
-            dtype: DType::F32,
-        }
-    }
-}
+use crate::error::{safe_message, Error, Result};
+use crate::folder::{self, PipelineConfig, PoolingMode};
+use crate::registry::{LoadOptions, Source, Task};
 
 /// One tokenized batch, right-padded.
 #[derive(Debug, Clone)]
@@ -45,7 +25,7 @@ pub struct Batch {
 
 /// A sentence-embedding model.
 pub struct SentenceEncoder {
-    model: BertModel,
+    model: Box<dyn TextEncoder>,
     tokenizer: Tokenizer,
     pipeline: PipelineConfig,
     name: String,
@@ -57,51 +37,12 @@ impl SentenceEncoder {
     /// (`model.safetensors`, a shard index, or `pytorch_model.bin` converted in memory),
     /// `tokenizer.json`, and the sentence-transformers files when present.
     pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
-        let config_path = folder::config_path(dir)?;
-        let header: folder::Header = read_json(&config_path)?;
-        let kind = header.model_type.clone().unwrap_or_else(|| {
-            if header.architectures.iter().any(|a| a.starts_with("Bert")) {
-                "bert".into()
-            } else {
-                "<none>".into()
-            }
-        });
-        if !MODEL_TYPES.contains(&kind.as_str()) {
-            return Err(Error::Config {
-                file: config_path,
-                reason: format!(
-                    "model_type {} is not a supported sentence encoder (supported: {})",
-                    shown(&kind),
-                    MODEL_TYPES.join(", ")
-                ),
-            });
-        }
-        let raw: RawBertConfig = read_json(&config_path)?;
-        let config = raw.into_config().map_err(|e| Error::Config {
-            file: config_path.clone(),
-            reason: e.to_string(),
-        })?;
+        let source = Source::open(dir, Task::Embed, opts)?;
+        let model = source.encoder()?;
         let pipeline = folder::pipeline(dir)?;
-        let tokenizer = load_tokenizer(
-            dir,
-            pipeline
-                .max_seq_length
-                .unwrap_or(config.max_positions)
-                .min(config.max_positions),
-        )?;
-        let device = opts.device.open()?;
-        let weights = Arc::new(Weights::open(dir)?);
-        let prefix = detect_prefix(|n| weights.contains(n)).map_err(|e| Error::Config {
-            file: dir.to_path_buf(),
-            reason: format!("{e} ({})", weights.label()),
-        })?;
-        let vb = weights.var_builder(opts.dtype, &device);
-        let vb = if prefix.is_empty() {
-            vb
-        } else {
-            vb.pp(prefix.trim_end_matches('.'))
-        };
-        let model = BertModel::load(vb, config)?;
+        let max = model.max_positions();
+        let tokenizer = load_tokenizer(dir, pipeline.max_seq_length.unwrap_or(max).min(max))?;
+        let device = source.device.clone();
         let name = dir
             .canonicalize()
             .ok()
@@ -123,14 +64,14 @@ impl SentenceEncoder {
 
     /// Embedding size.
     pub fn dim(&self) -> usize {
-        self.model.config.hidden * self.pipeline.pooling.len()
+        self.model.hidden_size() * self.pipeline.pooling.len()
     }
 
     /// The longest input in tokens (longer ones are truncated).
     pub fn max_tokens(&self) -> usize {
         self.tokenizer
             .get_truncation()
-            .map_or(self.model.config.max_positions, |t| t.max_length)
+            .map_or(self.model.max_positions(), |t| t.max_length)
     }
 
     /// The device the model runs on.
@@ -193,7 +134,7 @@ impl SentenceEncoder {
 
     /// Pools one sequence's token states (real tokens only) as the pipeline says.
     fn pool(&self, rows: &[Vec<f32>]) -> Vec<f32> {
-        let h = self.model.config.hidden;
+        let h = self.model.hidden_size();
         let mut out = Vec::with_capacity(self.dim());
         for mode in &self.pipeline.pooling {
             out.extend(pool(rows, h, *mode));

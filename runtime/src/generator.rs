@@ -4,30 +4,22 @@
 //! token, every token handed to a callback as soon as it is chosen.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use candle_core::Device;
 use serde::Deserialize;
 use serde_json::Value;
 use tokenizers::Tokenizer;
-use torchless_models::gpt2::{self, Gpt2, RawGpt2Config};
-use torchless_models::llama::{self, Llama, RawLlamaConfig};
 use torchless_models::{CausalLm, KvCache, Logits};
 
 use crate::device::{available_bytes, device_name};
-use crate::encoder::LoadOptions;
-use crate::error::{safe_message, shown, Error, Result};
+use crate::error::{safe_message, Error, Result};
 use crate::folder::{self, read_json};
+use crate::registry::{LoadOptions, Source, Task};
 use crate::sampling::{Sampler, SamplerConfig};
-use crate::weights::Weights;
 
-/// `model_type`s [`TextGenerator`] loads.
+/// `model_type`s [`TextGenerator`] loads (the registry's text generators).
 pub fn model_types() -> Vec<&'static str> {
-    gpt2::MODEL_TYPES
-        .iter()
-        .chain(llama::MODEL_TYPES)
-        .copied()
-        .collect()
+    crate::registry::model_types(Task::Generate)
 }
 
 /// What a generation call does.
@@ -133,43 +125,10 @@ impl TextGenerator {
     /// `tokenizer.json` when present, and the end-of-sequence ids of `generation_config.json`
     /// (else `config.json`).
     pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
-        let config_path = folder::config_path(dir)?;
-        let header: folder::Header = read_json(&config_path)?;
-        let kind = header.model_type.clone().unwrap_or_default();
-        let bad_config = |cause| Error::InvalidConfig {
-            file: config_path.clone(),
-            cause,
-        };
-        let device = opts.device.open()?;
-        let load_weights = || -> Result<Arc<Weights>> { Ok(Arc::new(Weights::open(dir)?)) };
-        let model: Box<dyn CausalLm> = if gpt2::MODEL_TYPES.contains(&kind.as_str()) {
-            let config = read_json::<RawGpt2Config>(&config_path)?
-                .into_config()
-                .map_err(bad_config)?;
-            let weights = load_weights()?;
-            let prefix = gpt2::detect_prefix(|n| weights.contains(n))
-                .map_err(|e| prefix_error(dir, &weights, e))?;
-            let vb = weights.var_builder(opts.dtype, &device);
-            Box::new(Gpt2::load(vb, prefix, config)?)
-        } else if llama::MODEL_TYPES.contains(&kind.as_str()) {
-            let config = read_json::<RawLlamaConfig>(&config_path)?
-                .into_config()
-                .map_err(bad_config)?;
-            let weights = load_weights()?;
-            let prefix = llama::detect_prefix(|n| weights.contains(n))
-                .map_err(|e| prefix_error(dir, &weights, e))?;
-            let vb = weights.var_builder(opts.dtype, &device);
-            Box::new(Llama::load(vb, prefix, config)?)
-        } else {
-            return Err(Error::Config {
-                file: config_path,
-                reason: format!(
-                    "model_type {} is not a supported decoder (supported: {})",
-                    shown(&kind),
-                    model_types().join(", ")
-                ),
-            });
-        };
+        let source = Source::open(dir, Task::Generate, opts)?;
+        let config_path = source.config_path.clone();
+        let kind = source.resolved.model_type.to_string();
+        let model = source.decoder()?;
         let mut eos = match folder::member(dir, "generation_config.json")? {
             Some(p) => eos_ids(&read_json::<EosField>(&p)?.eos_token_id),
             None => Vec::new(),
@@ -381,13 +340,6 @@ impl TextGenerator {
 /// capped at the model's positions. `prompt` is at most `max_pos`.
 fn cache_capacity(prompt: usize, max_new_tokens: usize, max_pos: usize) -> usize {
     prompt.saturating_add(max_new_tokens).min(max_pos)
-}
-
-fn prefix_error(dir: &Path, weights: &Weights, e: candle_core::Error) -> Error {
-    Error::Config {
-        file: dir.to_path_buf(),
-        reason: format!("{e} ({})", weights.label()),
-    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //!   greedy or seeded sampling, tokens streamed to a callback.
 //! - [`Classifier`]: torchvision ResNet image classifiers, with [`preprocess`] (torchvision's
 //!   ImageNet transform, exact) and [`npy`] (f32 `.npy` inputs).
+//! - [`registry`]: the table from `model_type` (or a state_dict's key layout) to the family
+//!   that loads it, per [`Task`]; every loader above goes through it.
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
 
@@ -22,15 +24,17 @@ mod folder;
 mod generator;
 pub mod npy;
 pub mod preprocess;
+pub mod registry;
 mod sampling;
 mod weights;
 
 pub use classifier::{top_k, Classifier, TopK};
 pub use device::{parse_dtype, DeviceSpec};
-pub use encoder::{l2_normalize, pool, Batch, LoadOptions, SentenceEncoder};
+pub use encoder::{l2_normalize, pool, Batch, SentenceEncoder};
 pub use error::{Error, Result};
 pub use folder::{pipeline, PipelineConfig, PoolingMode};
 pub use generator::{model_types, GenerateOptions, Generation, StopReason, TextGenerator};
+pub use registry::{LoadOptions, Task};
 pub use sampling::{Sampler, SamplerConfig, Sampling};
 pub use torchless_convert as convert;
 pub use torchless_models::resnet::ResNetArch;

@@ -9,8 +9,8 @@ use super::guard::{guard, last_error_ptr, CallError};
 use super::model::{Loaded, TorchlessModel, TorchlessModelKind};
 use super::status::{status_of, Phase, TorchlessStatus};
 use crate::device::{parse_dtype, DeviceSpec};
-use crate::encoder::LoadOptions;
 use crate::generator::GenerateOptions;
+use crate::registry::LoadOptions;
 use crate::sampling::{SamplerConfig, Sampling};
 
 /// Texts embedded per forward pass inside one `torchless_embed` call.

@@ -5,10 +5,10 @@ use std::ffi::CString;
 use std::path::Path;
 
 use crate::classifier::Classifier;
-use crate::encoder::{LoadOptions, SentenceEncoder};
+use crate::encoder::SentenceEncoder;
 use crate::error::Result;
-use crate::folder::{self, read_json};
-use crate::generator::{model_types, TextGenerator};
+use crate::generator::TextGenerator;
+use crate::registry::{self, LoadOptions, Task};
 
 /// What a loaded model computes; decides which of embed / classify / generate it accepts.
 #[repr(i32)]
@@ -22,8 +22,8 @@ pub enum TorchlessModelKind {
     Generator = 3,
 }
 
-/// The loaded model. New model kinds are a variant here, a branch in [`Loaded::load`] and an
-/// arm in the matching call of `ffi.rs`.
+/// The loaded model, one variant per task: a new family needs nothing here (the registry
+/// resolves it); a new task is a variant, an arm in [`Loaded::load`] and its call in `ffi.rs`.
 pub(crate) enum Loaded {
     Encoder(SentenceEncoder),
     Classifier(Classifier),
@@ -39,28 +39,26 @@ pub struct TorchlessModel {
 }
 
 impl Loaded {
-    /// Loads a model folder; the architecture comes from `config.json`.
+    /// Loads a model folder (or a bare state_dict file); the registry says what it is.
     fn load(dir: &Path, opts: &LoadOptions) -> Result<(Loaded, String)> {
-        // A single weights file is a torchvision ResNet state_dict (they come without a
-        // config.json); its depth is read from its blocks.
-        if dir.is_file() {
-            let c = Classifier::load_detected(dir, opts)?;
-            let arch = c.arch().name().to_string();
-            return Ok((Loaded::Classifier(c), arch));
-        }
-        let header: folder::Header = read_json(&folder::config_path(dir)?)?;
-        let arch = header
-            .model_type
-            .clone()
-            .or_else(|| header.architectures.first().cloned())
-            .unwrap_or_default();
-        // Other kinds branch off here, before the encoder (which refuses any other
-        // architecture with a message naming it).
-        let model_type = header.model_type.as_deref().unwrap_or_default();
-        if model_types().contains(&model_type) {
-            return Ok((Loaded::Generator(TextGenerator::load(dir, opts)?), arch));
-        }
-        Ok((Loaded::Encoder(SentenceEncoder::load(dir, opts)?), arch))
+        let resolved = registry::resolve(dir)?;
+        Ok(match resolved.family.task {
+            // A bare weights file is a torchvision ResNet state_dict; its depth is read from
+            // its blocks.
+            Task::Classify => {
+                let c = Classifier::load_detected(dir, opts)?;
+                let arch = c.arch().name().to_string();
+                (Loaded::Classifier(c), arch)
+            }
+            Task::Generate => (
+                Loaded::Generator(TextGenerator::load(dir, opts)?),
+                resolved.model_type.to_string(),
+            ),
+            Task::Embed => (
+                Loaded::Encoder(SentenceEncoder::load(dir, opts)?),
+                resolved.model_type.to_string(),
+            ),
+        })
     }
 
     pub(crate) fn kind(&self) -> TorchlessModelKind {

@@ -14,7 +14,8 @@ use crate::run_options::RunOptions;
 /// Classify images with a torchvision ResNet state_dict.
 ///
 /// The model is `torch.save(model.state_dict())` of a torchvision ResNet, as safetensors (or a
-/// .pt/.pth/.bin, converted in memory); its depth is given with --arch and the class count is
+/// .pt/.pth/.bin, converted in memory); its depth is read from its block layout (--arch
+/// overrides it) and the class count is
 /// read from `fc.weight`. Images (PNG or JPEG) go through torchvision's ImageNet transform:
 /// Resize(256) (PIL bilinear) → CenterCrop(224) → ToTensor → Normalize(ImageNet mean/std).
 /// --input-npy takes a ready float32 NCHW batch instead. Scores are softmax probabilities.
@@ -25,9 +26,10 @@ pub struct Args {
     /// The weights (`.safetensors`, or a PyTorch `.pt`/`.pth`/`.bin` state_dict).
     #[arg(long, value_name = "FILE")]
     model: PathBuf,
-    /// resnet18, resnet34, resnet50, resnet101 or resnet152.
+    /// resnet18, resnet34, resnet50, resnet101 or resnet152. Optional: by default the depth is
+    /// read from the state_dict's block layout (the model registry); --arch overrides it.
     #[arg(long, value_name = "ARCH")]
-    arch: String,
+    arch: Option<String>,
     /// An image to classify (repeatable; PNG or JPEG).
     #[arg(
         long = "image",
@@ -51,7 +53,12 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    let arch: ResNetArch = a.arch.parse().map_err(anyhow::Error::msg)?;
+    let arch: Option<ResNetArch> = a
+        .arch
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let opts = a.run.load_options()?;
     // Inputs first: a bad image fails before the model is read.
     let (names, input, batch, h, w) = match &a.input_npy {
@@ -80,8 +87,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             (names, data, a.images.len(), pre.crop, pre.crop)
         }
     };
-    let model = Classifier::load(&a.model, arch, &opts)
-        .with_context(|| format!("cannot load {}", a.model.display()))?;
+    let model = match arch {
+        Some(arch) => Classifier::load(&a.model, arch, &opts),
+        None => torchless::registry::resolve_for(&a.model, torchless::Task::Classify)
+            .and_then(|_| Classifier::load_detected(&a.model, &opts)),
+    }
+    .with_context(|| format!("cannot load {}", a.model.display()))?;
     let logits = model.classify_hw(&input, batch, h, w)?;
     let tops: Vec<_> = logits.iter().map(|l| top_k(l, a.top_k)).collect();
     if a.json {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use torchless::convert::{self as tc, ConvertOptions, OpenOptions, TargetDType};
+use torchless_convert::{self as tc, ConvertOptions, OpenOptions, TargetDType};
 
 use crate::common::*;
 

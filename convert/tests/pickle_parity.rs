@@ -2,7 +2,7 @@
 //! shared references kept shared.
 
 use serde_json::{json, Value as Json};
-use torchless::convert::pickle::{self, Heap, NoPersistentIds, Node, Options, Value};
+use torchless_convert::pickle::{self, Heap, NoPersistentIds, Node, Options, Value};
 
 use crate::common::fixture;
 

@@ -1,0 +1,382 @@
+//! The model registry: one table ([`FAMILIES`]) from what a model is — `config.json`'s
+//! `model_type` (or, without one, its `architectures`), or for a bare state_dict file its key
+//! layout — to the family that loads it and the task it serves. [`SentenceEncoder`],
+//! [`TextGenerator`], [`Classifier`], the C ABI and the CLI all resolve models here, so a new
+//! family is one model file (exporting `MODEL_TYPES` and a loader) plus one line in the table
+//! (docs/adding-a-model.md).
+//!
+//! [`SentenceEncoder`]: crate::SentenceEncoder
+//! [`TextGenerator`]: crate::TextGenerator
+//! [`Classifier`]: crate::Classifier
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+use torchless_models::{
+    bert, gpt2, llama, CausalLm, DecoderLoader, EncoderLoader, LoadContext, LoadError, TextEncoder,
+};
+
+use crate::device::DeviceSpec;
+use crate::error::{shown, Error, Result};
+use crate::folder::{self, read_json};
+use crate::weights::Weights;
+
+/// How to load a model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Where to run.
+    pub device: DeviceSpec,
+    /// Weights and activations dtype (default f32).
+    pub dtype: DType,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: DeviceSpec::Auto,
+            dtype: DType::F32,
+        }
+    }
+}
+
+/// What a model computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Sentence embeddings (`torchless embed`).
+    Embed,
+    /// Text generation with a causal language model (`torchless generate`).
+    Generate,
+    /// Image classification (`torchless classify`).
+    Classify,
+}
+
+impl Task {
+    /// Every task, in the order messages list them.
+    pub const ALL: [Task; 3] = [Task::Embed, Task::Generate, Task::Classify];
+
+    /// What a model of this task is (`a sentence encoder`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Task::Embed => "a sentence encoder",
+            Task::Generate => "a text generator",
+            Task::Classify => "an image classifier",
+        }
+    }
+
+    /// The CLI command that runs it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Task::Embed => "embed",
+            Task::Generate => "generate",
+            Task::Classify => "classify",
+        }
+    }
+}
+
+/// How a family is loaded.
+#[derive(Clone, Copy)]
+pub enum Loader {
+    /// A text encoder from a model folder.
+    Encoder(EncoderLoader),
+    /// A causal language model from a model folder.
+    Decoder(DecoderLoader),
+    /// A torchvision ResNet from a bare `state_dict` file, its depth read from the key layout
+    /// ([`Classifier::load_detected`](crate::Classifier::load_detected)).
+    ResNet,
+}
+
+/// One family: the `model_type`s it answers to, the task it serves and its loader.
+pub struct Family {
+    /// The family's name (`bert`, `llama`).
+    pub name: &'static str,
+    /// The task it serves.
+    pub task: Task,
+    /// `config.json` `model_type`s it loads.
+    pub model_types: &'static [&'static str],
+    /// Prefixes of `architectures` entries that identify it when `model_type` is absent.
+    pub architectures: &'static [&'static str],
+    /// How it is loaded.
+    pub loader: Loader,
+}
+
+/// Every family torchless runs. Adding one is a model file and a line here.
+pub static FAMILIES: &[Family] = &[
+    Family {
+        name: "bert",
+        task: Task::Embed,
+        model_types: bert::MODEL_TYPES,
+        architectures: &["Bert"],
+        loader: Loader::Encoder(bert::load_encoder),
+    },
+    Family {
+        name: "gpt2",
+        task: Task::Generate,
+        model_types: gpt2::MODEL_TYPES,
+        architectures: &["GPT2"],
+        loader: Loader::Decoder(gpt2::load_decoder),
+    },
+    Family {
+        name: "llama",
+        task: Task::Generate,
+        model_types: llama::MODEL_TYPES,
+        architectures: &["Llama", "Mistral", "Qwen2"],
+        loader: Loader::Decoder(llama::load_decoder),
+    },
+    Family {
+        name: "resnet",
+        task: Task::Classify,
+        model_types: &["resnet"],
+        architectures: &[],
+        loader: Loader::ResNet,
+    },
+];
+
+/// The `model_type`s of every family serving `task`.
+pub fn model_types(task: Task) -> Vec<&'static str> {
+    FAMILIES
+        .iter()
+        .filter(|f| f.task == task)
+        .flat_map(|f| f.model_types.iter().copied())
+        .collect()
+}
+
+/// What a model path holds, as the table resolves it.
+#[derive(Clone, Copy)]
+pub struct Resolved {
+    /// The family.
+    pub family: &'static Family,
+    /// The `model_type` that selected it (`resnet` for a bare state_dict file).
+    pub model_type: &'static str,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved")
+            .field("family", &self.family.name)
+            .field("task", &self.family.task)
+            .field("model_type", &self.model_type)
+            .finish()
+    }
+}
+
+/// Every supported `model_type`, per task, for messages.
+fn supported() -> String {
+    Task::ALL
+        .iter()
+        .map(|&t| {
+            let types = if t == Task::Classify {
+                "torchvision ResNet state_dict files".to_string()
+            } else {
+                model_types(t).join(", ")
+            };
+            format!("{}: {types}", t.command())
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Finds the family of a model folder (`config.json`'s `model_type`, else its
+/// `architectures`) or of a single weights file (a torchvision ResNet state_dict: the only
+/// family that comes without a config).
+pub fn resolve(path: &Path) -> Result<Resolved> {
+    if path.is_file() {
+        let family = FAMILIES
+            .iter()
+            .find(|f| matches!(f.loader, Loader::ResNet))
+            .ok_or_else(|| Error::Option("no family loads bare weights files".into()))?;
+        return Ok(Resolved {
+            family,
+            model_type: family.model_types[0],
+        });
+    }
+    let config_path = folder::config_path(path)?;
+    let header: folder::Header = read_json(&config_path)?;
+    let found = match header.model_type.as_deref() {
+        Some(t) => FAMILIES.iter().find_map(|f| {
+            f.model_types.iter().find(|&&m| m == t).map(|&m| Resolved {
+                family: f,
+                model_type: m,
+            })
+        }),
+        None => FAMILIES.iter().find_map(|f| {
+            header
+                .architectures
+                .iter()
+                .any(|a| f.architectures.iter().any(|p| a.starts_with(p)))
+                .then(|| Resolved {
+                    family: f,
+                    model_type: f.model_types[0],
+                })
+        }),
+    };
+    found.ok_or_else(|| Error::Config {
+        file: config_path,
+        reason: format!(
+            "{} is not supported (supported: {})",
+            match (&header.model_type, header.architectures.first()) {
+                (Some(t), _) => format!("model_type {}", shown(t)),
+                (None, Some(a)) => format!("no model_type, and architecture {}", shown(a)),
+                (None, None) => "no model_type or architectures".to_string(),
+            },
+            supported()
+        ),
+    })
+}
+
+/// [`resolve`] for a task: a model of another task is refused naming the command that runs it.
+pub fn resolve_for(path: &Path, task: Task) -> Result<Resolved> {
+    let r = resolve(path)?;
+    if r.family.task != task {
+        return Err(Error::Config {
+            file: path.to_path_buf(),
+            reason: format!(
+                "model_type {} is {}, not {} (use `torchless {}`); {} models: {}",
+                shown(r.model_type),
+                r.family.task.describe(),
+                task.describe(),
+                r.family.task.command(),
+                task.command(),
+                if task == Task::Classify {
+                    "torchvision ResNet state_dict files".to_string()
+                } else {
+                    model_types(task).join(", ")
+                }
+            ),
+        });
+    }
+    Ok(r)
+}
+
+/// An opened model folder: the family, its config, weights and device, ready for a loader.
+pub(crate) struct Source {
+    pub resolved: Resolved,
+    pub config_path: PathBuf,
+    pub config: serde_json::Value,
+    pub weights: Arc<Weights>,
+    pub device: Device,
+    pub dtype: DType,
+    dir: PathBuf,
+}
+
+impl Source {
+    /// Resolves `dir` for `task`, reads its config, opens the device and the weights.
+    pub fn open(dir: &Path, task: Task, opts: &LoadOptions) -> Result<Source> {
+        let resolved = resolve_for(dir, task)?;
+        let config_path = folder::config_path(dir)?;
+        let config: serde_json::Value = read_json(&config_path)?;
+        let device = opts.device.open()?;
+        let weights = Arc::new(Weights::open(dir)?);
+        Ok(Source {
+            resolved,
+            config_path,
+            config,
+            weights,
+            device,
+            dtype: opts.dtype,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn context<T>(
+        &self,
+        load: impl FnOnce(&LoadContext) -> std::result::Result<T, LoadError>,
+    ) -> Result<T> {
+        let weights = self.weights.clone();
+        let has = move |n: &str| weights.contains(n);
+        let ctx = LoadContext {
+            config: &self.config,
+            vb: self.weights.var_builder(self.dtype, &self.device),
+            has: &has,
+        };
+        load(&ctx).map_err(|e| self.load_error(e))
+    }
+
+    fn load_error(&self, e: LoadError) -> Error {
+        match e {
+            LoadError::Config(cause) => Error::InvalidConfig {
+                file: self.config_path.clone(),
+                cause,
+            },
+            LoadError::BadConfig { .. } => Error::Config {
+                file: self.config_path.clone(),
+                reason: e.to_string(),
+            },
+            LoadError::Layout(reason) => Error::Config {
+                file: self.dir.clone(),
+                reason: format!("{reason} ({})", self.weights.label()),
+            },
+            LoadError::Candle(c) => Error::from(c),
+        }
+    }
+
+    /// Loads the folder's text encoder.
+    pub fn encoder(&self) -> Result<Box<dyn TextEncoder>> {
+        match self.resolved.family.loader {
+            Loader::Encoder(load) => self.context(load),
+            _ => Err(self.wrong_loader()),
+        }
+    }
+
+    /// Loads the folder's causal language model.
+    pub fn decoder(&self) -> Result<Box<dyn CausalLm>> {
+        match self.resolved.family.loader {
+            Loader::Decoder(load) => self.context(load),
+            _ => Err(self.wrong_loader()),
+        }
+    }
+
+    fn wrong_loader(&self) -> Error {
+        Error::Config {
+            file: self.config_path.clone(),
+            reason: format!(
+                "family {} has no loader for this task",
+                self.resolved.family.name
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_type_belongs_to_one_family() {
+        let mut seen = std::collections::HashSet::new();
+        for f in FAMILIES {
+            assert!(!f.model_types.is_empty(), "{}", f.name);
+            for t in f.model_types {
+                assert!(seen.insert(*t), "model_type {t} is listed twice");
+            }
+        }
+        assert_eq!(
+            model_types(Task::Generate),
+            ["gpt2", "llama", "mistral", "qwen2"]
+        );
+        assert_eq!(model_types(Task::Embed), ["bert"]);
+    }
+
+    #[test]
+    fn unknown_and_misplaced_model_types_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), r#"{"model_type": "t5"}"#).unwrap();
+        let e = resolve(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("model_type \"t5\" is not supported"), "{e}");
+        assert!(e.contains("generate: gpt2, llama, mistral, qwen2"), "{e}");
+        std::fs::write(dir.path().join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
+        let e = resolve_for(dir.path(), Task::Embed)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is a text generator"), "{e}");
+        assert!(e.contains("torchless generate"), "{e}");
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"architectures": ["BertForMaskedLM"]}"#,
+        )
+        .unwrap();
+        let r = resolve(dir.path()).unwrap();
+        assert_eq!((r.family.name, r.model_type), ("bert", "bert"));
+    }
+}
