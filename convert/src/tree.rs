@@ -12,17 +12,17 @@ use crate::pickle::{Dict, Heap, Node, NodeId, Object, Value};
 /// Deepest container nesting the walk follows.
 pub(crate) const MAX_DEPTH: usize = 512;
 
-/// Most names (tensors and dropped values) one object graph may produce: this many per heap
-/// node plus [`NAMES_SLACK`], at most [`MAX_NAMES`]. Shared sub-objects give a name per path,
-/// as `state_dict()` does for tied modules (a few names per object), but a small graph of
-/// shared lists can stand for 2^40 paths: past the budget the file is refused.
-pub(crate) const NAMES_PER_NODE: u64 = 16;
-/// Names every graph may produce whatever its size.
-pub(crate) const NAMES_SLACK: u64 = 1 << 16;
-/// The most names any graph may produce.
-pub(crate) const MAX_NAMES: u64 = 1 << 22;
-/// Container visits allowed per name (sub-objects that hold no tensor are walked once).
-pub(crate) const VISITS_PER_NAME: u64 = 16;
+/// The walk of one object graph is bounded relative to the graph itself. A tree is walked in
+/// one visit per value; shared sub-objects are walked once per path, as `state_dict()` names a
+/// tied module's tensors under each path, but a small graph of shared lists can stand for 2^40
+/// paths. Sub-objects holding no tensor are walked once (later paths list them as "the same
+/// object"), so only tensor-holding sharing repeats work: past [`VISITS_PER_VALUE`] visits per
+/// value of the graph, or [`NAMES_PER_NODE`] tensor names per node, the file is refused.
+pub(crate) const VISITS_PER_VALUE: u64 = 4;
+/// Tensor names allowed per heap node (each tensor is one node; tied names add a few).
+pub(crate) const NAMES_PER_NODE: u64 = 4;
+/// Visits and names every graph may make whatever its size.
+pub(crate) const WALK_SLACK: u64 = 4096;
 
 /// The name-walk budget of one object graph.
 #[derive(Debug)]
@@ -34,17 +34,26 @@ pub(crate) struct WalkBudget {
 }
 
 impl WalkBudget {
-    /// The budget for a graph of `nodes` heap nodes.
-    pub(crate) fn new(nodes: usize) -> WalkBudget {
-        let max_names = (nodes as u64)
-            .saturating_mul(NAMES_PER_NODE)
-            .saturating_add(NAMES_SLACK)
-            .min(MAX_NAMES);
+    /// The budget for the graph in `heap`: its nodes and the values they hold.
+    pub(crate) fn new(heap: &Heap) -> WalkBudget {
+        let nodes = heap.len() as u64;
+        let values: u64 = (0..heap.len())
+            .filter_map(|i| NodeId::try_from(i).ok())
+            .map(|id| match heap.get(id) {
+                Node::List(v) | Node::Tuple(v) | Node::Set(v) => v.len() as u64,
+                Node::Dict(d) => 2 * d.items.len() as u64,
+                Node::Object(o) => {
+                    (o.args.len() + o.list_items.len() + 2 * o.dict_items.items.len()) as u64
+                        + u64::from(o.state.is_some())
+                }
+                _ => 0,
+            })
+            .sum();
         WalkBudget {
             names: 0,
             visits: 0,
-            max_names,
-            max_visits: max_names.saturating_mul(VISITS_PER_NAME),
+            max_names: nodes.saturating_mul(NAMES_PER_NODE) + WALK_SLACK,
+            max_visits: (values + nodes).saturating_mul(VISITS_PER_VALUE) + WALK_SLACK,
         }
     }
 
@@ -93,7 +102,7 @@ pub(crate) fn flatten(heap: &Heap, root: &Value, out: &mut Checkpoint) -> Result
         out,
         on_path: HashSet::new(),
         tensorless: HashMap::new(),
-        budget: WalkBudget::new(heap.len()),
+        budget: WalkBudget::new(heap),
     };
     w.value(root, "", 0)
 }
@@ -133,7 +142,6 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn drop_value(&mut self, path: &str, v: &Value) {
-        self.budget.names += 1;
         self.out.dropped.push(Dropped {
             path: if path.is_empty() {
                 "<root>".into()
@@ -151,6 +159,7 @@ impl Walker<'_> {
                 format!("containers nested deeper than {MAX_DEPTH} levels"),
             ));
         }
+        self.budget.charge(false, path)?;
         let id = match v {
             Value::Ref(id) => *id,
             _ => {
@@ -158,14 +167,13 @@ impl Walker<'_> {
                 return Ok(());
             }
         };
-        self.budget.charge(false, path)?;
         if let Some(first) = self.tensorless.get(&id) {
             let what = format!("{} (the same object as `{first}`)", self.heap.describe(v));
             self.out.dropped.push(Dropped {
                 path: path.to_string(),
                 what,
             });
-            return self.budget.charge(true, path);
+            return Ok(());
         }
         if !self.on_path.insert(id) {
             // A container that contains itself: its second appearance holds nothing new.
@@ -334,5 +342,53 @@ pub(crate) fn holds_tensor(heap: &Heap, v: &Value, depth: usize) -> bool {
                     .any(|(_, i)| holds_tensor(heap, i, depth + 1))
         }
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Format;
+    use crate::pickle::Unsupported;
+
+    #[test]
+    fn regression_shared_lists_naming_2_pow_40_paths_are_refused_at_once() {
+        let mut heap = Heap::new(1 << 10);
+        let mut v = heap
+            .push(Node::Unsupported(Unsupported { kind: "x".into() }))
+            .unwrap();
+        for _ in 0..40 {
+            v = heap.push(Node::List(vec![v.clone(), v])).unwrap();
+        }
+        let mut ckpt = Checkpoint::new(Format::Zip);
+        let start = std::time::Instant::now();
+        let err = flatten(&heap, &v, &mut ckpt).unwrap_err().to_string();
+        assert!(err.contains("budget"), "{err}");
+        // Not a timing assertion: a hang guard far above the milliseconds this takes.
+        assert!(start.elapsed().as_secs() < 60);
+        assert!(ckpt.entries.len() < 1 << 16);
+    }
+
+    #[test]
+    fn many_scalars_and_tied_tensors_stay_within_the_walk_budget() {
+        // A vocabulary-like dict of 300k scalars, and a tensor reached through two paths.
+        let mut heap = Heap::new(1 << 10);
+        let mut d = Dict::default();
+        for i in 0..300_000 {
+            d.insert(Value::Str(format!("tok{i}").into()), Value::Int(i));
+        }
+        let vocab = heap.push(Node::Dict(d)).unwrap();
+        let t = heap
+            .push(Node::Unsupported(Unsupported { kind: "x".into() }))
+            .unwrap();
+        let mut root = Dict::default();
+        root.insert(Value::Str("vocab".into()), vocab);
+        root.insert(Value::Str("a".into()), t.clone());
+        root.insert(Value::Str("b".into()), t);
+        let root = heap.push(Node::Dict(root)).unwrap();
+        let mut ckpt = Checkpoint::new(Format::Zip);
+        flatten(&heap, &root, &mut ckpt).unwrap();
+        assert_eq!(ckpt.entries.len(), 2);
+        assert_eq!(ckpt.dropped.len(), 300_000);
     }
 }

@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             max_memo: 1 << 16,
             max_marks: 1 << 10,
             max_nodes: 1 << 16,
+            max_copied_cells: 1 << 16,
         },
         allow_globals: Vec::new(),
     };

@@ -201,7 +201,7 @@ pub(crate) fn read(
         heap: &heap,
         decls: &decls,
         out: ckpt,
-        budget: crate::tree::WalkBudget::new(heap.len()),
+        budget: crate::tree::WalkBudget::new(&heap),
     };
     w.module(&root, "", 0)
 }
