@@ -32,6 +32,7 @@ numpy)::
 
     /work/venv/bin/python scripts/make_fixtures.py            # all families
     /work/venv/bin/python scripts/make_fixtures.py bert       # just one
+    /work/venv/bin/python scripts/make_fixtures.py decoders qwen3  # one decoder, merged in
 
 Everything is seeded and computed on CPU with one thread; the output folder is
 deleted and rewritten on each run, and a re-run with the same library versions
@@ -913,7 +914,7 @@ def dec_greedy(model, ids: list, eos) -> list:
 
 def dec_model(kind: str):
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
     common = dict(vocab_size=DEC_VOCAB, initializer_range=0.1)
     if kind == "gpt2":
@@ -935,16 +936,46 @@ def dec_model(kind: str):
             rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 2.0},
             tie_word_embeddings=True, **common)
         return Qwen2ForCausalLM(cfg)
+    if kind == "qwen3":
+        # head_dim 24 != hidden / heads (16): the explicit head_dim is exercised.
+        cfg = Qwen3Config(
+            hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=24,
+            max_position_embeddings=80,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            use_sliding_window=False, tie_word_embeddings=True, **common)
+        return Qwen3ForCausalLM(cfg)
     raise ValueError(kind)
 
 
-def make_decoders() -> None:
+# (kind, tokenizer): every decoder fixture, in expected.json's order.
+DEC_KINDS = [("gpt2", "gpt2"), ("llama", "llama"), ("qwen2", None), ("qwen3", None)]
+
+
+def make_decoders(kinds: list[str] | None = None) -> None:
+    """All decoder fixtures, or with ``kinds`` only those folders: the others and their
+    ``expected.json`` entries are kept as they are (byte-identical) and the new entries merged
+    in, in ``DEC_KINDS`` order.  Each kind is seeded on its own, so both ways give the same
+    files."""
     out = DEC_OUT
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    expected = {"new_tokens": DEC_NEW_TOKENS, "models": {}}
-    for kind, tokenizer in [("gpt2", "gpt2"), ("llama", "llama"), ("qwen2", None)]:
+    known = [k for k, _ in DEC_KINDS]
+    for k in kinds or []:
+        if k not in known:
+            sys.exit(f"unknown decoder kind {k!r}; known: {', '.join(known)}")
+    if kinds:
+        expected = json.loads((out / "expected.json").read_text(encoding="utf-8"))
+        assert expected["new_tokens"] == DEC_NEW_TOKENS
+        for k in kinds:
+            if (out / k).exists():
+                shutil.rmtree(out / k)
+    else:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        expected = {"new_tokens": DEC_NEW_TOKENS, "models": {}}
+    for kind, tokenizer in DEC_KINDS:
+        if kinds and kind not in kinds:
+            continue
         torch.manual_seed(DEC_SEED)
         gen = torch.Generator().manual_seed(DEC_SEED)
         model = dec_model(kind).eval()
@@ -1014,13 +1045,16 @@ def make_decoders() -> None:
             "text_cases": text_cases,
         }
         print(f"decoders/{kind}: {folder_size(folder)} bytes, eos {eos}")
+    models = expected["models"]
+    expected["models"] = {k: models[k] for k in known if k in models}
     write_json(out / "expected.json", expected)
     (out / "README.md").write_text(DEC_README, encoding="utf-8")
 
 
 DEC_README = """# Decoder fixtures
 
-Written by `scripts/make_fixtures.py decoders` (torch + transformers 5, CPU, seeded). Three small,
+Written by `scripts/make_fixtures.py decoders` (torch + transformers 5, CPU, seeded; `decoders
+qwen3` rewrites just that folder and merges its entry into `expected.json`). Small,
 randomly initialised causal language models, each a Hugging Face folder whose weights are a
 `torch.save(model.state_dict())` `pytorch_model.bin`:
 
@@ -1030,6 +1064,7 @@ randomly initialised causal language models, each a Hugging Face folder whose we
 | `llama/` | `LlamaForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads | GQA, RMSNorm, rotary `llama3` scaling (`rope_parameters`), untied `lm_head`, a tokenizer adding `<s>` |
 | `gpt2-safetensors/` | the same GPT-2, written by `save_pretrained` | Hugging Face's safetensors layout: the tied weight stored under one name only |
 | `qwen2/` | `Qwen2ForCausalLM`, 2 layers, 48 wide, 6 query / 2 key-value heads | q/k/v biases, tied embeddings (both names, one storage), `linear` rope scaling; no tokenizer (ids only) |
+| `qwen3/` | `Qwen3ForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads, `head_dim` 24 | an explicit `head_dim` (not 64 / 4), randomised `q_norm` / `k_norm` per-head RMSNorms before the rotation, no attention biases, tied embeddings, default rope (theta 10000); no tokenizer (ids only) |
 
 Norm weights and biases are randomised so a wrong norm cannot pass. Each folder's
 `generation_config.json` / `config.json` `eos_token_id` is chosen from the model's own greedy
@@ -1044,14 +1079,329 @@ use_cache=True)`), "stop"}], "text_cases": [{"text", "prompt_ids" (`tokenizer(te
 """
 
 
+# --------------------------------------------------------------------------
+# XLM-RoBERTa / sentence-transformers
+# --------------------------------------------------------------------------
+
+XLMR_OUT = FIXTURES / "xlmr"
+XLMR_SEED = 20250301
+XLMR_MAX_SEQ_LENGTH = 24  # sentence-transformers max_seq_length (sentence_bert_config.json)
+XLMR_PAD = 1  # pad_token_id: positions start at XLMR_PAD + 1
+XLMR_MAX_POSITIONS = 40  # max_position_embeddings, offset included
+XLMR_TOKENIZER_MAX_LENGTH = XLMR_MAX_POSITIONS - XLMR_PAD - 1  # 38 usable positions
+XLMR_SPECIAL = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0..3 (fairseq order); <mask> is last
+XLMR_CONFIG = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=XLMR_MAX_POSITIONS,
+    type_vocab_size=1,
+    hidden_act="gelu",
+    layer_norm_eps=1e-5,
+    pad_token_id=XLMR_PAD,
+    bos_token_id=0,
+    eos_token_id=2,
+)
+XLMR_SENTENCES = [
+    "",
+    "Hello world",
+    "Café naïve résumé à l'été",
+    "你好，世界。東京は晴れ",
+    "Привет, мир! Как дела?",
+    "I love 🦀 and 🐍!",
+    "  The QUICK Fox -- (jumps)?!\tIt's 3.14 @home\n",
+    BERT_SENTENCES[6],  # the lighthouse keeper: truncated at 24 tokens
+]
+XLMR_WORDS = 200  # whole words (frequency >= 2) in the vocabulary
+XLMR_SUBWORDS = 200  # most frequent 2..5-character pieces
+
+
+XLMR_README = """# XLM-RoBERTa / sentence-transformers fixtures
+
+Generated by `scripts/make_fixtures.py` (`make_xlmr()`); do not edit by hand, re-run
+`/tmp/tvenv/bin/python scripts/make_fixtures.py xlmr` (seeded, CPU, one thread; a re-run with
+the same torch 2.15 / transformers 5.24 / sentence-transformers 6.2 / tokenizers 0.23 gives
+byte-identical files). Everything is float32. The script asserts the claims below.
+
+## Tokenizer
+
+A `tokenizers` `Unigram` model (SentencePiece-style, as XLM-R's), no normalizer, pre-tokenizer
+`WhitespaceSplit` + `Metaspace("▁", prepend_scheme="always")` (the pipeline transformers 5's
+`XLMRobertaTokenizer` rebuilds on load whatever `tokenizer.json` says -- with a normalizer in
+the file, transformers and the raw file would disagree), post-processor `<s> $A </s>`.
+Vocabulary (486 pieces) built deterministically from piece counts over the BERT fixture's
+training text plus the test sentences, `🐍` kept out so it is `<unk>`: ids 0..3 are `<s>`
+`<pad>` `</s>` `<unk>` (fairseq order), `<mask>` is the last id; scores are log(count/total).
+`tokenizer.json` truncates at 38 (= the usable positions), `tokenizer_config.json`
+(`XLMRobertaTokenizer`) has `model_max_length` 38; `AutoTokenizer` gives the same ids as the
+raw file for every test sentence.
+
+## `tiny-st/`
+
+A random `XLMRobertaModel(XLMRobertaConfig(hidden_size=32, num_hidden_layers=2,
+num_attention_heads=4, intermediate_size=64, max_position_embeddings=40, type_vocab_size=1,
+pad_token_id=1, layer_norm_eps=1e-5, hidden_act="gelu"))`, weights initialised as the BERT
+fixture's (`bert_init_weights`, seed 20250301; the pooler is kept in the state_dict but unused),
+wrapped as `Transformer(max_seq_length=24)` -> `Pooling(mean)` -> `Normalize()` and saved by
+sentence-transformers, then `model.safetensors` replaced by `pytorch_model.bin`
+(`torch.save(state_dict)`), the model card removed, `"max_seq_length": 24` added to
+`sentence_bert_config.json`. Position ids are `pad_token_id + 1 + cumsum(mask)`: real tokens use
+rows 2..=T+1 of the 40-row position table; 38 positions are usable.
+
+## `tiny-roberta-prefixed/`
+
+The same encoder as an `XLMRobertaForMaskedLM` (`roberta.`-prefixed keys, no pooler, random
+`lm_head.*` seeded 20250302, decoder tied to the word embeddings), `config.json` +
+`pytorch_model.bin` + tokenizer files, no sentence-transformers files (so: mean pooling, no
+normalisation, 38 tokens). Its hidden states equal `tiny-st`'s.
+
+## `expected.json`
+
+```
+{
+  "max_seq_length": 24, "hidden_size": 32, "vocab_size": 486, "pad_token_id": 1,
+  "max_position_embeddings": 40,
+  "sentences": [{                    // 8 sentences: empty, ASCII, accents, CJK (fullwidth
+                                     // punctuation), Cyrillic, emoji (one <unk>), whitespace and
+                                     // punctuation, a long one (truncated at 24)
+    "text": str,
+    "input_ids": [int; T_i],         // SentenceTransformer.preprocess([text]): <s> ... </s>
+    "token_strings": [str; T_i],
+    "untruncated_length": int        // tokens without truncation at 24
+  }],
+  "batch": {                         // preprocess(all 8), right-padded with <pad> = 1
+    "input_ids": [[int; T]; 8], "attention_mask": [[int; T]; 8],
+    "last_hidden_state": [[[float; 32]; T]; 8]   // XLMRobertaModel on the padded batch;
+                                     // rows at padded positions are not meaningful
+  },
+  "single_vs_batch_max_abs_diff": float,   // PyTorch itself, unpadded vs padded (< 1e-5)
+  "embeddings": [[float; 32]; 8]     // SentenceTransformer("tiny-st").encode(batch_size=8)
+}
+```
+"""
+
+
+def xlmr_train_tokenizer():
+    """A SentencePiece-style ``tokenizers`` Unigram tokenizer (Metaspace ``▁``, XLM-R's
+    ``<s> A </s>`` template). The vocabulary is built deterministically from piece counts over
+    ``bert_training_text()`` plus the test sentences (``🐍`` kept out, so it is ``<unk>``): every
+    character, the most frequent whole words and 2..5-character pieces, each scored
+    log(count / total)."""
+    import math
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    # No normalizer and WhitespaceSplit + Metaspace: the pipeline transformers 5's
+    # XLMRobertaTokenizer rebuilds on load whatever tokenizer.json says, so that the raw
+    # tokenizer.json, AutoTokenizer and sentence-transformers all give the same ids.
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.WhitespaceSplit(),
+        pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)])
+    lines = bert_training_text() + ["".join(c for c in s if c not in BERT_UNSEEN) for s in XLMR_SENTENCES]
+    words = Counter()
+    for line in lines:
+        for w, _ in pre.pre_tokenize_str(line):
+            words[w] += 1
+    chars, subs = Counter(), Counter()
+    for w, n in words.items():
+        for c in w:
+            chars[c] += n
+        for k in range(2, 6):
+            for i in range(len(w) - k + 1):
+                subs[w[i:i + k]] += n
+    whole = [w for w, n in sorted(words.items(), key=lambda x: (-x[1], x[0])) if n >= 2 and len(w) > 1]
+    whole = whole[:XLMR_WORDS]
+    pieces = {c: chars[c] for c in sorted(chars)}
+    for p, n in sorted(subs.items(), key=lambda x: (-x[1], x[0])):
+        if len([q for q in pieces if len(q) > 1]) >= XLMR_SUBWORDS:
+            break
+        pieces.setdefault(p, n)
+    for w in whole:
+        pieces.setdefault(w, words[w])
+    total = sum(pieces.values())
+    vocab = [(t, 0.0) for t in XLMR_SPECIAL]
+    vocab += [(p, math.log(n / total)) for p, n in pieces.items() if p not in XLMR_SPECIAL]
+    vocab.append(("<mask>", 0.0))
+    tok = Tokenizer(models.Unigram(vocab, unk_id=3, byte_fallback=False))
+    tok.pre_tokenizer = pre
+    tok.add_special_tokens(XLMR_SPECIAL + ["<mask>"])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.enable_truncation(max_length=XLMR_TOKENIZER_MAX_LENGTH)
+    got = tok.get_vocab()
+    assert [got[t] for t in XLMR_SPECIAL] == [0, 1, 2, 3] and got["<mask>"] == len(vocab) - 1
+    assert len(got) == len(vocab), "duplicate pieces"
+    assert BERT_UNSEEN not in got
+    return tok
+
+
+def xlmr_write_tokenizer_files(tok, folder: Path) -> None:
+    """``tokenizer.json`` + ``tokenizer_config.json`` as transformers 5 saves an
+    ``XLMRobertaTokenizerFast`` wrapping ``tok``."""
+    from transformers import XLMRobertaTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fast = XLMRobertaTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+        model_max_length=XLMR_TOKENIZER_MAX_LENGTH)
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = sorted(Path(p).name for p in fast.save_pretrained(tmp))
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            assert f in saved, saved
+            shutil.copy(Path(tmp) / f, folder / f)
+
+
+def make_xlmr() -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel
+
+    out = XLMR_OUT
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    torch.manual_seed(XLMR_SEED)
+    sentences = XLMR_SENTENCES
+
+    tok = xlmr_train_tokenizer()
+    vocab_size = tok.get_vocab_size()
+
+    config = XLMRobertaConfig(vocab_size=vocab_size, **XLMR_CONFIG)
+    model = XLMRobertaModel(config).eval()
+    bert_init_weights(model, torch.Generator().manual_seed(XLMR_SEED))
+    state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}
+    assert list(state) == [k for k, _ in model.named_parameters()], "state_dict is not just parameters"
+    assert state["embeddings.position_embeddings.weight"].shape[0] == XLMR_MAX_POSITIONS
+
+    # ---- tiny-st ----------------------------------------------------------
+    st_dir = out / "tiny-st"
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        model.save_pretrained(str(base))
+        xlmr_write_tokenizer_files(tok, base)
+        transformer = Transformer(str(base), max_seq_length=XLMR_MAX_SEQ_LENGTH)
+        st_sd = transformer.auto_model.state_dict()
+        assert st_sd.keys() == state.keys(), (st_sd.keys() ^ state.keys())
+        assert all(torch.equal(st_sd[k], state[k]) for k in state)
+        st = SentenceTransformer(modules=[transformer, Pooling(config.hidden_size, pooling_mode="mean"),
+                                          Normalize()], device="cpu").eval()
+        st.save(str(st_dir))
+    (st_dir / "model.safetensors").unlink()
+    (st_dir / "README.md").unlink(missing_ok=True)
+    torch.save(state, st_dir / "pytorch_model.bin")
+    sb_path = st_dir / "sentence_bert_config.json"
+    sb = json.loads(sb_path.read_text())
+    sb = {"max_seq_length": XLMR_MAX_SEQ_LENGTH, "do_lower_case": False, **sb}
+    sb_path.write_text(json.dumps(sb, indent=4) + "\n")
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (st_dir / f).unlink()
+    xlmr_write_tokenizer_files(tok, st_dir)
+
+    # ---- tiny-roberta-prefixed: the same encoder under `roberta.` ----------
+    pre_dir = out / "tiny-roberta-prefixed"
+    pre_dir.mkdir()
+    mlm_config = XLMRobertaConfig(vocab_size=vocab_size, architectures=["XLMRobertaForMaskedLM"], **XLMR_CONFIG)
+    mlm = XLMRobertaForMaskedLM(mlm_config).eval()
+    bert_init_weights(mlm.lm_head, torch.Generator().manual_seed(XLMR_SEED + 1))
+    missing, unexpected = mlm.roberta.load_state_dict(
+        {k: v for k, v in state.items() if not k.startswith("pooler.")}, strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    mlm_state = mlm.state_dict()
+    assert all(k.startswith(("roberta.", "lm_head.")) for k in mlm_state), list(mlm_state)
+    torch.save(mlm_state, pre_dir / "pytorch_model.bin")
+    mlm_config.save_pretrained(str(pre_dir))
+    xlmr_write_tokenizer_files(tok, pre_dir)
+
+    # ---- load back, expected values -----------------------------------------
+    st_loaded = SentenceTransformer(str(st_dir), device="cpu").eval()
+    assert [type(m).__name__ for m in st_loaded] == ["Transformer", "Pooling", "Normalize"]
+    assert st_loaded.max_seq_length == XLMR_MAX_SEQ_LENGTH, st_loaded.max_seq_length
+    ld = st_loaded[0].auto_model.state_dict()
+    assert all(torch.equal(ld[k], state[k]) for k in state), "tiny-st weights did not round-trip"
+    mlm_loaded = XLMRobertaForMaskedLM.from_pretrained(str(pre_dir)).eval()
+    per_sentence, single_hidden = [], []
+    with torch.inference_mode():
+        for s in sentences:
+            feats = st_loaded.preprocess([s])
+            ids = feats["input_ids"]
+            assert ids.shape[1] <= XLMR_MAX_SEQ_LENGTH and int(ids[0, 0]) == 0 and int(ids[0, -1]) == 2
+            raw = tok.encode(s)
+            auto = AutoTokenizer.from_pretrained(str(st_dir))(
+                s, truncation=True, max_length=XLMR_TOKENIZER_MAX_LENGTH)["input_ids"]
+            assert auto == raw.ids, (s, auto, raw.ids)
+            hidden = model(input_ids=ids, attention_mask=feats["attention_mask"]).last_hidden_state
+            again = mlm_loaded.roberta(input_ids=ids, attention_mask=feats["attention_mask"]).last_hidden_state
+            assert max_abs(again, hidden) <= 1e-6
+            single_hidden.append(hidden[0])
+            per_sentence.append({
+                "text": s,
+                "input_ids": ints(ids[0]),
+                "token_strings": [tok.id_to_token(i) for i in ints(ids[0])],
+                "untruncated_length": len(raw.ids),
+            })
+        assert any(p["untruncated_length"] > XLMR_MAX_SEQ_LENGTH for p in per_sentence)
+        assert any(3 in p["input_ids"] for p in per_sentence), "no <unk> in the test sentences"
+        batch = st_loaded.preprocess(sentences)
+        assert int(batch["input_ids"][0, -1]) == XLMR_PAD  # right-padded with <pad>
+        b_hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        batch_diff = 0.0
+        for i, h in enumerate(single_hidden):
+            n = h.shape[0]
+            assert int(batch["attention_mask"][i].sum()) == n
+            batch_diff = max(batch_diff, max_abs(b_hidden[i, :n], h))
+        assert batch_diff < 1e-5, batch_diff
+        embeddings = st_loaded.encode(sentences, batch_size=len(sentences), convert_to_numpy=True,
+                                      normalize_embeddings=False)
+        in_memory = st.encode(sentences, batch_size=len(sentences), convert_to_numpy=True,
+                              normalize_embeddings=False)
+        assert float(np.abs(embeddings - in_memory).max()) <= 1e-6
+        for i, h in enumerate(single_hidden):
+            d = max_abs(torch.from_numpy(embeddings[i]), F.normalize(h.mean(0), dim=-1))
+            assert d < 1e-5, (i, d)
+
+    expected = {
+        "max_seq_length": XLMR_MAX_SEQ_LENGTH,
+        "hidden_size": config.hidden_size,
+        "vocab_size": vocab_size,
+        "pad_token_id": XLMR_PAD,
+        "max_position_embeddings": XLMR_MAX_POSITIONS,
+        "sentences": per_sentence,
+        "batch": {
+            "input_ids": ints(batch["input_ids"]),
+            "attention_mask": ints(batch["attention_mask"]),
+            "last_hidden_state": floats(b_hidden),
+        },
+        "single_vs_batch_max_abs_diff": batch_diff,
+        "embeddings": floats(embeddings),
+    }
+    write_json(out / "expected.json", expected)
+    assert vocab_size == 486, vocab_size  # the README says so
+    (out / "README.md").write_text(XLMR_README, encoding="utf-8")
+    size = folder_size(out)
+    assert size < 600_000, size
+    print(f"xlmr: {out.relative_to(ROOT)}: {size} bytes, vocab {vocab_size}, "
+          f"single-vs-batch max |diff| {batch_diff:.3g}")
+    for p in per_sentence:
+        print(f"  {len(p['input_ids']):>3} ({p['untruncated_length']:>3})  {' '.join(p['token_strings'])}")
+
+
 from resnet_fixtures import make_resnet  # noqa: E402  (scripts/resnet_fixtures.py)
 
-FAMILIES = {"bert": make_bert, "decoders": make_decoders, "resnet": make_resnet}
+FAMILIES = {"bert": make_bert, "decoders": make_decoders, "resnet": make_resnet, "xlmr": make_xlmr}
 
 
 def main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
+    dec_kinds = [k for k, _ in DEC_KINDS]
+    if argv[:1] == ["decoders"] and len(argv) > 1 and all(k in dec_kinds for k in argv[1:]):
+        # `make_fixtures.py decoders qwen3`: just those decoder folders, merged in.
+        make_decoders(argv[1:])
+        return
     names = argv or list(FAMILIES)
     for name in names:
         if name not in FAMILIES:

@@ -1,4 +1,4 @@
-//! GPT-2 and Llama-style decoders against real `transformers` outputs
+//! GPT-2 and Llama-style (llama, qwen2, qwen3) decoders against real `transformers` outputs
 //! (`tests/fixtures/decoders`, made by `scripts/make_fixtures.py decoders`): prompt logits,
 //! greedy continuations with the KV cache, tokenizer ids, end-of-sequence stops, bf16.
 
@@ -14,7 +14,7 @@ use torchless_models::Logits;
 
 use crate::common::{fixture, floats, ints, rel_err};
 
-const KINDS: [&str; 3] = ["gpt2", "llama", "qwen2"];
+const KINDS: [&str; 4] = ["gpt2", "llama", "qwen2", "qwen3"];
 
 fn expected() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("decoders/expected.json")).unwrap())
@@ -234,6 +234,34 @@ fn many_threads_generate_from_one_model() {
             assert_eq!(got, want);
         }
     }
+}
+
+#[test]
+fn qwen3_sliding_window_attention_is_refused_by_name() {
+    let src = fixture("decoders/qwen3");
+    let mut c: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    c["use_sliding_window"] = true.into();
+    c["sliding_window"] = 16.into();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), c.to_string()).unwrap();
+    std::fs::copy(
+        src.join("pytorch_model.bin"),
+        dir.path().join("pytorch_model.bin"),
+    )
+    .unwrap();
+    let opts = LoadOptions {
+        device: DeviceSpec::Cpu,
+        dtype: DType::F32,
+    };
+    let err = TextGenerator::load(dir.path(), &opts)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("qwen3") && err.contains("use_sliding_window"),
+        "{err}"
+    );
 }
 
 #[test]

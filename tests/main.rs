@@ -11,3 +11,4 @@ mod generate_cli;
 mod hostile;
 mod resnet;
 mod runtime_hostile;
+mod xlmr;

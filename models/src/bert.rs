@@ -259,17 +259,32 @@ impl BertModel {
         token_type_ids: Option<&Tensor>,
         lengths: &[u32],
     ) -> Result<Tensor> {
+        self.forward_at(input_ids, token_type_ids, lengths, 0)
+    }
+
+    /// [`forward`](Self::forward) with the positions of the real tokens starting at
+    /// `position_offset` of the position table (RoBERTa: `pad_token_id + 1`).
+    pub(crate) fn forward_at(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        lengths: &[u32],
+        position_offset: usize,
+    ) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         if lengths.len() != b || lengths.iter().any(|&l| l as usize > t) {
             bail!("lengths {lengths:?} do not fit a batch of {b} rows of {t} tokens");
         }
-        if t > self.config.max_positions {
-            bail!(
-                "{t} tokens exceed the model's {} positions",
-                self.config.max_positions
-            );
+        let usable = self.config.max_positions.saturating_sub(position_offset);
+        if t > usable {
+            bail!("{t} tokens exceed the model's {usable} positions");
         }
-        let mut x = bert_embeddings(input_ids, token_type_ids, 0, &self.embeddings.tables)?;
+        let mut x = bert_embeddings(
+            input_ids,
+            token_type_ids,
+            position_offset,
+            &self.embeddings.tables,
+        )?;
         let opts = AttentionOptions {
             scale: 1.0 / ((self.config.hidden / self.config.heads) as f32).sqrt(),
             causal: false,

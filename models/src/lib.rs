@@ -14,6 +14,7 @@ mod kv_cache;
 mod linear;
 pub mod llama;
 pub mod resnet;
+pub mod roberta;
 
 pub use decoder::{CausalLm, DecoderShape, Logits};
 pub use error::{ConfigError, ConfigResult};

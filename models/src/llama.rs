@@ -2,17 +2,19 @@
 //! (`LlamaRMSNorm`, `LlamaRotaryEmbedding`, `LlamaAttention`, `LlamaMLP`, `LlamaDecoderLayer`,
 //! `LlamaModel`, `LlamaForCausalLM`): RMSNorm, rotary embeddings in the half-split layout,
 //! grouped-query attention, SwiGLU MLP, optional tied embeddings. The same math loads
-//! `mistral` (no biases; a sliding window bounds the positions) and `qwen2` (biases on the
-//! q/k/v projections) configurations. State-dict names load unchanged, with or without the
-//! `model.` prefix. Load-time transforms: q/k/v fused into one projection, gate/up fused into
-//! one projection, weights transposed.
+//! `mistral` (no biases; a sliding window bounds the positions), `qwen2` (biases on the
+//! q/k/v projections) and `qwen3` configurations (`modeling_qwen3.py`: an explicit `head_dim`,
+//! and `q_norm` / `k_norm`, an RMSNorm over each head's query and key before the rotation).
+//! State-dict names load unchanged, with or without the `model.` prefix. Load-time
+//! transforms: q/k/v fused into one projection, gate/up fused into one projection, weights
+//! transposed.
 
 use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 use serde_json::Value;
 use torchless_kernels::activation::swiglu_packed;
-use torchless_kernels::norm::NormParams;
+use torchless_kernels::norm::{add_rms_norm, NormParams};
 use torchless_kernels::rope::{rope_qk, RopeLayout, RopeTable};
 
 use crate::decoder::{
@@ -24,7 +26,7 @@ use crate::family::{rms_norm, LoadContext, Result2};
 use crate::{ConfigError, ConfigResult, KvCache, Linear};
 
 /// `model_type`s this file loads.
-pub const MODEL_TYPES: &[&str] = &["llama", "mistral", "qwen2"];
+pub const MODEL_TYPES: &[&str] = &["llama", "mistral", "qwen2", "qwen3"];
 
 /// The most positions a rotary table is built for at load (`cos`/`sin` in f32); a config
 /// allowing more is capped here, and a longer sequence is refused with an error.
@@ -34,7 +36,7 @@ pub const MAX_ROPE_POSITIONS: usize = 8192;
 /// `rope_theta` + `rope_scaling`, or transformers 5's `rope_parameters`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RawLlamaConfig {
-    /// `llama`, `mistral` or `qwen2`.
+    /// `llama`, `mistral`, `qwen2` or `qwen3`.
     pub model_type: String,
     /// Vocabulary size.
     pub vocab_size: usize,
@@ -49,7 +51,8 @@ pub struct RawLlamaConfig {
     /// Key/value heads (`None`: as many as query heads).
     #[serde(default)]
     pub num_key_value_heads: Option<usize>,
-    /// Head dimension (`None`: `hidden_size / num_attention_heads`).
+    /// Head dimension (`None`: `hidden_size / num_attention_heads`; 128 for qwen3, as
+    /// `Qwen3Config` defaults it).
     #[serde(default)]
     pub head_dim: Option<usize>,
     /// MLP activation; only `silu` (SwiGLU) is supported.
@@ -81,9 +84,13 @@ pub struct RawLlamaConfig {
     /// Sliding attention window (mistral; qwen2 when `use_sliding_window`).
     #[serde(default)]
     pub sliding_window: Option<usize>,
-    /// Whether qwen2 uses its sliding window.
+    /// Whether qwen2 uses its sliding window (qwen3: refused when true).
     #[serde(default)]
     pub use_sliding_window: bool,
+    /// Per-layer attention kinds (transformers 5 qwen3: `full_attention` or
+    /// `sliding_attention`; only the former is supported).
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
 }
 
 fn default_act() -> String {
@@ -152,6 +159,9 @@ pub struct LlamaConfig {
     pub mlp_bias: bool,
     /// `lm_head` is `embed_tokens`.
     pub tied: bool,
+    /// qwen3's `q_norm` / `k_norm`: RMSNorm over `head_dim` on each head's query and key,
+    /// before the rotation.
+    pub qk_norm: bool,
 }
 
 /// A real field of a rotary-parameters object, checked finite and > 0; `at` is the object's
@@ -239,8 +249,30 @@ impl RawLlamaConfig {
                 "num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"
             )));
         }
+        let qwen3 = self.model_type == "qwen3";
+        if qwen3 && self.use_sliding_window {
+            // Qwen3Config: sliding attention on the layers from `max_window_layers` on.
+            return Err(ConfigError::Unsupported(
+                "qwen3 `use_sliding_window: true` is not supported (sliding-window attention \
+                 on the layers from `max_window_layers` on); only full attention is"
+                    .into(),
+            ));
+        }
+        if let Some(bad) = self
+            .layer_types
+            .iter()
+            .flatten()
+            .find(|t| qwen3 && t.as_str() != "full_attention")
+        {
+            return Err(ConfigError::Unsupported(format!(
+                "`layer_types` entry {} is not supported (only \"full_attention\")",
+                shown(bad)
+            )));
+        }
         let head_dim = match self.head_dim {
             Some(d) => nonzero("head_dim", d)?,
+            // Qwen3Config's default, used whatever hidden_size / heads is.
+            None if qwen3 => 128,
             None if hidden % heads == 0 => hidden / heads,
             None => {
                 return Err(ConfigError::Unsupported(format!(
@@ -317,11 +349,13 @@ impl RawLlamaConfig {
             eps,
             rope_theta: theta.unwrap_or(10_000.0),
             rope_scaling: scaling,
-            // modeling_qwen2.py: q/k/v always carry a bias, o_proj never.
+            // modeling_qwen2.py: q/k/v always carry a bias, o_proj never; modeling_qwen3.py
+            // (as llama): all four follow `attention_bias`.
             qkv_bias: qwen2 || attention_bias,
             o_bias: !qwen2 && attention_bias,
             mlp_bias: self.mlp_bias.unwrap_or(false),
             tied: self.tie_word_embeddings,
+            qk_norm: qwen3,
             model_type: self.model_type,
         })
     }
@@ -403,10 +437,13 @@ pub fn load_decoder(ctx: &LoadContext) -> Result2<Box<dyn CausalLm>> {
     Ok(Box::new(Llama::load(ctx.vb.clone(), prefix, config)?))
 }
 
-// modeling_llama.py: LlamaDecoderLayer (LlamaAttention + LlamaMLP)
+// modeling_llama.py: LlamaDecoderLayer (LlamaAttention + LlamaMLP); modeling_qwen3.py's
+// Qwen3Attention adds `q_norm` / `k_norm`.
 struct Layer {
     input_norm: NormParams,
     qkv: Linear,
+    /// qwen3's `self_attn.q_norm` and `self_attn.k_norm` (`[head_dim]` each).
+    qk_norm: Option<(NormParams, NormParams)>,
     o_proj: Linear,
     post_norm: NormParams,
     gate_up: Linear,
@@ -435,9 +472,15 @@ impl Layer {
             h,
             c.mlp_bias,
         )?;
+        let qk_norm = if c.qk_norm {
+            Some((rms_norm(sa.pp("q_norm"), d)?, rms_norm(sa.pp("k_norm"), d)?))
+        } else {
+            None
+        };
         Ok(Layer {
             input_norm: rms_norm(vb.pp("input_layernorm"), h)?,
             qkv,
+            qk_norm,
             o_proj: Linear::load(sa.pp("o_proj"), c.heads * d, h, c.o_bias)?,
             post_norm: rms_norm(vb.pp("post_attention_layernorm"), h)?,
             gate_up,
@@ -446,7 +489,7 @@ impl Layer {
     }
 }
 
-/// `LlamaForCausalLM` (and the Mistral / Qwen2 equivalents).
+/// `LlamaForCausalLM` (and the Mistral / Qwen2 / Qwen3 equivalents).
 pub struct Llama {
     embed: Tensor,
     layers: Vec<Layer>,
@@ -538,6 +581,14 @@ impl CausalLm for Llama {
             |i, l, x| {
                 let qkv = l.qkv.forward(x)?;
                 let (q, k, v) = split_qkv(&qkv, c.heads, c.kv_heads, c.head_dim)?;
+                // modeling_qwen3.py: q_norm / k_norm over each head, then the rotation.
+                let (q, k) = match &l.qk_norm {
+                    Some((qn, kn)) => (
+                        add_rms_norm(&q, None, qn, c.eps)?,
+                        add_rms_norm(&k, None, kn, c.eps)?,
+                    ),
+                    None => (q, k),
+                };
                 let (q, k) = rope_qk(&q, &k, &self.rope, past, RopeLayout::HalfSplit)?;
                 l.o_proj
                     .forward(&cached_attention(cache, i, &q, &k, &v, scale)?)
@@ -712,5 +763,52 @@ mod tests {
         v["hidden_act"] = json!(format!("\u{1b}[2J{}", "x".repeat(500)));
         let e = check(v).unwrap_err().to_string();
         assert!(!e.contains('\u{1b}') && e.len() < 200, "{e}");
+    }
+
+    fn qwen3() -> Value {
+        json!({
+            "model_type": "qwen3", "vocab_size": 384, "hidden_size": 64,
+            "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "head_dim": 24, "max_position_embeddings": 80,
+            "rms_norm_eps": 1e-6, "tie_word_embeddings": true, "use_sliding_window": false,
+            "sliding_window": null, "max_window_layers": 28,
+            "layer_types": ["full_attention", "full_attention"],
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}
+        })
+    }
+
+    #[test]
+    fn qwen3_reads_head_dim_and_norms_queries_and_keys() {
+        let c = check(qwen3()).unwrap();
+        assert_eq!((c.head_dim, c.heads, c.kv_heads), (24, 4, 2));
+        assert!(c.qk_norm && c.tied && !c.qkv_bias && !c.o_bias);
+        assert!(!check(base()).unwrap().qk_norm);
+        // Qwen3Config's default head_dim is 128, not hidden_size / heads.
+        let mut v = qwen3();
+        v.as_object_mut().unwrap().remove("head_dim");
+        assert_eq!(check(v).unwrap().head_dim, 128);
+        let mut v = qwen3();
+        v["attention_bias"] = json!(true);
+        let c = check(v).unwrap();
+        assert!(c.qkv_bias && c.o_bias);
+    }
+
+    #[test]
+    fn qwen3_sliding_window_attention_is_refused_by_name() {
+        let mut v = qwen3();
+        v["use_sliding_window"] = json!(true);
+        v["sliding_window"] = json!(16);
+        let e = check(v).unwrap_err().to_string();
+        assert!(
+            e.contains("qwen3") && e.contains("use_sliding_window"),
+            "{e}"
+        );
+        let mut v = qwen3();
+        v["layer_types"] = json!(["full_attention", "sliding_attention"]);
+        let e = check(v).unwrap_err().to_string();
+        assert!(
+            e.contains("layer_types") && e.contains("sliding_attention"),
+            "{e}"
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! Text generation with a decoder (GPT-2, Llama, Mistral, Qwen2): a model folder loaded once
-//! (`Send + Sync`), then any number of sequences generated from it, each with its own
+//! Text generation with a decoder (GPT-2, Llama, Mistral, Qwen2, Qwen3): a model folder loaded
+//! once (`Send + Sync`), then any number of sequences generated from it, each with its own
 //! preallocated [`KvCache`]: one prefill pass over the prompt, then one decode step per new
 //! token, every token handed to a callback as soon as it is chosen.
 

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use torchless_models::{
-    bert, gpt2, llama, CausalLm, DecoderLoader, EncoderLoader, LoadContext, LoadError, TextEncoder,
+    bert, gpt2, llama, roberta, CausalLm, DecoderLoader, EncoderLoader, LoadContext, LoadError,
+    TextEncoder,
 };
 
 use crate::device::DeviceSpec;
@@ -111,6 +112,13 @@ pub static FAMILIES: &[Family] = &[
         loader: Loader::Encoder(bert::load_encoder),
     },
     Family {
+        name: "roberta",
+        task: Task::Embed,
+        model_types: roberta::MODEL_TYPES,
+        architectures: &["Roberta", "XLMRoberta"],
+        loader: Loader::Encoder(roberta::load_encoder),
+    },
+    Family {
         name: "gpt2",
         task: Task::Generate,
         model_types: gpt2::MODEL_TYPES,
@@ -121,7 +129,7 @@ pub static FAMILIES: &[Family] = &[
         name: "llama",
         task: Task::Generate,
         model_types: llama::MODEL_TYPES,
-        architectures: &["Llama", "Mistral", "Qwen2"],
+        architectures: &["Llama", "Mistral", "Qwen2", "Qwen3"],
         loader: Loader::Decoder(llama::load_decoder),
     },
     Family {
@@ -353,9 +361,9 @@ mod tests {
         }
         assert_eq!(
             model_types(Task::Generate),
-            ["gpt2", "llama", "mistral", "qwen2"]
+            ["gpt2", "llama", "mistral", "qwen2", "qwen3"]
         );
-        assert_eq!(model_types(Task::Embed), ["bert"]);
+        assert_eq!(model_types(Task::Embed), ["bert", "roberta", "xlm-roberta"]);
     }
 
     #[test]
@@ -364,7 +372,10 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), r#"{"model_type": "t5"}"#).unwrap();
         let e = resolve(dir.path()).unwrap_err().to_string();
         assert!(e.contains("model_type \"t5\" is not supported"), "{e}");
-        assert!(e.contains("generate: gpt2, llama, mistral, qwen2"), "{e}");
+        assert!(
+            e.contains("generate: gpt2, llama, mistral, qwen2, qwen3"),
+            "{e}"
+        );
         std::fs::write(dir.path().join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
         let e = resolve_for(dir.path(), Task::Embed)
             .unwrap_err()

@@ -9,7 +9,7 @@ use torchless::{GenerateOptions, SamplerConfig, Sampling, TextGenerator};
 use crate::output::print_json;
 use crate::run_options::RunOptions;
 
-/// Generate text with a GPT-2 or Llama-style (llama, mistral, qwen2) model folder.
+/// Generate text with a GPT-2 or Llama-style (llama, mistral, qwen2, qwen3) model folder.
 ///
 /// The folder holds `config.json`, the weights (`model.safetensors`, a shard index, or
 /// `pytorch_model.bin`, converted in memory) and, for --prompt, `tokenizer.json`. Generation
