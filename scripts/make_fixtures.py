@@ -854,6 +854,13 @@ DEC_ID_PROMPTS = [
     [301, 2, 88],
     [64],
 ]
+# Extra id prompts per kind: phi3's is longer than its original_max_position_embeddings (32),
+# so it runs with the longrope long factors; the others stay short with their 20 new tokens
+# (transformers' Phi3ForCausalLM re-prefills its whole cache when a generation crosses 32,
+# which torchless does not: see models/src/phi3.rs).
+DEC_EXTRA_ID_PROMPTS = {
+    "phi3": [[(7 * i + 3) % DEC_VOCAB for i in range(36)]],
+}
 
 
 def dec_tokenizer(bos: bool):
@@ -915,6 +922,7 @@ def dec_greedy(model, ids: list, eos) -> list:
 def dec_model(kind: str):
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
     from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+    from transformers import Phi3Config, Phi3ForCausalLM
 
     common = dict(vocab_size=DEC_VOCAB, initializer_range=0.1)
     if kind == "gpt2":
@@ -945,11 +953,27 @@ def dec_model(kind: str):
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
             use_sliding_window=False, tie_word_embeddings=True, **common)
         return Qwen3ForCausalLM(cfg)
+    if kind == "phi3":
+        # Fused qkv_proj / gate_up_proj, longrope with one short and one long factor per rotary
+        # frequency (head_dim 16: 8), original_max_position_embeddings 32 < 64 positions.
+        half = 8
+        cfg = Phi3Config(
+            hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+            original_max_position_embeddings=32,
+            rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                             "original_max_position_embeddings": 32,
+                             "short_factor": [1.0 + 0.05 * i for i in range(half)],
+                             "long_factor": [1.0 + 1.5 * i for i in range(half)]},
+            rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=0, bos_token_id=1,
+            eos_token_id=2, **common)
+        return Phi3ForCausalLM(cfg)
     raise ValueError(kind)
 
 
 # (kind, tokenizer): every decoder fixture, in expected.json's order.
-DEC_KINDS = [("gpt2", "gpt2"), ("llama", "llama"), ("qwen2", None), ("qwen3", None)]
+DEC_KINDS = [("gpt2", "gpt2"), ("llama", "llama"), ("qwen2", None), ("qwen3", None),
+             ("phi3", None)]
 
 
 def make_decoders(kinds: list[str] | None = None) -> None:
@@ -987,7 +1011,8 @@ def make_decoders(kinds: list[str] | None = None) -> None:
         # Greedy continuations without an end-of-sequence id, then pick one that appears
         # mid-way in the first prompt's continuation and nowhere in the second one: the
         # folder's eos, so one case stops early and one runs to the full length.
-        free = [dec_greedy(model, p, None) for p in DEC_ID_PROMPTS]
+        prompts = DEC_ID_PROMPTS + DEC_EXTRA_ID_PROMPTS.get(kind, [])
+        free = [dec_greedy(model, p, None) for p in prompts]
         eos = next(t for i, t in enumerate(free[0])
                    if i >= 3 and t not in free[0][:i] and t not in free[1])
         model.generation_config.eos_token_id = eos
@@ -1009,11 +1034,10 @@ def make_decoders(kinds: list[str] | None = None) -> None:
 
         cases = []
         with torch.no_grad():
-            for ids in DEC_ID_PROMPTS:
+            for ids, unstopped in zip(prompts, free):
                 logits = model(torch.tensor([ids]), use_cache=False).logits[0].float()
                 new = dec_greedy(model, ids, eos)
-                assert new == (free[DEC_ID_PROMPTS.index(ids)][: new.index(eos) + 1]
-                               if eos in new else free[DEC_ID_PROMPTS.index(ids)])
+                assert new == (unstopped[: new.index(eos) + 1] if eos in new else unstopped)
                 cases.append({"prompt_ids": ids, "prompt_logits": floats(logits),
                               "greedy_new_ids": new,
                               "stop": "eos" if new and new[-1] == eos else "max_tokens"})
@@ -1065,6 +1089,7 @@ randomly initialised causal language models, each a Hugging Face folder whose we
 | `gpt2-safetensors/` | the same GPT-2, written by `save_pretrained` | Hugging Face's safetensors layout: the tied weight stored under one name only |
 | `qwen2/` | `Qwen2ForCausalLM`, 2 layers, 48 wide, 6 query / 2 key-value heads | q/k/v biases, tied embeddings (both names, one storage), `linear` rope scaling; no tokenizer (ids only) |
 | `qwen3/` | `Qwen3ForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads, `head_dim` 24 | an explicit `head_dim` (not 64 / 4), randomised `q_norm` / `k_norm` per-head RMSNorms before the rotation, no attention biases, tied embeddings, default rope (theta 10000); no tokenizer (ids only) |
+| `phi3/` | `Phi3ForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads, 64 positions | fused `qkv_proj` and `gate_up_proj` in the checkpoint, `longrope` rotary scaling (`short_factor` / `long_factor`, `original_max_position_embeddings` 32, attention scaling of cos/sin), untied `lm_head`; the three short prompts stay within 32 with their continuations (short factors), a fourth, 36-id prompt is longer (long factors); no tokenizer (ids only) |
 
 Norm weights and biases are randomised so a wrong norm cannot pass. Each folder's
 `generation_config.json` / `config.json` `eos_token_id` is chosen from the model's own greedy
@@ -1389,9 +1414,234 @@ def make_xlmr() -> None:
         print(f"  {len(p['input_ids']):>3} ({p['untruncated_length']:>3})  {' '.join(p['token_strings'])}")
 
 
-from resnet_fixtures import make_resnet  # noqa: E402  (scripts/resnet_fixtures.py)
+# --------------------------------------------------------------------------
+# DistilBERT / sentence-transformers
+# --------------------------------------------------------------------------
 
-FAMILIES = {"bert": make_bert, "decoders": make_decoders, "resnet": make_resnet, "xlmr": make_xlmr}
+DISTILBERT_OUT = FIXTURES / "distilbert"
+DISTILBERT_SEED = 20250401
+DISTILBERT_MAX_SEQ_LENGTH = 24  # sentence-transformers max_seq_length (sentence_bert_config.json)
+DISTILBERT_MAX_POSITIONS = 40  # max_position_embeddings (= tokenizer truncation)
+DISTILBERT_CONFIG = dict(dim=32, n_layers=2, n_heads=4, hidden_dim=64, activation="gelu",
+                         max_position_embeddings=DISTILBERT_MAX_POSITIONS, sinusoidal_pos_embds=False,
+                         pad_token_id=0)
+DISTILBERT_SENTENCES = XLMR_SENTENCES  # incl. Cyrillic, [UNK] emoji, one truncated at 24
+DISTILBERT_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+DISTILBERT_README = """# DistilBERT / sentence-transformers fixtures
+
+Generated by `scripts/make_fixtures.py` (`make_distilbert()`); do not edit by hand, re-run
+`/tmp/tvenv/bin/python scripts/make_fixtures.py distilbert` (seeded, CPU, one thread; a re-run
+with the same torch 2.15 / transformers 5.24 / sentence-transformers 6.2 gives byte-identical
+files). Everything is float32. The script asserts the claims below.
+
+## Tokenizer
+
+The BERT fixture's WordPiece tokenizer (`../bert/tokenizer.json`, `vocab.txt`,
+`special_tokens_map.json`; 1200 tokens, lower-casing, `[CLS] $A [SEP]`), DistilBERT using
+BERT's tokenizer, with `tokenizer_config.json`'s `tokenizer_class` set to `DistilBertTokenizer`
+(no `token_type_ids`) and the truncation / `model_max_length` set to 40 (= the positions).
+
+## `tiny-st/`
+
+A random `DistilBertModel(DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+activation="gelu", max_position_embeddings=40, sinusoidal_pos_embds=False))`, vocab 1200, every
+parameter redrawn (seed 20250401: matrices N(0, 0.2), biases N(0, 0.1), LayerNorm weights
+U(0.5, 1.5), LayerNorm biases N(0, 0.2)), wrapped as `Transformer(max_seq_length=24)` ->
+`Pooling(mean)` -> `Normalize()` and saved by sentence-transformers, then `model.safetensors`
+replaced by `pytorch_model.bin` (`torch.save(state_dict)`), the model card removed,
+`"max_seq_length": 24` added to `sentence_bert_config.json`.
+
+## The `distilbert.` prefix
+
+A `DistilBertForMaskedLM` checkpoint (the encoder's keys under `distilbert.`, plus `vocab_*`)
+is not stored (it would double the size): `tests/distilbert.rs` builds one in a temporary folder
+from `tiny-st` (keys renamed, `model.safetensors`, `architectures: ["DistilBertForMaskedLM"]`,
+no sentence-transformers files). The script asserts that this is `DistilBertForMaskedLM`'s
+layout and that its `distilbert` submodule gives `tiny-st`'s hidden states.
+
+## `expected.json`
+
+```
+{
+  "max_seq_length": 24, "hidden_size": 32, "vocab_size": 1200, "max_position_embeddings": 40,
+  "sentences": [{                    // 8 sentences: empty, ASCII, accents, CJK, Cyrillic, emoji
+                                     // ([UNK]), whitespace and punctuation, a long one
+                                     // (truncated at 24)
+    "text": str,
+    "input_ids": [int; T_i],         // SentenceTransformer.preprocess([text]): [CLS] ... [SEP]
+    "untruncated_length": int        // tokens without truncation at 24
+  }],
+  "batch": {                         // preprocess(all 8), right-padded with [PAD] = 0
+    "input_ids": [[int; T]; 8], "attention_mask": [[int; T]; 8],
+    "last_hidden_state": [[[float; 32]; T]; 8]   // DistilBertModel on the padded batch;
+                                     // rows at padded positions are not meaningful
+  },
+  "single_vs_batch_max_abs_diff": float,   // PyTorch itself, unpadded vs padded (< 1e-5)
+  "embeddings": [[float; 32]; 8]     // SentenceTransformer("tiny-st").encode(batch_size=8)
+}
+```
+"""
+
+
+def distilbert_init_weights(model: torch.nn.Module, gen: torch.Generator) -> None:
+    """``bert_init_weights`` for DistilBERT's names (``*layer_norm*`` / ``LayerNorm``)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            is_ln = "LayerNorm" in name or "layer_norm" in name
+            if is_ln and name.endswith("weight"):
+                p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
+            elif is_ln or p.dim() < 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * (0.2 if is_ln else 0.1))
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+
+
+def distilbert_write_tokenizer_files(folder: Path) -> None:
+    """The BERT fixture's tokenizer files, as a DistilBERT tokenizer truncating at 40."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in DISTILBERT_TOKENIZER_FILES:
+        shutil.copy(BERT_OUT / f, folder / f)
+    tj = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    tj["truncation"]["max_length"] = DISTILBERT_MAX_POSITIONS
+    (folder / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False, indent=2) + "\n",
+                                           encoding="utf-8")
+    tc = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tc.update(tokenizer_class="DistilBertTokenizer", max_length=DISTILBERT_MAX_POSITIONS,
+              model_max_length=DISTILBERT_MAX_POSITIONS)
+    write_json(folder / "tokenizer_config.json", tc, indent=2)
+
+
+def make_distilbert() -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer, DistilBertConfig, DistilBertForMaskedLM, DistilBertModel
+
+    out = DISTILBERT_OUT
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    torch.manual_seed(DISTILBERT_SEED)
+    sentences = DISTILBERT_SENTENCES
+    tok = Tokenizer.from_file(str(BERT_OUT / "tokenizer.json"))
+    tok.enable_truncation(DISTILBERT_MAX_POSITIONS)
+    vocab_size = tok.get_vocab_size()
+
+    config = DistilBertConfig(vocab_size=vocab_size, **DISTILBERT_CONFIG)
+    model = DistilBertModel(config).eval()
+    distilbert_init_weights(model, torch.Generator().manual_seed(DISTILBERT_SEED))
+    state = {k: v.clone().contiguous() for k, v in model.state_dict().items()}
+    assert list(state) == [k for k, _ in model.named_parameters()], "state_dict is not just parameters"
+    assert not any("token_type" in k for k in state), list(state)
+
+    # ---- tiny-st ----------------------------------------------------------
+    st_dir = out / "tiny-st"
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        model.save_pretrained(str(base))
+        distilbert_write_tokenizer_files(base)
+        transformer = Transformer(str(base), max_seq_length=DISTILBERT_MAX_SEQ_LENGTH)
+        st_sd = transformer.auto_model.state_dict()
+        assert st_sd.keys() == state.keys(), (st_sd.keys() ^ state.keys())
+        assert all(torch.equal(st_sd[k], state[k]) for k in state)
+        st = SentenceTransformer(modules=[transformer, Pooling(config.dim, pooling_mode="mean"),
+                                          Normalize()], device="cpu").eval()
+        st.save(str(st_dir))
+    (st_dir / "model.safetensors").unlink()
+    (st_dir / "README.md").unlink(missing_ok=True)
+    torch.save(state, st_dir / "pytorch_model.bin")
+    for f in DISTILBERT_TOKENIZER_FILES:
+        (st_dir / f).unlink(missing_ok=True)
+    distilbert_write_tokenizer_files(st_dir)
+
+    sb_path = st_dir / "sentence_bert_config.json"
+    sb = json.loads(sb_path.read_text())
+    sb = {"max_seq_length": DISTILBERT_MAX_SEQ_LENGTH, "do_lower_case": False, **sb}
+    sb_path.write_text(json.dumps(sb, indent=4) + "\n")
+
+    # ---- the `distilbert.` layout the Rust test builds (not written: 250 KB more) ----
+    mlm = DistilBertForMaskedLM(DistilBertConfig(vocab_size=vocab_size, **DISTILBERT_CONFIG)).eval()
+    missing, unexpected = mlm.distilbert.load_state_dict(state, strict=True)
+    assert not missing and not unexpected, (missing, unexpected)
+    mlm_keys = set(mlm.state_dict())
+    assert {"distilbert." + k for k in state} <= mlm_keys, mlm_keys
+    assert all(k.startswith("vocab_") for k in mlm_keys - {"distilbert." + k for k in state}), mlm_keys
+
+    # ---- load back, expected values -----------------------------------------
+    st_loaded = SentenceTransformer(str(st_dir), device="cpu").eval()
+    assert [type(m).__name__ for m in st_loaded] == ["Transformer", "Pooling", "Normalize"]
+    assert st_loaded.max_seq_length == DISTILBERT_MAX_SEQ_LENGTH, st_loaded.max_seq_length
+    ld = st_loaded[0].auto_model.state_dict()
+    assert all(torch.equal(ld[k], state[k]) for k in state), "tiny-st weights did not round-trip"
+    per_sentence, single_hidden = [], []
+    with torch.inference_mode():
+        for s in sentences:
+            feats = st_loaded.preprocess([s])
+            assert "token_type_ids" not in feats, list(feats)
+            ids = feats["input_ids"]
+            assert ids.shape[1] <= DISTILBERT_MAX_SEQ_LENGTH
+            raw = tok.encode(s)
+            auto = AutoTokenizer.from_pretrained(str(st_dir))(
+                s, truncation=True, max_length=DISTILBERT_MAX_POSITIONS)["input_ids"]
+            assert auto == raw.ids, (s, auto, raw.ids)
+            hidden = model(input_ids=ids, attention_mask=feats["attention_mask"]).last_hidden_state
+            again = mlm.distilbert(input_ids=ids, attention_mask=feats["attention_mask"]).last_hidden_state
+            assert max_abs(again, hidden) <= 1e-6
+            single_hidden.append(hidden[0])
+            per_sentence.append({
+                "text": s,
+                "input_ids": ints(ids[0]),
+                "untruncated_length": len(raw.ids),
+            })
+        assert any(p["untruncated_length"] > DISTILBERT_MAX_SEQ_LENGTH for p in per_sentence)
+        assert any(1 in p["input_ids"] for p in per_sentence), "no [UNK] in the test sentences"
+        batch = st_loaded.preprocess(sentences)
+        assert int(batch["input_ids"][0, -1]) == 0  # right-padded with [PAD]
+        b_hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        batch_diff = 0.0
+        for i, h in enumerate(single_hidden):
+            n = h.shape[0]
+            assert int(batch["attention_mask"][i].sum()) == n
+            batch_diff = max(batch_diff, max_abs(b_hidden[i, :n], h))
+        assert batch_diff < 1e-5, batch_diff
+        embeddings = st_loaded.encode(sentences, batch_size=len(sentences), convert_to_numpy=True,
+                                      normalize_embeddings=False)
+        in_memory = st.encode(sentences, batch_size=len(sentences), convert_to_numpy=True,
+                              normalize_embeddings=False)
+        assert float(np.abs(embeddings - in_memory).max()) <= 1e-6
+        for i, h in enumerate(single_hidden):
+            d = max_abs(torch.from_numpy(embeddings[i]), F.normalize(h.mean(0), dim=-1))
+            assert d < 1e-5, (i, d)
+
+    expected = {
+        "max_seq_length": DISTILBERT_MAX_SEQ_LENGTH,
+        "hidden_size": config.dim,
+        "vocab_size": vocab_size,
+        "max_position_embeddings": DISTILBERT_MAX_POSITIONS,
+        "sentences": per_sentence,
+        "batch": {
+            "input_ids": ints(batch["input_ids"]),
+            "attention_mask": ints(batch["attention_mask"]),
+            "last_hidden_state": floats(b_hidden),
+        },
+        "single_vs_batch_max_abs_diff": batch_diff,
+        "embeddings": floats(embeddings),
+    }
+    write_json(out / "expected.json", expected)
+    assert vocab_size == 1200, vocab_size  # the README says so
+    (out / "README.md").write_text(DISTILBERT_README, encoding="utf-8")
+    size = folder_size(out)
+    assert size < 500_000, size
+    print(f"distilbert: {out.relative_to(ROOT)}: {size} bytes, vocab {vocab_size}, "
+          f"single-vs-batch max |diff| {batch_diff:.3g}")
+
+
+from resnet_fixtures import make_resnet  # noqa: E402  (scripts/resnet_fixtures.py)
+from rerank_fixtures import make_rerank  # noqa: E402  (scripts/rerank_fixtures.py)
+
+FAMILIES = {"bert": make_bert, "decoders": make_decoders, "resnet": make_resnet, "xlmr": make_xlmr,
+            "distilbert": make_distilbert, "rerank": make_rerank}
 
 
 def main(argv: list[str]) -> None:

@@ -1,4 +1,4 @@
-//! GPT-2 and Llama-style (llama, qwen2, qwen3) decoders against real `transformers` outputs
+//! GPT-2, Llama-style (llama, qwen2, qwen3) and Phi-3 decoders against real `transformers` outputs
 //! (`tests/fixtures/decoders`, made by `scripts/make_fixtures.py decoders`): prompt logits,
 //! greedy continuations with the KV cache, tokenizer ids, end-of-sequence stops, bf16.
 
@@ -14,7 +14,9 @@ use torchless_models::Logits;
 
 use crate::common::{fixture, floats, ints, rel_err};
 
-const KINDS: [&str; 4] = ["gpt2", "llama", "qwen2", "qwen3"];
+// phi3's fourth case is longer than its `original_max_position_embeddings` (longrope's long
+// factors); the others stay within it, continuations included (short factors).
+const KINDS: [&str; 5] = ["gpt2", "llama", "qwen2", "qwen3", "phi3"];
 
 fn expected() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("decoders/expected.json")).unwrap())

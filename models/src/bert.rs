@@ -13,7 +13,7 @@ use torchless_kernels::attention::{flash_attention, AttentionOptions};
 use torchless_kernels::embeddings::{bert_embeddings, BertEmbeddingTables};
 use torchless_kernels::norm::{add_layer_norm, NormParams};
 
-use crate::family::{layer_norm, LoadContext, Result2, TextEncoder};
+use crate::family::{layer_norm, LoadContext, Result2, SequenceClassifier, TextEncoder};
 use crate::{hf_activation, Linear};
 
 /// `config.json` of a BERT model, as Hugging Face writes it.
@@ -169,14 +169,16 @@ impl Embeddings {
     }
 }
 
-// modeling_bert.py: BertLayer (BertAttention + BertIntermediate + BertOutput)
-struct Layer {
-    qkv: Linear,
-    attn_out: Linear,
-    attn_ln: NormParams,
-    inter: Linear,
-    out: Linear,
-    out_ln: NormParams,
+// modeling_bert.py: BertLayer (BertAttention + BertIntermediate + BertOutput). Crate-visible so
+// families with BERT's post-norm layer under other weight names (DistilBERT) build it directly.
+pub(crate) struct Layer {
+    /// Q, K and V fused: `[H] -> [3H]`.
+    pub(crate) qkv: Linear,
+    pub(crate) attn_out: Linear,
+    pub(crate) attn_ln: NormParams,
+    pub(crate) inter: Linear,
+    pub(crate) out: Linear,
+    pub(crate) out_ln: NormParams,
 }
 
 impl Layer {
@@ -241,6 +243,19 @@ impl BertModel {
         })
     }
 
+    /// A model from already-loaded parts (a family with BERT's layers under other names).
+    pub(crate) fn from_parts(
+        tables: BertEmbeddingTables,
+        layers: Vec<Layer>,
+        config: BertConfig,
+    ) -> Self {
+        BertModel {
+            embeddings: Embeddings { tables },
+            layers,
+            config,
+        }
+    }
+
     /// The model's activation dtype.
     pub fn dtype(&self) -> DType {
         self.embeddings.tables.dtype()
@@ -299,4 +314,107 @@ impl BertModel {
         }
         Ok(x)
     }
+}
+
+/// A classification head on the first token: `out(tanh(dense(h[:, 0])))`, dropout being the
+/// identity in eval. BERT's is `bert.pooler.dense` + `classifier` (modeling_bert.py:
+/// `BertPooler`, `BertForSequenceClassification`); RoBERTa's is `classifier.dense` +
+/// `classifier.out_proj` (modeling_roberta.py: `RobertaClassificationHead`).
+pub(crate) struct TanhHead {
+    dense: Linear,
+    out: Linear,
+    num_labels: usize,
+}
+
+impl TanhHead {
+    /// `dense` `[H] -> [H]` and `out` `[H] -> [num_labels]`, both with biases.
+    pub(crate) fn load(
+        dense: VarBuilder,
+        out: VarBuilder,
+        hidden: usize,
+        num_labels: usize,
+    ) -> Result<Self> {
+        Ok(TanhHead {
+            dense: Linear::load(dense, hidden, hidden, true)?,
+            out: Linear::load(out, hidden, num_labels, true)?,
+            num_labels,
+        })
+    }
+
+    /// Logits `[B, num_labels]` from the last hidden state `[B, T, H]`.
+    pub(crate) fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
+        let first = hidden.narrow(1, 0, 1)?.squeeze(1)?.contiguous()?;
+        let pooled = self.dense.forward(&first)?.tanh()?;
+        self.out.forward(&pooled)
+    }
+
+    pub(crate) fn num_labels(&self) -> usize {
+        self.num_labels
+    }
+}
+
+/// `BertForSequenceClassification` (cross-encoder rerankers such as ms-marco-MiniLM, BERT text
+/// classifiers): [`BertModel`] under `bert.`, the pooler (`bert.pooler.dense` + tanh on
+/// `[CLS]`), then the `classifier` linear layer at the root.
+pub struct BertForSequenceClassification {
+    bert: BertModel,
+    head: TanhHead,
+}
+
+impl BertForSequenceClassification {
+    /// Loads from the checkpoint root `vb`, the encoder and pooler under `prefix`.
+    pub fn load(
+        vb: VarBuilder,
+        prefix: &str,
+        config: BertConfig,
+        num_labels: usize,
+    ) -> Result<Self> {
+        let p = prefix.trim_end_matches('.');
+        let enc = if p.is_empty() { vb.clone() } else { vb.pp(p) };
+        let head = TanhHead::load(
+            enc.pp("pooler").pp("dense"),
+            vb.pp("classifier"),
+            config.hidden,
+            num_labels,
+        )?;
+        Ok(BertForSequenceClassification {
+            bert: BertModel::load(enc, config)?,
+            head,
+        })
+    }
+}
+
+impl SequenceClassifier for BertForSequenceClassification {
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        lengths: &[u32],
+    ) -> Result<Tensor> {
+        self.head
+            .forward(&self.bert.forward(input_ids, token_type_ids, lengths)?)
+    }
+
+    fn num_labels(&self) -> usize {
+        self.head.num_labels()
+    }
+
+    fn max_positions(&self) -> usize {
+        self.bert.config.max_positions
+    }
+}
+
+/// The registry's loader for `BertForSequenceClassification` folders: the encoder's prefix
+/// decided from the keys (`bert.`), the label count from `config.json` (`num_labels`, else
+/// `id2label`).
+pub fn load_sequence_classifier(ctx: &LoadContext) -> Result2<Box<dyn SequenceClassifier>> {
+    let config = ctx.config::<RawBertConfig>("BERT")?.into_config()?;
+    let num_labels = crate::family::num_labels(ctx.config)?;
+    let prefix = ctx.prefix(PREFIXES, "embeddings.word_embeddings.weight", "BERT")?;
+    Ok(Box::new(BertForSequenceClassification::load(
+        ctx.vb.clone(),
+        prefix,
+        config,
+        num_labels,
+    )?))
 }

@@ -1,7 +1,8 @@
 //! What a model file gives the runtime's registry: a loader with one signature per task
-//! ([`EncoderLoader`], [`DecoderLoader`]), the task traits the loaders return ([`TextEncoder`]
-//! here, [`CausalLm`](crate::CausalLm) in `decoder.rs`), and the loading helpers every family
-//! shares (the state-dict prefix decided from the keys, LayerNorm parameters). A new family is a
+//! ([`EncoderLoader`], [`DecoderLoader`], [`ClassifierLoader`]), the task traits the loaders
+//! return ([`TextEncoder`] and [`SequenceClassifier`] here, [`CausalLm`](crate::CausalLm) in
+//! `decoder.rs`), and the loading helpers every family shares (the state-dict prefix decided
+//! from the keys, LayerNorm parameters). A new family is a
 //! model file exporting `MODEL_TYPES` and a loader, plus one line in the runtime's table.
 
 use candle_core::{Result, Tensor};
@@ -119,8 +120,53 @@ pub trait TextEncoder: Send + Sync {
     fn max_positions(&self) -> usize;
 }
 
+/// A sequence classifier (`*ForSequenceClassification`: a cross-encoder reranker with one
+/// label, a text classifier with several): token ids in, one row of logits per input out.
+/// Immutable and `Send + Sync`.
+pub trait SequenceClassifier: Send + Sync {
+    /// Logits `[B, num_labels]` for right-padded `input_ids` `[B, T]` whose rows have `lengths`
+    /// real tokens (token types where the family has them: the pair's second segment).
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        lengths: &[u32],
+    ) -> Result<Tensor>;
+
+    /// The number of labels (logits per input).
+    fn num_labels(&self) -> usize;
+
+    /// The most tokens one input may have.
+    fn max_positions(&self) -> usize;
+}
+
+/// `config.json`'s label count as transformers' `PretrainedConfig` reads it: `num_labels`
+/// when present, else the size of `id2label`, else 2.
+pub fn num_labels(config: &serde_json::Value) -> Result2<usize> {
+    let n = match (config.get("num_labels"), config.get("id2label")) {
+        (Some(v), _) => v
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| LoadError::BadConfig {
+                family: "sequence-classification",
+                reason: "num_labels is not a non-negative integer".into(),
+            })?,
+        (None, Some(serde_json::Value::Object(m))) => m.len(),
+        (None, _) => 2,
+    };
+    if n == 0 {
+        return Err(ConfigError::Unsupported(
+            "num_labels is 0 (id2label is empty): a classifier needs at least one label".into(),
+        )
+        .into());
+    }
+    Ok(n)
+}
+
 /// Loads a text encoder family.
 pub type EncoderLoader = fn(&LoadContext) -> Result2<Box<dyn TextEncoder>>;
+/// Loads a sequence-classification head and its encoder.
+pub type ClassifierLoader = fn(&LoadContext) -> Result2<Box<dyn SequenceClassifier>>;
 /// Loads a causal language model family.
 pub type DecoderLoader = fn(&LoadContext) -> Result2<Box<dyn CausalLm>>;
 

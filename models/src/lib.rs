@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod decoder;
+pub mod distilbert;
 mod error;
 pub mod family;
 pub mod fold;
@@ -13,13 +14,15 @@ pub mod gpt2;
 mod kv_cache;
 mod linear;
 pub mod llama;
+pub mod phi3;
 pub mod resnet;
 pub mod roberta;
 
 pub use decoder::{CausalLm, DecoderShape, Logits};
 pub use error::{ConfigError, ConfigResult};
 pub use family::{
-    layer_norm, rms_norm, DecoderLoader, EncoderLoader, LoadContext, LoadError, TextEncoder,
+    layer_norm, num_labels, rms_norm, ClassifierLoader, DecoderLoader, EncoderLoader, LoadContext,
+    LoadError, SequenceClassifier, TextEncoder,
 };
 pub use kv_cache::KvCache;
 pub use linear::Linear;

@@ -166,7 +166,7 @@ pub struct LlamaConfig {
 
 /// A real field of a rotary-parameters object, checked finite and > 0; `at` is the object's
 /// name in `config.json` (`rope_scaling` or `rope_parameters`).
-fn rope_field(p: &Value, at: &str, key: &str) -> ConfigResult<f64> {
+pub(crate) fn rope_field(p: &Value, at: &str, key: &str) -> ConfigResult<f64> {
     let field = format!("{at}.{key}");
     match p.get(key).and_then(Value::as_f64) {
         Some(x) => positive(&field, x),

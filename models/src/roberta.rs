@@ -13,9 +13,9 @@
 use candle_core::{Result, Tensor};
 use serde::Deserialize;
 
-use crate::bert::{BertConfig, BertModel};
+use crate::bert::{BertConfig, BertModel, TanhHead};
 use crate::error::{fits, non_negative, nonzero, ConfigError, ConfigResult};
-use crate::family::{LoadContext, Result2, TextEncoder};
+use crate::family::{LoadContext, Result2, SequenceClassifier, TextEncoder};
 use crate::hf_activation;
 
 /// `model_type`s this file loads.
@@ -192,6 +192,73 @@ impl TextEncoder for RobertaModel {
     fn max_positions(&self) -> usize {
         self.encoder.config.max_positions - self.position_offset
     }
+}
+
+/// `RobertaForSequenceClassification` / `XLMRobertaForSequenceClassification` (bge-reranker,
+/// mxbai-rerank, XLM-R text classifiers): [`RobertaModel`] under `roberta.` (no pooler), then
+/// `RobertaClassificationHead` at the root: `classifier.dense` + tanh on `<s>`, then
+/// `classifier.out_proj`.
+pub struct RobertaForSequenceClassification {
+    roberta: RobertaModel,
+    head: TanhHead,
+}
+
+impl RobertaForSequenceClassification {
+    /// Loads from the checkpoint root `vb`, the encoder under `prefix`.
+    pub fn load(
+        vb: candle_nn::VarBuilder,
+        prefix: &str,
+        config: RobertaConfig,
+        num_labels: usize,
+    ) -> Result<Self> {
+        let p = prefix.trim_end_matches('.');
+        let enc = if p.is_empty() { vb.clone() } else { vb.pp(p) };
+        let cls = vb.pp("classifier");
+        let head = TanhHead::load(
+            cls.pp("dense"),
+            cls.pp("out_proj"),
+            config.bert.hidden,
+            num_labels,
+        )?;
+        Ok(RobertaForSequenceClassification {
+            roberta: RobertaModel::load(enc, config)?,
+            head,
+        })
+    }
+}
+
+impl SequenceClassifier for RobertaForSequenceClassification {
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        lengths: &[u32],
+    ) -> Result<Tensor> {
+        self.head
+            .forward(&self.roberta.forward(input_ids, token_type_ids, lengths)?)
+    }
+
+    fn num_labels(&self) -> usize {
+        self.head.num_labels()
+    }
+
+    fn max_positions(&self) -> usize {
+        TextEncoder::max_positions(&self.roberta)
+    }
+}
+
+/// The registry's loader for `(XLM)RobertaForSequenceClassification` folders: the encoder's
+/// prefix decided from the keys (`roberta.`), the label count from `config.json`.
+pub fn load_sequence_classifier(ctx: &LoadContext) -> Result2<Box<dyn SequenceClassifier>> {
+    let config = ctx.config::<RawRobertaConfig>("RoBERTa")?.into_config()?;
+    let num_labels = crate::family::num_labels(ctx.config)?;
+    let prefix = ctx.prefix(PREFIXES, "embeddings.word_embeddings.weight", "RoBERTa")?;
+    Ok(Box::new(RobertaForSequenceClassification::load(
+        ctx.vb.clone(),
+        prefix,
+        config,
+        num_labels,
+    )?))
 }
 
 #[cfg(test)]

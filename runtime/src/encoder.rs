@@ -186,7 +186,7 @@ pub fn l2_normalize(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x /= n);
 }
 
-fn load_tokenizer(dir: &Path, max_length: usize) -> Result<Tokenizer> {
+pub(crate) fn load_tokenizer(dir: &Path, max_length: usize) -> Result<Tokenizer> {
     let Some(path) = folder::member(dir, "tokenizer.json")? else {
         return Err(Error::Tokenizer(format!(
             "{} is missing: the model folder needs the tokenizer.json it was trained with",

@@ -9,6 +9,8 @@
 //!   greedy or seeded sampling, tokens streamed to a callback.
 //! - [`Classifier`]: torchvision ResNet image classifiers, with [`preprocess`] (torchvision's
 //!   ImageNet transform, exact) and [`npy`] (f32 `.npy` inputs).
+//! - [`TextClassifier`]: `*ForSequenceClassification` models (BERT, XLM-RoBERTa): cross-encoder
+//!   reranking as sentence-transformers' `CrossEncoder.predict`, and text classification.
 //! - [`registry`]: the table from `model_type` (or a state_dict's key layout) to the family
 //!   that loads it, per [`Task`]; every loader above goes through it.
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
@@ -26,6 +28,7 @@ pub mod npy;
 pub mod preprocess;
 pub mod registry;
 mod sampling;
+mod text_classifier;
 mod weights;
 
 pub use classifier::{top_k, Classifier, TopK};
@@ -36,6 +39,7 @@ pub use folder::{pipeline, PipelineConfig, PoolingMode};
 pub use generator::{model_types, GenerateOptions, Generation, StopReason, TextGenerator};
 pub use registry::{LoadOptions, Task};
 pub use sampling::{Sampler, SamplerConfig, Sampling};
+pub use text_classifier::{softmax, ScoreActivation, TextClassifier};
 pub use torchless_convert as convert;
 pub use torchless_models::resnet::ResNetArch;
 pub use weights::Weights;

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use torchless_models::{
-    bert, gpt2, llama, roberta, CausalLm, DecoderLoader, EncoderLoader, LoadContext, LoadError,
-    TextEncoder,
+    bert, distilbert, gpt2, llama, phi3, roberta, CausalLm, ClassifierLoader, DecoderLoader,
+    EncoderLoader, LoadContext, LoadError, SequenceClassifier, TextEncoder,
 };
 
 use crate::device::DeviceSpec;
@@ -42,7 +42,7 @@ impl Default for LoadOptions {
 }
 
 /// What a model computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Task {
     /// Sentence embeddings (`torchless embed`).
@@ -51,11 +51,20 @@ pub enum Task {
     Generate,
     /// Image classification (`torchless classify`).
     Classify,
+    /// Sequence classification with a `*ForSequenceClassification` head: cross-encoder
+    /// reranking (`torchless rerank`) and text classification (`torchless classify --text`).
+    /// Selected by `config.json`'s `architectures`, so a `BertModel` folder stays [`Task::Embed`].
+    SequenceClassify,
 }
 
 impl Task {
     /// Every task, in the order messages list them.
-    pub const ALL: [Task; 3] = [Task::Embed, Task::Generate, Task::Classify];
+    pub const ALL: [Task; 4] = [
+        Task::Embed,
+        Task::Generate,
+        Task::Classify,
+        Task::SequenceClassify,
+    ];
 
     /// What a model of this task is (`a sentence encoder`).
     pub fn describe(self) -> &'static str {
@@ -63,6 +72,9 @@ impl Task {
             Task::Embed => "a sentence encoder",
             Task::Generate => "a text generator",
             Task::Classify => "an image classifier",
+            Task::SequenceClassify => {
+                "a sequence classifier (cross-encoder reranker or text classifier)"
+            }
         }
     }
 
@@ -72,6 +84,17 @@ impl Task {
             Task::Embed => "embed",
             Task::Generate => "generate",
             Task::Classify => "classify",
+            Task::SequenceClassify => "rerank",
+        }
+    }
+
+    /// How to run it, for messages: `` `torchless embed` ``.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Task::Embed => "`torchless embed`",
+            Task::Generate => "`torchless generate`",
+            Task::Classify => "`torchless classify`",
+            Task::SequenceClassify => "`torchless rerank` or `torchless classify --text`",
         }
     }
 }
@@ -83,6 +106,8 @@ pub enum Loader {
     Encoder(EncoderLoader),
     /// A causal language model from a model folder.
     Decoder(DecoderLoader),
+    /// A `*ForSequenceClassification` model (encoder + head) from a model folder.
+    SequenceClassifier(ClassifierLoader),
     /// A torchvision ResNet from a bare `state_dict` file, its depth read from the key layout
     /// ([`Classifier::load_detected`](crate::Classifier::load_detected)).
     ResNet,
@@ -96,7 +121,9 @@ pub struct Family {
     pub task: Task,
     /// `config.json` `model_type`s it loads.
     pub model_types: &'static [&'static str],
-    /// Prefixes of `architectures` entries that identify it when `model_type` is absent.
+    /// Prefixes of `architectures` entries that identify it: alone when `model_type` is absent,
+    /// and among the families sharing a `model_type` the longest matching prefix wins
+    /// (`BertForSequenceClassification` → `bert-cls`, `BertModel` → `bert`).
     pub architectures: &'static [&'static str],
     /// How it is loaded.
     pub loader: Loader,
@@ -119,6 +146,13 @@ pub static FAMILIES: &[Family] = &[
         loader: Loader::Encoder(roberta::load_encoder),
     },
     Family {
+        name: "distilbert",
+        task: Task::Embed,
+        model_types: distilbert::MODEL_TYPES,
+        architectures: &["DistilBert"],
+        loader: Loader::Encoder(distilbert::load_encoder),
+    },
+    Family {
         name: "gpt2",
         task: Task::Generate,
         model_types: gpt2::MODEL_TYPES,
@@ -133,11 +167,37 @@ pub static FAMILIES: &[Family] = &[
         loader: Loader::Decoder(llama::load_decoder),
     },
     Family {
+        name: "phi3",
+        task: Task::Generate,
+        model_types: phi3::MODEL_TYPES,
+        architectures: &["Phi3For", "Phi3Model"],
+        loader: Loader::Decoder(phi3::load_decoder),
+    },
+    Family {
         name: "resnet",
         task: Task::Classify,
         model_types: &["resnet"],
         architectures: &[],
         loader: Loader::ResNet,
+    },
+    // `*ForSequenceClassification` heads: the same model_types as their encoders, told apart
+    // by `architectures` (see `resolve`).
+    Family {
+        name: "bert-cls",
+        task: Task::SequenceClassify,
+        model_types: bert::MODEL_TYPES,
+        architectures: &["BertForSequenceClassification"],
+        loader: Loader::SequenceClassifier(bert::load_sequence_classifier),
+    },
+    Family {
+        name: "roberta-cls",
+        task: Task::SequenceClassify,
+        model_types: roberta::MODEL_TYPES,
+        architectures: &[
+            "RobertaForSequenceClassification",
+            "XLMRobertaForSequenceClassification",
+        ],
+        loader: Loader::SequenceClassifier(roberta::load_sequence_classifier),
     },
 ];
 
@@ -169,18 +229,23 @@ impl std::fmt::Debug for Resolved {
     }
 }
 
+/// What a task runs, for messages.
+fn task_models(task: Task) -> String {
+    match task {
+        Task::Classify => "torchvision ResNet state_dict files".to_string(),
+        Task::SequenceClassify => format!(
+            "{} folders whose architectures are *ForSequenceClassification",
+            model_types(task).join(", ")
+        ),
+        _ => model_types(task).join(", "),
+    }
+}
+
 /// Every supported `model_type`, per task, for messages.
 fn supported() -> String {
     Task::ALL
         .iter()
-        .map(|&t| {
-            let types = if t == Task::Classify {
-                "torchvision ResNet state_dict files".to_string()
-            } else {
-                model_types(t).join(", ")
-            };
-            format!("{}: {types}", t.command())
-        })
+        .map(|&t| format!("{}: {}", t.command(), task_models(t)))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -201,23 +266,39 @@ pub fn resolve(path: &Path) -> Result<Resolved> {
     }
     let config_path = folder::config_path(path)?;
     let header: folder::Header = read_json(&config_path)?;
+    // How well a family's `architectures` prefixes match the config's: the longest prefix
+    // (0: none), so `BertForSequenceClassification` picks `bert-cls` over `bert`.
+    let arch_match = |f: &Family| {
+        header
+            .architectures
+            .iter()
+            .flat_map(|a| f.architectures.iter().filter(|p| a.starts_with(**p)))
+            .map(|p| p.len())
+            .max()
+            .unwrap_or(0)
+    };
+    // The best match; on a tie (none matching) the first in the table, the plain encoder.
+    let best = |cands: Vec<(&'static Family, &'static str)>| {
+        cands
+            .into_iter()
+            .rev()
+            .max_by_key(|(f, _)| arch_match(f))
+            .map(|(family, model_type)| Resolved { family, model_type })
+    };
     let found = match header.model_type.as_deref() {
-        Some(t) => FAMILIES.iter().find_map(|f| {
-            f.model_types.iter().find(|&&m| m == t).map(|&m| Resolved {
-                family: f,
-                model_type: m,
-            })
-        }),
-        None => FAMILIES.iter().find_map(|f| {
-            header
-                .architectures
+        Some(t) => best(
+            FAMILIES
                 .iter()
-                .any(|a| f.architectures.iter().any(|p| a.starts_with(p)))
-                .then(|| Resolved {
-                    family: f,
-                    model_type: f.model_types[0],
-                })
-        }),
+                .filter_map(|f| f.model_types.iter().find(|&&m| m == t).map(|&m| (f, m)))
+                .collect(),
+        ),
+        None => best(
+            FAMILIES
+                .iter()
+                .filter(|f| arch_match(f) > 0)
+                .map(|f| (f, f.model_types[0]))
+                .collect(),
+        ),
     };
     found.ok_or_else(|| Error::Config {
         file: config_path,
@@ -240,17 +321,14 @@ pub fn resolve_for(path: &Path, task: Task) -> Result<Resolved> {
         return Err(Error::Config {
             file: path.to_path_buf(),
             reason: format!(
-                "model_type {} is {}, not {} (use `torchless {}`); {} models: {}",
+                "model_type {} ({} family) is {}, not {} (use {}); {} models: {}",
                 shown(r.model_type),
+                r.family.name,
                 r.family.task.describe(),
                 task.describe(),
-                r.family.task.command(),
+                r.family.task.usage(),
                 task.command(),
-                if task == Task::Classify {
-                    "torchvision ResNet state_dict files".to_string()
-                } else {
-                    model_types(task).join(", ")
-                }
+                task_models(task)
             ),
         });
     }
@@ -335,6 +413,14 @@ impl Source {
         }
     }
 
+    /// Loads the folder's sequence classifier (encoder + `*ForSequenceClassification` head).
+    pub fn sequence_classifier(&self) -> Result<Box<dyn SequenceClassifier>> {
+        match self.resolved.family.loader {
+            Loader::SequenceClassifier(load) => self.context(load),
+            _ => Err(self.wrong_loader()),
+        }
+    }
+
     fn wrong_loader(&self) -> Error {
         Error::Config {
             file: self.config_path.clone(),
@@ -352,18 +438,22 @@ mod tests {
 
     #[test]
     fn every_model_type_belongs_to_one_family() {
+        // Once per task: a sequence-classification head shares its encoder's model_types.
         let mut seen = std::collections::HashSet::new();
         for f in FAMILIES {
             assert!(!f.model_types.is_empty(), "{}", f.name);
             for t in f.model_types {
-                assert!(seen.insert(*t), "model_type {t} is listed twice");
+                assert!(seen.insert((f.task, *t)), "model_type {t} is listed twice");
             }
         }
         assert_eq!(
             model_types(Task::Generate),
-            ["gpt2", "llama", "mistral", "qwen2", "qwen3"]
+            ["gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3"]
         );
-        assert_eq!(model_types(Task::Embed), ["bert", "roberta", "xlm-roberta"]);
+        assert_eq!(
+            model_types(Task::Embed),
+            ["bert", "roberta", "xlm-roberta", "distilbert"]
+        );
     }
 
     #[test]
@@ -389,5 +479,53 @@ mod tests {
         .unwrap();
         let r = resolve(dir.path()).unwrap();
         assert_eq!((r.family.name, r.model_type), ("bert", "bert"));
+    }
+
+    #[test]
+    fn sequence_classification_architectures_pick_the_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                r#"{"model_type": "bert", "architectures": ["BertModel"]}"#,
+                "bert",
+            ),
+            (r#"{"model_type": "bert"}"#, "bert"),
+            (
+                r#"{"model_type": "bert", "architectures": ["BertForSequenceClassification"]}"#,
+                "bert-cls",
+            ),
+            (
+                r#"{"architectures": ["BertForSequenceClassification"]}"#,
+                "bert-cls",
+            ),
+            (
+                r#"{"model_type": "xlm-roberta", "architectures": ["XLMRobertaForSequenceClassification"]}"#,
+                "roberta-cls",
+            ),
+            (
+                r#"{"model_type": "roberta", "architectures": ["RobertaForMaskedLM"]}"#,
+                "roberta",
+            ),
+        ];
+        for (config, family) in cases {
+            std::fs::write(dir.path().join("config.json"), config).unwrap();
+            assert_eq!(resolve(dir.path()).unwrap().family.name, family, "{config}");
+        }
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"model_type": "bert", "architectures": ["BertForSequenceClassification"]}"#,
+        )
+        .unwrap();
+        let e = resolve_for(dir.path(), Task::Embed)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("torchless rerank"), "{e}");
+        assert!(e.contains("classify --text"), "{e}");
+        std::fs::write(dir.path().join("config.json"), r#"{"model_type": "bert"}"#).unwrap();
+        let e = resolve_for(dir.path(), Task::SequenceClassify)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("torchless embed"), "{e}");
+        assert!(e.contains("ForSequenceClassification"), "{e}");
     }
 }

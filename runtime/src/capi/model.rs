@@ -58,6 +58,19 @@ impl Loaded {
                 Loaded::Encoder(SentenceEncoder::load(dir, opts)?),
                 resolved.model_type.to_string(),
             ),
+            // Not in the C ABI yet: the CLI and the Rust library (`TextClassifier`) run them.
+            Task::SequenceClassify => {
+                return Err(crate::error::Error::Config {
+                    file: dir.to_path_buf(),
+                    reason: format!(
+                        "{} ({} family) is {}, which the C ABI does not run yet (use {})",
+                        resolved.model_type,
+                        resolved.family.name,
+                        Task::SequenceClassify.describe(),
+                        Task::SequenceClassify.usage()
+                    ),
+                })
+            }
         })
     }
 

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use anyhow::Context;
 use torchless::npy::read_npy;
 use torchless::preprocess::Preprocess;
-use torchless::{top_k, Classifier, ResNetArch};
+use torchless::{top_k, Classifier, ResNetArch, Task, TextClassifier};
 
 use crate::output::print_json;
 use crate::run_options::RunOptions;
 
-/// Classify images with a torchvision ResNet state_dict.
+/// Classify images with a torchvision ResNet state_dict, or texts with a text-classification folder.
 ///
-/// The model is `torch.save(model.state_dict())` of a torchvision ResNet, as safetensors (or a
+/// Images (--image, --input-npy): the model is `torch.save(model.state_dict())` of a torchvision ResNet, as safetensors (or a
 /// .pt/.pth/.bin, converted in memory); its depth is read from its block layout (--arch
 /// overrides it) and the class count is
 /// read from `fc.weight`. Images (PNG or JPEG) go through torchvision's ImageNet transform:
@@ -21,10 +21,18 @@ use crate::run_options::RunOptions;
 /// --input-npy takes a ready float32 NCHW batch instead. Scores are softmax probabilities.
 /// Without --json, each input prints one line: its name, then `index:score` for the top-k
 /// classes.
+///
+/// Texts (--text): the model is a folder of a `*ForSequenceClassification` checkpoint (BERT,
+/// RoBERTa, XLM-RoBERTa; what the model registry resolves from its config.json), with its
+/// tokenizer.json. Scores are softmax probabilities over `id2label` (a one-label model: its
+/// sigmoid score). Without --json each text prints one line: the text, then `label:score` for
+/// the top-k labels. Example:
+///   torchless classify --model tests/fixtures/rerank/xlmr-classifier --text "A sentence."
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The weights (`.safetensors`, or a PyTorch `.pt`/`.pth`/`.bin` state_dict).
-    #[arg(long, value_name = "FILE")]
+    /// The weights (`.safetensors`, or a PyTorch `.pt`/`.pth`/`.bin` state_dict); with --text,
+    /// a text-classification model folder.
+    #[arg(long, value_name = "FILE|DIR")]
     model: PathBuf,
     /// resnet18, resnet34, resnet50, resnet101 or resnet152. Optional: by default the depth is
     /// read from the state_dict's block layout (the model registry); --arch overrides it.
@@ -34,10 +42,13 @@ pub struct Args {
     #[arg(
         long = "image",
         value_name = "IMG",
-        required_unless_present = "input_npy",
-        conflicts_with = "input_npy"
+        required_unless_present_any = ["input_npy", "texts"],
+        conflicts_with_all = ["input_npy", "texts"]
     )]
     images: Vec<PathBuf>,
+    /// A text to classify (repeatable) with a text-classification folder.
+    #[arg(long = "text", value_name = "STR", conflicts_with_all = ["input_npy", "arch"])]
+    texts: Vec<String>,
     /// A preprocessed batch: a little-endian float32 C-order `.npy` array of shape [N, 3, H, W].
     #[arg(long, value_name = "FILE.npy")]
     input_npy: Option<PathBuf>,
@@ -47,12 +58,16 @@ pub struct Args {
     #[arg(long, default_value_t = 5, value_name = "K")]
     top_k: usize,
     /// Print one JSON object `{"logits": [[...]], "top_k": [[{"index", "score"}]]}`, one row per
-    /// input in order; `score` is the softmax probability.
+    /// input in order; `score` is the softmax probability. With --text, also `"model"` and
+    /// `"labels"` (id2label), and each top-k entry has its `"label"`.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    if !a.texts.is_empty() {
+        return run_text(a);
+    }
     let arch: Option<ResNetArch> = a
         .arch
         .as_deref()
@@ -105,6 +120,67 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .map(|t| format!("{}:{:.4}", t.index, t.score))
             .collect();
         writeln!(out, "{name}\t{}", best.join(" "))?;
+    }
+    Ok(())
+}
+
+/// `--text`: a `*ForSequenceClassification` folder, labels from `id2label`.
+fn run_text(a: Args) -> anyhow::Result<()> {
+    if a.model.is_file() {
+        anyhow::bail!(
+            "--text needs a text-classification model folder (config.json with a \
+             *ForSequenceClassification architecture); {} is a weights file: image classifiers \
+             take --image or --input-npy",
+            a.model.display()
+        );
+    }
+    let opts = a.run.load_options()?;
+    let model = torchless::registry::resolve_for(&a.model, Task::SequenceClassify)
+        .and_then(|_| TextClassifier::load(&a.model, &opts))
+        .with_context(|| format!("cannot load {}", a.model.display()))?;
+    let refs: Vec<&str> = a.texts.iter().map(String::as_str).collect();
+    let logits = model.logits(&refs)?;
+    let labels = model.id2label();
+    let entry = |index: usize, score: f32| serde_json::json!({"index": index, "label": labels[index], "score": score});
+    let tops: Vec<Vec<serde_json::Value>> = if model.num_labels() == 1 {
+        // One label: its score as `CrossEncoder.predict` gives it (a sigmoid by default).
+        model
+            .classify(&refs)?
+            .iter()
+            .map(|s| vec![entry(0, s[0])])
+            .collect()
+    } else {
+        logits
+            .iter()
+            .map(|l| {
+                top_k(l, a.top_k)
+                    .iter()
+                    .map(|t| entry(t.index, t.score))
+                    .collect()
+            })
+            .collect()
+    };
+    if a.json {
+        return print_json(&serde_json::json!({
+            "model": model.name(),
+            "labels": labels,
+            "logits": logits,
+            "top_k": tops,
+        }));
+    }
+    let mut out = std::io::stdout().lock();
+    for (text, t) in a.texts.iter().zip(&tops) {
+        let best: Vec<String> = t
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}:{:.4}",
+                    t["label"].as_str().unwrap_or_default(),
+                    t["score"].as_f64().unwrap_or(f64::NAN)
+                )
+            })
+            .collect();
+        writeln!(out, "{text}\t{}", best.join(" "))?;
     }
     Ok(())
 }

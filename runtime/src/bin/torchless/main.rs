@@ -6,6 +6,7 @@ mod embed;
 mod generate;
 mod inspect;
 mod output;
+mod rerank;
 mod run_options;
 mod verify;
 
@@ -31,6 +32,7 @@ enum Command {
     Embed(embed::Args),
     Generate(generate::Args),
     Classify(classify::Args),
+    Rerank(rerank::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => embed::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Classify(a) => classify::run(a),
+        Command::Rerank(a) => rerank::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
