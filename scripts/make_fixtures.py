@@ -854,12 +854,13 @@ DEC_ID_PROMPTS = [
     [301, 2, 88],
     [64],
 ]
-# Extra id prompts per kind: phi3's is longer than its original_max_position_embeddings (32),
-# so it runs with the longrope long factors; the others stay short with their 20 new tokens
-# (transformers' Phi3ForCausalLM re-prefills its whole cache when a generation crosses 32,
-# which torchless does not: see models/src/phi3.rs).
+# Extra id prompts per kind, for phi3 (original_max_position_embeddings 32): a 36-id prompt
+# that runs with the longrope long factors from the start, and a 20-id prompt whose 20 new
+# tokens cross 32 (transformers' Phi3ForCausalLM then drops its cache and runs the whole
+# sequence again with the long factors; torchless's generation loop does the same).
 DEC_EXTRA_ID_PROMPTS = {
-    "phi3": [[(7 * i + 3) % DEC_VOCAB for i in range(36)]],
+    "phi3": [[(7 * i + 3) % DEC_VOCAB for i in range(36)],
+             [(11 * i + 6) % DEC_VOCAB for i in range(20)]],
 }
 
 
@@ -1089,7 +1090,7 @@ randomly initialised causal language models, each a Hugging Face folder whose we
 | `gpt2-safetensors/` | the same GPT-2, written by `save_pretrained` | Hugging Face's safetensors layout: the tied weight stored under one name only |
 | `qwen2/` | `Qwen2ForCausalLM`, 2 layers, 48 wide, 6 query / 2 key-value heads | q/k/v biases, tied embeddings (both names, one storage), `linear` rope scaling; no tokenizer (ids only) |
 | `qwen3/` | `Qwen3ForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads, `head_dim` 24 | an explicit `head_dim` (not 64 / 4), randomised `q_norm` / `k_norm` per-head RMSNorms before the rotation, no attention biases, tied embeddings, default rope (theta 10000); no tokenizer (ids only) |
-| `phi3/` | `Phi3ForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads, 64 positions | fused `qkv_proj` and `gate_up_proj` in the checkpoint, `longrope` rotary scaling (`short_factor` / `long_factor`, `original_max_position_embeddings` 32, attention scaling of cos/sin), untied `lm_head`; the three short prompts stay within 32 with their continuations (short factors), a fourth, 36-id prompt is longer (long factors); no tokenizer (ids only) |
+| `phi3/` | `Phi3ForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads, 64 positions | fused `qkv_proj` and `gate_up_proj` in the checkpoint, `longrope` rotary scaling (`short_factor` / `long_factor`, `original_max_position_embeddings` 32, attention scaling of cos/sin), untied `lm_head`; the three short prompts stay within 32 with their continuations (short factors), a fourth, 36-id prompt is longer (long factors), and a fifth, 20-id prompt's 20 new tokens cross 32 (transformers drops its cache and reruns the sequence with the long factors); no tokenizer (ids only) |
 
 Norm weights and biases are randomised so a wrong norm cannot pass. Each folder's
 `generation_config.json` / `config.json` `eos_token_id` is chosen from the model's own greedy

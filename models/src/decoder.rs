@@ -55,6 +55,14 @@ pub trait CausalLm: Send + Sync {
         KvCache::nbytes_for(s.layers, s.kv_heads, s.head_dim, capacity, self.dtype())
     }
 
+    /// For a model whose rotary scaling depends on the sequence length (Phi-3's `longrope`):
+    /// the length past which the whole sequence is computed again. transformers drops its
+    /// cache the first time a generation's length exceeds it (with at most that many positions
+    /// cached) and runs every token with the long factors; the generation loop does the same.
+    fn recompute_past(&self) -> Option<usize> {
+        None
+    }
+
     /// A cache for one sequence of at most `capacity` positions.
     fn new_cache(&self, capacity: usize) -> Result<KvCache> {
         let s = self.shape();

@@ -16,11 +16,10 @@
 //! `original_max_position_embeddings`, the short set otherwise. A prompt longer than the
 //! original length is therefore rotated with the long factors throughout, and a generation that
 //! stays within it with the short ones, as `model.generate(..., use_cache=True)` does.
-//! Known difference: when a generation crosses the original length, transformers'
-//! `Phi3ForCausalLM.prepare_inputs_for_generation` drops its cache and re-runs the whole
-//! sequence with the long factors; torchless's [`KvCache`] does not keep the token ids, so here
-//! the keys already cached keep their short rotation and only the positions from the crossing
-//! on use the long one (tokens before the crossing are identical, later ones may differ).
+//! When a generation crosses the original length, transformers'
+//! `Phi3ForCausalLM.prepare_inputs_for_generation` drops its cache and runs the whole sequence
+//! again with the long factors; [`CausalLm::recompute_past`] tells the generation loop to do
+//! the same (it keeps the token ids), so continuations match across the crossing too.
 
 use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -527,6 +526,12 @@ impl Phi3 {
 impl CausalLm for Phi3 {
     fn shape(&self) -> &DecoderShape {
         &self.shape
+    }
+
+    // modeling_phi3.py: Phi3ForCausalLM.prepare_inputs_for_generation drops the cache when the
+    // input first reaches `original_max_position_embeddings + 1` tokens.
+    fn recompute_past(&self) -> Option<usize> {
+        self.rope_long.as_ref().map(|(_, original)| *original)
     }
 
     fn dtype(&self) -> DType {

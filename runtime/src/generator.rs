@@ -296,7 +296,15 @@ impl TextGenerator {
                 out.stop = StopReason::ContextFull;
                 break;
             }
-            logits = self.step(&[id], &mut cache)?;
+            logits = match self.model.recompute_past() {
+                // The sequence (the new token included) just went past the length at which the
+                // model's rotary scaling changes: run every token again, as transformers does.
+                Some(limit) if history.len() > limit && cache.len() <= limit => {
+                    cache.clear();
+                    self.step(&history, &mut cache)?
+                }
+                _ => self.step(&[id], &mut cache)?,
+            };
         }
         out.decode_seconds = t1.elapsed().as_secs_f64();
         out.new_ids = new_ids;
