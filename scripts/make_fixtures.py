@@ -861,6 +861,11 @@ DEC_ID_PROMPTS = [
 DEC_EXTRA_ID_PROMPTS = {
     "phi3": [[(7 * i + 3) % DEC_VOCAB for i in range(36)],
              [(11 * i + 6) % DEC_VOCAB for i in range(20)]],
+    # gemma2 / gemma3 (sliding_window 8): prompts, and prompt + 20 new tokens, past the window.
+    "gemma2": [[(7 * i + 3) % DEC_VOCAB for i in range(36)],
+               [(11 * i + 6) % DEC_VOCAB for i in range(20)]],
+    "gemma3": [[(13 * i + 5) % DEC_VOCAB for i in range(36)],
+               [(5 * i + 9) % DEC_VOCAB for i in range(20)]],
 }
 
 
@@ -969,12 +974,45 @@ def dec_model(kind: str):
             rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=0, bos_token_id=1,
             eos_token_id=2, **common)
         return Phi3ForCausalLM(cfg)
+    if kind == "gemma2":
+        # Soft-capping on both the attention scores (50) and the final logits (30); layers
+        # alternate sliding (window 8) / global; query_pre_attn_scalar 24 != head_dim 16.
+        from transformers import Gemma2Config, Gemma2ForCausalLM
+        cfg = Gemma2Config(
+            hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+            max_position_embeddings=96, query_pre_attn_scalar=24, sliding_window=8,
+            attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            tie_word_embeddings=True, attn_implementation="eager", pad_token_id=0,
+            bos_token_id=1, eos_token_id=2,
+            # 0.2: with 0.1 the first prompt's continuation repeats one token (no eos to pick).
+            **{**common, "initializer_range": 0.2})
+        return Gemma2ForCausalLM(cfg)
+    if kind == "gemma3":
+        # Text-only Gemma 3: q_norm / k_norm, local rope base 10000 on sliding layers, linear
+        # rope scaling (factor 2, base 1e6) on global ones, window 8, soft-capping of the
+        # final logits (30) only.
+        from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+        cfg = Gemma3TextConfig(
+            hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+            max_position_embeddings=96, query_pre_attn_scalar=24, sliding_window=8,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            final_logit_softcapping=30.0,
+            rope_parameters={
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                "full_attention": {"rope_type": "linear", "factor": 2.0,
+                                   "rope_theta": 1000000.0}},
+            tie_word_embeddings=True, attn_implementation="eager", pad_token_id=0,
+            bos_token_id=1, eos_token_id=2, **common)
+        return Gemma3ForCausalLM(cfg)
     raise ValueError(kind)
 
 
 # (kind, tokenizer): every decoder fixture, in expected.json's order.
 DEC_KINDS = [("gpt2", "gpt2"), ("llama", "llama"), ("qwen2", None), ("qwen3", None),
-             ("phi3", None)]
+             ("phi3", None), ("gemma2", None), ("gemma3", None)]
 
 
 def make_decoders(kinds: list[str] | None = None) -> None:
@@ -1091,6 +1129,8 @@ randomly initialised causal language models, each a Hugging Face folder whose we
 | `qwen2/` | `Qwen2ForCausalLM`, 2 layers, 48 wide, 6 query / 2 key-value heads | q/k/v biases, tied embeddings (both names, one storage), `linear` rope scaling; no tokenizer (ids only) |
 | `qwen3/` | `Qwen3ForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads, `head_dim` 24 | an explicit `head_dim` (not 64 / 4), randomised `q_norm` / `k_norm` per-head RMSNorms before the rotation, no attention biases, tied embeddings, default rope (theta 10000); no tokenizer (ids only) |
 | `phi3/` | `Phi3ForCausalLM`, 2 layers, 64 wide, 4 query / 2 key-value heads, 64 positions | fused `qkv_proj` and `gate_up_proj` in the checkpoint, `longrope` rotary scaling (`short_factor` / `long_factor`, `original_max_position_embeddings` 32, attention scaling of cos/sin), untied `lm_head`; the three short prompts stay within 32 with their continuations (short factors), a fourth, 36-id prompt is longer (long factors), and a fifth, 20-id prompt's 20 new tokens cross 32 (transformers drops its cache and reruns the sequence with the long factors); no tokenizer (ids only) |
+| `gemma2/` | `Gemma2ForCausalLM`, 3 layers (sliding / global / sliding), 64 wide, 4 query / 2 key-value heads, `head_dim` 16 | `(1 + w)` RMSNorms before and after attention and the MLP, GeGLU, `sqrt(hidden)`-scaled tied embeddings, `query_pre_attn_scalar` 24, attention (50) and final (30) logit soft-capping, `sliding_window` 8: a 36-id and a 20-id prompt are longer than it, and every continuation runs past it; no tokenizer (ids only) |
+| `gemma3/` | `Gemma3ForCausalLM` (`Gemma3TextConfig`), 3 layers (sliding / global / sliding), 64 wide, 4 query / 2 key-value heads, `head_dim` 16 | as gemma2 plus per-head `q_norm` / `k_norm`, a local rotary table (theta 10000) on sliding layers and `linear` scaling (factor 2, theta 1e6) on the global one, final soft-capping (30) only; prompts as gemma2; no tokenizer (ids only) |
 
 Norm weights and biases are randomised so a wrong norm cannot pass. Each folder's
 `generation_config.json` / `config.json` `eos_token_id` is chosen from the model's own greedy

@@ -1,5 +1,6 @@
-//! GPT-2, Llama-style (llama, qwen2, qwen3) and Phi-3 decoders against real `transformers` outputs
-//! (`tests/fixtures/decoders`, made by `scripts/make_fixtures.py decoders`): prompt logits,
+//! GPT-2, Llama-style (llama, qwen2, qwen3), Phi-3 and Gemma 2 / 3 decoders against real
+//! `transformers` outputs (`tests/fixtures/decoders`, made by `scripts/make_fixtures.py
+//! decoders`): prompt logits,
 //! greedy continuations with the KV cache, tokenizer ids, end-of-sequence stops, bf16.
 
 use std::path::Path;
@@ -16,7 +17,11 @@ use crate::common::{fixture, floats, ints, rel_err};
 
 // phi3's fourth case is longer than its `original_max_position_embeddings` (longrope's long
 // factors); the others stay within it, continuations included (short factors).
-const KINDS: [&str; 5] = ["gpt2", "llama", "qwen2", "qwen3", "phi3"];
+// gemma2 / gemma3 (sliding_window 8) have two cases longer than the window, and every
+// continuation runs past it.
+const KINDS: [&str; 7] = [
+    "gpt2", "llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3",
+];
 
 fn expected() -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture("decoders/expected.json")).unwrap())
@@ -101,7 +106,15 @@ fn bf16_logits_stay_within_two_percent() {
             let ids = ints(&c["prompt_ids"]);
             let got: Vec<f32> = g.prompt_logits(&ids).unwrap().concat();
             let err = rel_err(&got, &floats(&c["prompt_logits"]));
-            assert!(err < 2e-2, "{kind} bf16 {ids:?}: relative error {err}");
+            // Gemma's fixtures (soft-capped, `sqrt(hidden)`-scaled embeddings, four norms per
+            // layer) drift more in bf16: transformers' own bf16 run is 1.5–6.6% (gemma2) and
+            // 1.5–3.7% (gemma3) off its f32 logits on these prompts.
+            let tol = if kind.starts_with("gemma") {
+                8e-2
+            } else {
+                2e-2
+            };
+            assert!(err < tol, "{kind} bf16 {ids:?}: relative error {err}");
         }
     }
 }

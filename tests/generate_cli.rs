@@ -57,7 +57,9 @@ fn check_greedy(dir: &Path, kind: &str, e: &Value) {
 #[test]
 fn greedy_json_matches_transformers_from_the_pytorch_checkpoint() {
     let e = expected();
-    for kind in ["gpt2", "llama", "qwen2", "qwen3", "phi3"] {
+    for kind in [
+        "gpt2", "llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3",
+    ] {
         check_greedy(&fixture(&format!("decoders/{kind}")), kind, &e);
     }
 }
@@ -65,7 +67,7 @@ fn greedy_json_matches_transformers_from_the_pytorch_checkpoint() {
 #[test]
 fn greedy_json_matches_after_converting_to_safetensors() {
     let e = expected();
-    for kind in ["gpt2", "qwen2", "qwen3", "phi3"] {
+    for kind in ["gpt2", "qwen2", "qwen3", "phi3", "gemma3"] {
         let src = fixture(&format!("decoders/{kind}"));
         let dir = tempfile::tempdir().unwrap();
         for f in ["config.json", "generation_config.json"] {

@@ -13,4 +13,5 @@ mod hostile;
 mod rerank;
 mod resnet;
 mod runtime_hostile;
+mod vit;
 mod xlmr;

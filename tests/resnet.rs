@@ -362,7 +362,7 @@ fn the_depth_is_read_from_the_block_layout() {
     }
     assert_eq!(ResNetArch::detect(|n| n == "fc.weight"), None);
     let model = Classifier::load_detected(&weights_file(ResNetArch::ResNet50), &cpu()).unwrap();
-    assert_eq!(model.arch(), ResNetArch::ResNet50);
+    assert_eq!(model.arch(), Some(ResNetArch::ResNet50));
     assert_eq!(model.name(), "resnet50");
 }
 

@@ -45,7 +45,8 @@ typedef int32_t TorchlessStatus;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
-// What a loaded model computes; decides which of embed / classify / generate it accepts.
+// What a loaded model computes; decides which of embed / classify / generate / rerank /
+// classify_text it accepts.
 enum TorchlessModelKind
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
@@ -57,6 +58,9 @@ enum TorchlessModelKind
   TORCHLESS_MODEL_KIND_CLASSIFIER = 2,
   // A text generator (decoder-only language model): `torchless_generate`.
   TORCHLESS_MODEL_KIND_GENERATOR = 3,
+  // A sequence classifier (`*ForSequenceClassification`: cross-encoder reranker or text
+  // classifier): `torchless_rerank`, `torchless_classify_text`, `torchless_model_label`.
+  TORCHLESS_MODEL_KIND_TEXT_CLASSIFIER = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -76,7 +80,7 @@ typedef struct TorchlessModelInfo {
   // Which calls the model accepts.
   TorchlessModelKind kind;
   // The size of one output row: embedding size (encoder), number of classes (classifier),
-  // vocabulary size (generator).
+  // vocabulary size (generator), number of labels (text classifier).
   size_t output_dim;
   // The architecture from `config.json` (`model_type`, else the first `architectures` entry).
   const char *architecture;
@@ -174,6 +178,56 @@ TorchlessStatus torchless_classify(const struct TorchlessModel *model,
                                    size_t out_capacity,
                                    size_t *out_rows,
                                    size_t *out_classes);
+
+// Scores `n_documents` (query, document) pairs with a text-classifier model (a cross-encoder
+// reranker) as sentence-transformers' `CrossEncoder.predict` does: the logits with the
+// activation the folder declares applied (`activation_fn` in
+// `config_sentence_transformers.json` or `config.json`; by default a sigmoid for one label,
+// so scores in (0, 1), and none for several). Writes the caller's row-major
+// `[n_documents][num_labels]` buffer `out` of `out_capacity` floats, in document order, and
+// the rows and labels. Sizes and `TORCHLESS_STATUS_BUFFER_TOO_SMALL` work as in
+// `torchless_embed`; pairs longer than the model's limit are truncated longest-first.
+// Returns `TORCHLESS_STATUS_WRONG_MODEL_KIND` for a model that is not a text classifier.
+//
+// # Safety
+// `query` is NULL or a NUL-terminated string; `documents` is NULL or `n_documents` pointers
+// to NUL-terminated strings; `out` is NULL or `out_capacity` writable floats; `out_rows`,
+// `out_labels` are NULL or writable.
+TorchlessStatus torchless_rerank(const struct TorchlessModel *model,
+                                 const char *query,
+                                 const char *const *documents,
+                                 size_t n_documents,
+                                 float *out,
+                                 size_t out_capacity,
+                                 size_t *out_rows,
+                                 size_t *out_labels);
+
+// Classifies `n_texts` NUL-terminated UTF-8 texts with a text-classifier model: the raw
+// logits (no activation; apply a softmax for probabilities) go to the caller's row-major
+// `[n_texts][num_labels]` buffer `out` of `out_capacity` floats, in input order;
+// `torchless_model_label` names the columns. Sizes and `TORCHLESS_STATUS_BUFFER_TOO_SMALL`
+// work as in `torchless_embed`. Returns `TORCHLESS_STATUS_WRONG_MODEL_KIND` for a model that
+// is not a text classifier.
+//
+// # Safety
+// `texts` is NULL or `n_texts` pointers to NUL-terminated strings; `out` is NULL or
+// `out_capacity` writable floats; `out_rows`, `out_labels` are NULL or writable.
+TorchlessStatus torchless_classify_text(const struct TorchlessModel *model,
+                                        const char *const *texts,
+                                        size_t n_texts,
+                                        float *out,
+                                        size_t out_capacity,
+                                        size_t *out_rows,
+                                        size_t *out_labels);
+
+// The name of label `index` of a text-classifier model (`config.json`'s `id2label`,
+// `LABEL_<index>` where it has none): a NUL-terminated string owned by the model, valid until
+// `torchless_model_free`. NULL, with the thread's error message set, for a NULL model, an
+// index `>= output_dim` or a model that is not a text classifier.
+//
+// # Safety
+// `model` is NULL or a live handle.
+const char *torchless_model_label(const struct TorchlessModel *model, size_t index);
 
 // The default generation settings: greedy, at most 32 new tokens, seed 0.
 struct TorchlessGenerateOptions torchless_generate_options_default(void);

@@ -140,6 +140,20 @@ pub trait SequenceClassifier: Send + Sync {
     fn max_positions(&self) -> usize;
 }
 
+/// An image classifier: a preprocessed NCHW batch in, one row of logits per image out
+/// (torchvision ResNets, ViT). Immutable and `Send + Sync`.
+pub trait ImageClassifier: Send + Sync {
+    /// Logits `[B, num_classes]` for preprocessed pixels `[B, 3, H, W]` in the model's dtype.
+    fn forward(&self, nchw: &Tensor) -> Result<Tensor>;
+
+    /// The number of classes (logits per image).
+    fn num_classes(&self) -> usize;
+
+    /// The `(height, width)` the model takes, or `None` when any size works (a ResNet's
+    /// adaptive pooling).
+    fn image_size(&self) -> Option<(usize, usize)>;
+}
+
 /// `config.json`'s label count as transformers' `PretrainedConfig` reads it: `num_labels`
 /// when present, else the size of `id2label`, else 2.
 pub fn num_labels(config: &serde_json::Value) -> Result2<usize> {
@@ -167,6 +181,8 @@ pub fn num_labels(config: &serde_json::Value) -> Result2<usize> {
 pub type EncoderLoader = fn(&LoadContext) -> Result2<Box<dyn TextEncoder>>;
 /// Loads a sequence-classification head and its encoder.
 pub type ClassifierLoader = fn(&LoadContext) -> Result2<Box<dyn SequenceClassifier>>;
+/// Loads an image classifier from a model folder.
+pub type ImageLoader = fn(&LoadContext) -> Result2<Box<dyn ImageClassifier>>;
 /// Loads a causal language model family.
 pub type DecoderLoader = fn(&LoadContext) -> Result2<Box<dyn CausalLm>>;
 

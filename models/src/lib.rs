@@ -10,6 +10,7 @@ pub mod distilbert;
 mod error;
 pub mod family;
 pub mod fold;
+pub mod gemma;
 pub mod gpt2;
 mod kv_cache;
 mod linear;
@@ -17,12 +18,13 @@ pub mod llama;
 pub mod phi3;
 pub mod resnet;
 pub mod roberta;
+pub mod vit;
 
 pub use decoder::{CausalLm, DecoderShape, Logits};
 pub use error::{ConfigError, ConfigResult};
 pub use family::{
-    layer_norm, num_labels, rms_norm, ClassifierLoader, DecoderLoader, EncoderLoader, LoadContext,
-    LoadError, SequenceClassifier, TextEncoder,
+    layer_norm, num_labels, rms_norm, ClassifierLoader, DecoderLoader, EncoderLoader,
+    ImageClassifier, ImageLoader, LoadContext, LoadError, SequenceClassifier, TextEncoder,
 };
 pub use kv_cache::KvCache;
 pub use linear::Linear;

@@ -446,3 +446,17 @@ impl ResNet {
         self.fc.forward(&x)
     }
 }
+
+impl crate::family::ImageClassifier for ResNet {
+    fn forward(&self, nchw: &Tensor) -> Result<Tensor> {
+        ResNet::forward(self, nchw)
+    }
+
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    fn image_size(&self) -> Option<(usize, usize)> {
+        None
+    }
+}

@@ -1,20 +1,32 @@
 //! Image classification: a torchvision ResNet loaded from its `state_dict` (safetensors, or a
 //! `.pt`/`.pth`/`.bin` converted in memory), BatchNorm folded at load, strict about names (a
-//! tensor the architecture lacks or misses is an error naming it). Loaded once, `Send + Sync`.
+//! tensor the architecture lacks or misses is an error naming it); or a Hugging Face model folder
+//! of an image-classification family of the registry (ViT), with its `id2label` and its
+//! `preprocessor_config.json`. Loaded once, `Send + Sync`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use torchless_models::resnet::{ResNet, ResNetArch};
+use torchless_models::ImageClassifier;
 
 use crate::error::{Error, Result};
-use crate::registry::LoadOptions;
+use crate::preprocess::ImageProcessor;
+use crate::registry::{LoadOptions, Source, Task};
 use crate::weights::Weights;
 
 /// A loaded image classifier.
 pub struct Classifier {
-    model: ResNet,
+    model: Box<dyn ImageClassifier>,
+    /// The ResNet depth (`None` for a model folder).
+    arch: Option<ResNetArch>,
+    /// `resnet50`, or the folder's `model_type`.
+    architecture: String,
+    /// `id2label` of a model folder.
+    labels: Option<Vec<String>>,
+    /// `preprocessor_config.json` of a model folder.
+    processor: Option<ImageProcessor>,
     device: Device,
     dtype: DType,
     name: String,
@@ -95,7 +107,11 @@ impl Classifier {
         let vb = weights.var_builder(opts.dtype, &device);
         let model = ResNet::load(vb, arch, num_classes)?;
         Ok(Classifier {
-            model,
+            model: Box::new(model),
+            arch: Some(arch),
+            architecture: arch.name().to_string(),
+            labels: None,
+            processor: None,
             device,
             dtype: opts.dtype,
             name: path.file_stem().map_or_else(
@@ -105,9 +121,53 @@ impl Classifier {
         })
     }
 
-    /// The architecture.
-    pub fn arch(&self) -> ResNetArch {
-        self.model.arch()
+    /// Loads an image-classification model folder (`config.json` of a registry family of
+    /// [`Task::Classify`], e.g. `model_type: "vit"`), its labels from `id2label` and its
+    /// preprocessing from `preprocessor_config.json`.
+    pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        let processor = ImageProcessor::from_dir(dir)?;
+        let source = Source::open(dir, Task::Classify, opts)?;
+        let model = source.image_classifier()?;
+        let labels = crate::text_classifier::labels(&source.config, model.num_classes());
+        Ok(Classifier {
+            model,
+            arch: None,
+            architecture: source.resolved.model_type.to_string(),
+            labels: Some(labels),
+            processor: Some(processor),
+            device: source.device.clone(),
+            dtype: source.dtype,
+            name: dir.file_name().map_or_else(
+                || dir.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+        })
+    }
+
+    /// The ResNet depth; `None` for a model folder (ViT).
+    pub fn arch(&self) -> Option<ResNetArch> {
+        self.arch
+    }
+
+    /// `resnet50` for a ResNet, the folder's `model_type` (`vit`) otherwise.
+    pub fn architecture(&self) -> &str {
+        &self.architecture
+    }
+
+    /// Class names by index (`id2label`) of a model folder; `None` for a ResNet state_dict.
+    pub fn labels(&self) -> Option<&[String]> {
+        self.labels.as_deref()
+    }
+
+    /// The preprocessing of a model folder (`preprocessor_config.json`); `None` for a ResNet
+    /// state_dict (torchvision's ImageNet transform, [`Preprocess`](crate::preprocess::Preprocess)).
+    pub fn processor(&self) -> Option<&ImageProcessor> {
+        self.processor.as_ref()
+    }
+
+    /// The `(height, width)` inputs must have, or `None` when any size works.
+    pub fn image_size(&self) -> Option<(usize, usize)> {
+        self.model.image_size()
     }
 
     /// The weights file's name without its extension.
@@ -115,7 +175,7 @@ impl Classifier {
         &self.name
     }
 
-    /// Output classes (`fc.weight`'s first dimension).
+    /// Output classes (`fc.weight`'s first dimension; the folder's `num_labels`).
     pub fn num_classes(&self) -> usize {
         self.model.num_classes()
     }
@@ -126,8 +186,12 @@ impl Classifier {
     }
 
     /// Loads a torchvision ResNet `state_dict` whose depth is read from its block layout
-    /// ([`ResNetArch::detect`]); an error names the file when no depth fits.
+    /// ([`ResNetArch::detect`]); an error names the file when no depth fits. A folder is
+    /// loaded with [`Classifier::load_dir`].
     pub fn load_detected(path: &Path, opts: &LoadOptions) -> Result<Self> {
+        if path.is_dir() {
+            return Classifier::load_dir(path, opts);
+        }
         let weights = Weights::open(path)?;
         let arch = ResNetArch::detect(|n| weights.contains(n)).ok_or_else(|| Error::Config {
             file: path.to_path_buf(),
@@ -159,6 +223,15 @@ impl Classifier {
                 input.len(),
                 want.map_or("more than usize::MAX".into(), |n| n.to_string())
             )));
+        }
+        if let Some((mh, mw)) = self.model.image_size() {
+            if (height, width) != (mh, mw) {
+                return Err(Error::Option(format!(
+                    "input images are {height} × {width}: model {} ({}) takes {mh} × {mw} \
+                     only (its config's image_size; position embeddings are not interpolated)",
+                    self.name, self.architecture
+                )));
+            }
         }
         if batch == 0 {
             return Ok(Vec::new());

@@ -101,6 +101,174 @@ impl Preprocess {
     }
 }
 
+/// Hugging Face's `ViTImageProcessor` (its PIL backend, `ViTImageProcessorPil`), as a model
+/// folder's `preprocessor_config.json` configures it: `do_resize` to `size`
+/// `{height, width}` with `resample` (2: PIL bilinear, the only filter supported; no
+/// aspect-ratio keeping, no center crop), `do_rescale` by `rescale_factor`, `do_normalize`
+/// with `image_mean` / `image_std`. The resize is Pillow's, bit for bit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageProcessor {
+    /// `(height, width)` after resizing; `None` (`do_resize: false`): the image's own size.
+    pub resize: Option<(usize, usize)>,
+    /// Multiplies the 8-bit values (`1/255`); `None` (`do_rescale: false`): values as is.
+    pub rescale: Option<f32>,
+    /// Per-channel `(mean, std)`; `None` (`do_normalize: false`): no normalisation.
+    pub normalize: Option<([f32; 3], [f32; 3])>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawImageProcessor {
+    #[serde(default = "yes")]
+    do_resize: bool,
+    #[serde(default)]
+    size: Option<serde_json::Value>,
+    #[serde(default = "bilinear")]
+    resample: u32,
+    #[serde(default = "yes")]
+    do_rescale: bool,
+    #[serde(default = "inv255")]
+    rescale_factor: f64,
+    #[serde(default = "yes")]
+    do_normalize: bool,
+    #[serde(default)]
+    image_mean: Option<Vec<f32>>,
+    #[serde(default)]
+    image_std: Option<Vec<f32>>,
+    #[serde(default)]
+    do_center_crop: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn bilinear() -> u32 {
+    2
+}
+fn inv255() -> f64 {
+    1.0 / 255.0
+}
+
+impl ImageProcessor {
+    /// Reads `preprocessor_config.json` of a model folder. Without one, ViT's defaults
+    /// (`ViTImageProcessor()`: 224 × 224 bilinear, `1/255`, mean = std = 0.5).
+    pub fn from_dir(dir: &Path) -> Result<ImageProcessor> {
+        let path = dir.join("preprocessor_config.json");
+        if !path.is_file() {
+            return Ok(ImageProcessor {
+                resize: Some((224, 224)),
+                rescale: Some(1.0 / 255.0),
+                normalize: Some(([0.5; 3], [0.5; 3])),
+            });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|cause| Error::Io {
+            path: path.clone(),
+            cause,
+        })?;
+        let bad = |reason: String| Error::Config {
+            file: path.clone(),
+            reason,
+        };
+        let raw: RawImageProcessor = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not a ViTImageProcessor configuration: {e}")))?;
+        if raw.do_center_crop {
+            return Err(bad("do_center_crop = true is not supported".into()));
+        }
+        let resize = if raw.do_resize {
+            if raw.resample != 2 {
+                // PIL.Image.Resampling: NEAREST 0, LANCZOS 1, BILINEAR 2, BICUBIC 3, BOX 4, HAMMING 5.
+                let name = [
+                    "NEAREST", "LANCZOS", "BILINEAR", "BICUBIC", "BOX", "HAMMING",
+                ]
+                .get(raw.resample as usize)
+                .copied()
+                .unwrap_or("unknown");
+                return Err(bad(format!(
+                    "resample {} (PIL {name}) is not supported (only 2, BILINEAR)",
+                    raw.resample
+                )));
+            }
+            let size = raw
+                .size
+                .unwrap_or(serde_json::json!({"height": 224, "width": 224}));
+            let side = |k: &str| size.get(k).and_then(|v| v.as_u64()).map(|v| v as usize);
+            match (side("height"), side("width")) {
+                (Some(h), Some(w)) if h > 0 && w > 0 => Some((h, w)),
+                _ => {
+                    return Err(bad(
+                        "size must be {\"height\": H, \"width\": W} with H, W > 0 \
+                         (shortest_edge resizing is not supported)"
+                            .into(),
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        let rescale = if raw.do_rescale {
+            if !raw.rescale_factor.is_finite() {
+                return Err(bad("rescale_factor is not finite".into()));
+            }
+            Some(raw.rescale_factor as f32)
+        } else {
+            None
+        };
+        let three = |v: Option<Vec<f32>>, field: &str| -> Result<[f32; 3]> {
+            let v = v.unwrap_or_else(|| vec![0.5; 3]);
+            <[f32; 3]>::try_from(v.as_slice())
+                .map_err(|_| bad(format!("{field} must have 3 values (RGB)")))
+        };
+        let normalize = if raw.do_normalize {
+            let mean = three(raw.image_mean, "image_mean")?;
+            let std = three(raw.image_std, "image_std")?;
+            if std.iter().any(|s| !s.is_finite() || *s == 0.0) {
+                return Err(bad("image_std has a zero or non-finite value".into()));
+            }
+            Some((mean, std))
+        } else {
+            None
+        };
+        Ok(ImageProcessor {
+            resize,
+            rescale,
+            normalize,
+        })
+    }
+
+    /// The `(height, width)` of its output for an image of that size.
+    pub fn output_size(&self, img: &RgbImage) -> (usize, usize) {
+        self.resize.unwrap_or((img.height, img.width))
+    }
+
+    /// Decodes `path` and applies the processor: a `[3, height, width]` CHW f32 tensor.
+    pub fn load(&self, path: &Path) -> Result<(Vec<f32>, usize, usize)> {
+        let img = load_image(path)?;
+        let (h, w) = self.output_size(&img);
+        Ok((self.apply(&img), h, w))
+    }
+
+    /// Applies the processor to a decoded image (CHW f32).
+    pub fn apply(&self, img: &RgbImage) -> Vec<f32> {
+        let resized;
+        let img = match self.resize {
+            Some((h, w)) if (h, w) != (img.height, img.width) => {
+                resized = pil_bilinear_resize(img, w, h);
+                &resized
+            }
+            _ => img,
+        };
+        let hw = img.width * img.height;
+        let scale = self.rescale.unwrap_or(1.0);
+        let (mean, std) = self.normalize.unwrap_or(([0.0; 3], [1.0; 3]));
+        let mut out = vec![0f32; 3 * hw];
+        for (i, px) in img.data.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                out[c * hw + i] = (px[c] as f32 * scale - mean[c]) / std[c];
+            }
+        }
+        out
+    }
+}
+
 /// torchvision `Resize(size)` on a PIL image: shorter side to `size`, longer side
 /// `int(size · long / short)`, Pillow bilinear.
 pub fn resize_shorter_side(img: &RgbImage, size: usize) -> std::result::Result<RgbImage, String> {

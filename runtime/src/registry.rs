@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use torchless_models::{
-    bert, distilbert, gpt2, llama, phi3, roberta, CausalLm, ClassifierLoader, DecoderLoader,
-    EncoderLoader, LoadContext, LoadError, SequenceClassifier, TextEncoder,
+    bert, distilbert, gemma, gpt2, llama, phi3, roberta, vit, CausalLm, ClassifierLoader,
+    DecoderLoader, EncoderLoader, ImageClassifier, ImageLoader, LoadContext, LoadError,
+    SequenceClassifier, TextEncoder,
 };
 
 use crate::device::DeviceSpec;
@@ -111,6 +112,8 @@ pub enum Loader {
     /// A torchvision ResNet from a bare `state_dict` file, its depth read from the key layout
     /// ([`Classifier::load_detected`](crate::Classifier::load_detected)).
     ResNet,
+    /// An image classifier from a model folder (`config.json` + weights).
+    Image(ImageLoader),
 }
 
 /// One family: the `model_type`s it answers to, the task it serves and its loader.
@@ -174,11 +177,25 @@ pub static FAMILIES: &[Family] = &[
         loader: Loader::Decoder(phi3::load_decoder),
     },
     Family {
+        name: "gemma",
+        task: Task::Generate,
+        model_types: gemma::MODEL_TYPES,
+        architectures: &["Gemma2", "Gemma3ForCausalLM"],
+        loader: Loader::Decoder(gemma::load_decoder),
+    },
+    Family {
         name: "resnet",
         task: Task::Classify,
         model_types: &["resnet"],
         architectures: &[],
         loader: Loader::ResNet,
+    },
+    Family {
+        name: "vit",
+        task: Task::Classify,
+        model_types: vit::MODEL_TYPES,
+        architectures: &["ViTForImageClassification"],
+        loader: Loader::Image(vit::load_image_classifier),
     },
     // `*ForSequenceClassification` heads: the same model_types as their encoders, told apart
     // by `architectures` (see `resolve`).
@@ -232,7 +249,15 @@ impl std::fmt::Debug for Resolved {
 /// What a task runs, for messages.
 fn task_models(task: Task) -> String {
     match task {
-        Task::Classify => "torchvision ResNet state_dict files".to_string(),
+        Task::Classify => format!(
+            "torchvision ResNet state_dict files, {} folders",
+            FAMILIES
+                .iter()
+                .filter(|f| matches!(f.loader, Loader::Image(_)))
+                .flat_map(|f| f.model_types.iter().copied())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Task::SequenceClassify => format!(
             "{} folders whose architectures are *ForSequenceClassification",
             model_types(task).join(", ")
@@ -421,6 +446,14 @@ impl Source {
         }
     }
 
+    /// Loads the folder's image classifier.
+    pub fn image_classifier(&self) -> Result<Box<dyn ImageClassifier>> {
+        match self.resolved.family.loader {
+            Loader::Image(load) => self.context(load),
+            _ => Err(self.wrong_loader()),
+        }
+    }
+
     fn wrong_loader(&self) -> Error {
         Error::Config {
             file: self.config_path.clone(),
@@ -448,7 +481,16 @@ mod tests {
         }
         assert_eq!(
             model_types(Task::Generate),
-            ["gpt2", "llama", "mistral", "qwen2", "qwen3", "phi3"]
+            [
+                "gpt2",
+                "llama",
+                "mistral",
+                "qwen2",
+                "qwen3",
+                "phi3",
+                "gemma2",
+                "gemma3_text"
+            ]
         );
         assert_eq!(
             model_types(Task::Embed),

@@ -262,7 +262,7 @@ fn to_batch(encs: &[Encoding]) -> Batch {
 }
 
 /// `id2label` as a list of `n` names (`LABEL_i` for any index it lacks).
-fn labels(config: &serde_json::Value, n: usize) -> Vec<String> {
+pub(crate) fn labels(config: &serde_json::Value, n: usize) -> Vec<String> {
     let map = config.get("id2label").and_then(|v| v.as_object());
     (0..n)
         .map(|i| {

@@ -9,6 +9,7 @@ use std::ptr::{null, null_mut};
 use torchless::capi::*;
 
 mod common;
+mod text_classifier;
 use common::{last_error, Model};
 
 fn fixtures() -> PathBuf {

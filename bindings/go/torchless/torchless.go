@@ -40,9 +40,10 @@ type Kind int
 
 // The model kinds.
 const (
-	KindEncoder    Kind = C.TORCHLESS_MODEL_KIND_ENCODER    // Embed
-	KindClassifier Kind = C.TORCHLESS_MODEL_KIND_CLASSIFIER // Classify
-	KindGenerator  Kind = C.TORCHLESS_MODEL_KIND_GENERATOR  // Generate
+	KindEncoder        Kind = C.TORCHLESS_MODEL_KIND_ENCODER         // Embed
+	KindClassifier     Kind = C.TORCHLESS_MODEL_KIND_CLASSIFIER      // Classify
+	KindGenerator      Kind = C.TORCHLESS_MODEL_KIND_GENERATOR       // Generate
+	KindTextClassifier Kind = C.TORCHLESS_MODEL_KIND_TEXT_CLASSIFIER // Rerank, ClassifyText, Labels
 )
 
 func (k Kind) String() string {
@@ -53,6 +54,8 @@ func (k Kind) String() string {
 		return "classifier"
 	case KindGenerator:
 		return "generator"
+	case KindTextClassifier:
+		return "text classifier"
 	}
 	return "unknown"
 }
@@ -60,8 +63,8 @@ func (k Kind) String() string {
 // Info describes a loaded model.
 type Info struct {
 	Kind Kind
-	// OutputDim is the embedding size (encoder), number of classes (classifier) or
-	// vocabulary size (generator).
+	// OutputDim is the embedding size (encoder), number of classes (classifier),
+	// vocabulary size (generator) or number of labels (text classifier).
 	OutputDim int
 	// Architecture is config.json's model_type (for example "bert").
 	Architecture string
@@ -72,9 +75,10 @@ type Info struct {
 // Model is a loaded model. Its methods are safe for concurrent use; Close waits for calls in
 // flight and later calls return ErrClosed.
 type Model struct {
-	mu   sync.RWMutex
-	ptr  *C.TorchlessModel
-	info Info
+	mu     sync.RWMutex
+	ptr    *C.TorchlessModel
+	info   Info
+	labels []string // text classifiers only
 }
 
 // Load loads a model folder (config.json, weights, tokenizer).
@@ -107,6 +111,14 @@ func Load(dir string, opts Options) (*Model, error) {
 		Architecture: C.GoString(ci.architecture),
 		Name:         C.GoString(ci.name),
 	}}
+	if m.info.Kind == KindTextClassifier {
+		labels, err := loadLabels(ptr, m.info.OutputDim)
+		if err != nil {
+			C.torchless_model_free(ptr)
+			return nil, err
+		}
+		m.labels = labels
+	}
 	// A safety net only: call Close to release the model's memory at a known time.
 	runtime.SetFinalizer(m, func(m *Model) { _ = m.Close() })
 	return m, nil

@@ -24,7 +24,7 @@ pub struct TorchlessModelInfo {
     /// Which calls the model accepts.
     pub kind: TorchlessModelKind,
     /// The size of one output row: embedding size (encoder), number of classes (classifier),
-    /// vocabulary size (generator).
+    /// vocabulary size (generator), number of labels (text classifier).
     pub output_dim: usize,
     /// The architecture from `config.json` (`model_type`, else the first `architectures` entry).
     pub architecture: *const c_char,
@@ -107,6 +107,9 @@ fn wrong_kind(model: &TorchlessModel, call: &str, wanted: &str) -> CallError {
                 TorchlessModelKind::Encoder => "sentence encoder: use torchless_embed",
                 TorchlessModelKind::Classifier => "classifier: use torchless_classify",
                 TorchlessModelKind::Generator => "generator: use torchless_generate",
+                TorchlessModelKind::TextClassifier => {
+                    "text classifier: use torchless_rerank or torchless_classify_text"
+                }
             }
         ),
     )
@@ -267,7 +270,7 @@ pub unsafe extern "C" fn torchless_embed(
                 }
                 Ok(())
             }
-            Loaded::Classifier(_) | Loaded::Generator(_) => {
+            Loaded::Classifier(_) | Loaded::Generator(_) | Loaded::TextClassifier(_) => {
                 Err(wrong_kind(m, "torchless_embed", "a sentence encoder"))
             }
         }
@@ -343,11 +346,210 @@ pub unsafe extern "C" fn torchless_classify(
                 }
                 Ok(())
             }
-            Loaded::Encoder(_) | Loaded::Generator(_) => {
+            Loaded::Encoder(_) | Loaded::Generator(_) | Loaded::TextClassifier(_) => {
                 Err(wrong_kind(m, "torchless_classify", "an image classifier"))
             }
         }
     })
+}
+
+/// `n` NUL-terminated UTF-8 strings at `ptrs` (NULL array, NULL entry and non-UTF-8 checked),
+/// borrowed.
+///
+/// # Safety
+/// `ptrs` is NULL or `n` pointers, each NULL or a NUL-terminated string live for `'a`.
+unsafe fn c_texts<'a>(
+    ptrs: *const *const c_char,
+    n: usize,
+    what: &str,
+) -> Result<Vec<&'a str>, CallError> {
+    // SAFETY: the caller guarantees `n` readable pointers.
+    let ptrs = unsafe { args::slice(ptrs, n, what) }?;
+    ptrs.iter()
+        .enumerate()
+        // SAFETY: each pointer is NULL or a NUL-terminated string (caller contract).
+        .map(|(i, &p)| unsafe { args::utf8(p, &format!("{what}[{i}]")) })
+        .collect()
+}
+
+/// Shared tail of `torchless_rerank` and `torchless_classify_text`: checks the size
+/// out-parameters, writes `[rows][num_labels]`, checks the buffer, then runs `f` and copies its
+/// rows into `out`.
+///
+/// # Safety
+/// `out` is NULL or `out_capacity` writable floats; `out_rows`, `out_labels` are non-NULL and
+/// writable.
+unsafe fn text_rows(
+    c: &crate::TextClassifier,
+    rows: usize,
+    out: *mut f32,
+    out_capacity: usize,
+    out_rows: *mut usize,
+    out_labels: *mut usize,
+    f: impl FnOnce() -> crate::Result<Vec<Vec<f32>>>,
+) -> Result<(), CallError> {
+    let labels = c.num_labels();
+    // SAFETY: checked non-NULL by the callers; the caller guarantees they are writable.
+    unsafe {
+        args::write(out_rows, rows, "out_rows")?;
+        args::write(out_labels, labels, "out_labels")?;
+    }
+    let needed = rows
+        .checked_mul(labels)
+        .ok_or_else(|| invalid("rows * num_labels overflows"))?;
+    // SAFETY: the caller guarantees `out_capacity` writable floats at `out`.
+    let out = unsafe { args::out_slice(out, out_capacity, needed, "out") }?;
+    let scores = f().map_err(run_error)?;
+    for (dst, row) in out.chunks_exact_mut(labels).zip(&scores) {
+        dst.copy_from_slice(row);
+    }
+    Ok(())
+}
+
+/// Scores `n_documents` (query, document) pairs with a text-classifier model (a cross-encoder
+/// reranker) as sentence-transformers' `CrossEncoder.predict` does: the logits with the
+/// activation the folder declares applied (`activation_fn` in
+/// `config_sentence_transformers.json` or `config.json`; by default a sigmoid for one label,
+/// so scores in (0, 1), and none for several). Writes the caller's row-major
+/// `[n_documents][num_labels]` buffer `out` of `out_capacity` floats, in document order, and
+/// the rows and labels. Sizes and `TORCHLESS_STATUS_BUFFER_TOO_SMALL` work as in
+/// `torchless_embed`; pairs longer than the model's limit are truncated longest-first.
+/// Returns `TORCHLESS_STATUS_WRONG_MODEL_KIND` for a model that is not a text classifier.
+///
+/// # Safety
+/// `query` is NULL or a NUL-terminated string; `documents` is NULL or `n_documents` pointers
+/// to NUL-terminated strings; `out` is NULL or `out_capacity` writable floats; `out_rows`,
+/// `out_labels` are NULL or writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchless_rerank(
+    model: *const TorchlessModel,
+    query: *const c_char,
+    documents: *const *const c_char,
+    n_documents: usize,
+    out: *mut f32,
+    out_capacity: usize,
+    out_rows: *mut usize,
+    out_labels: *mut usize,
+) -> TorchlessStatus {
+    guard(|| {
+        let m = model_ref(model)?;
+        if out_rows.is_null() || out_labels.is_null() {
+            return Err(null(if out_rows.is_null() {
+                "out_rows"
+            } else {
+                "out_labels"
+            }));
+        }
+        // SAFETY: the caller guarantees a NUL-terminated string.
+        let query = unsafe { args::utf8(query, "query") }?;
+        if n_documents == 0 {
+            return Err(invalid("empty batch: n_documents is 0"));
+        }
+        // SAFETY: the caller guarantees `n_documents` pointers to NUL-terminated strings.
+        let documents = unsafe { c_texts(documents, n_documents, "documents") }?;
+        match &m.model {
+            Loaded::TextClassifier(c) => {
+                let pairs: Vec<(&str, &str)> = documents.iter().map(|&d| (query, d)).collect();
+                // SAFETY: out_rows, out_labels checked non-NULL; the caller guarantees the
+                // buffers.
+                unsafe {
+                    text_rows(
+                        c,
+                        n_documents,
+                        out,
+                        out_capacity,
+                        out_rows,
+                        out_labels,
+                        || c.score_pairs(&pairs),
+                    )
+                }
+            }
+            Loaded::Encoder(_) | Loaded::Classifier(_) | Loaded::Generator(_) => {
+                Err(wrong_kind(m, "torchless_rerank", "a text classifier"))
+            }
+        }
+    })
+}
+
+/// Classifies `n_texts` NUL-terminated UTF-8 texts with a text-classifier model: the raw
+/// logits (no activation; apply a softmax for probabilities) go to the caller's row-major
+/// `[n_texts][num_labels]` buffer `out` of `out_capacity` floats, in input order;
+/// `torchless_model_label` names the columns. Sizes and `TORCHLESS_STATUS_BUFFER_TOO_SMALL`
+/// work as in `torchless_embed`. Returns `TORCHLESS_STATUS_WRONG_MODEL_KIND` for a model that
+/// is not a text classifier.
+///
+/// # Safety
+/// `texts` is NULL or `n_texts` pointers to NUL-terminated strings; `out` is NULL or
+/// `out_capacity` writable floats; `out_rows`, `out_labels` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn torchless_classify_text(
+    model: *const TorchlessModel,
+    texts: *const *const c_char,
+    n_texts: usize,
+    out: *mut f32,
+    out_capacity: usize,
+    out_rows: *mut usize,
+    out_labels: *mut usize,
+) -> TorchlessStatus {
+    guard(|| {
+        let m = model_ref(model)?;
+        if out_rows.is_null() || out_labels.is_null() {
+            return Err(null(if out_rows.is_null() {
+                "out_rows"
+            } else {
+                "out_labels"
+            }));
+        }
+        if n_texts == 0 {
+            return Err(invalid("empty batch: n_texts is 0"));
+        }
+        // SAFETY: the caller guarantees `n_texts` pointers to NUL-terminated strings.
+        let texts = unsafe { c_texts(texts, n_texts, "texts") }?;
+        match &m.model {
+            // SAFETY: out_rows, out_labels checked non-NULL; the caller guarantees the buffers.
+            Loaded::TextClassifier(c) => unsafe {
+                text_rows(c, n_texts, out, out_capacity, out_rows, out_labels, || {
+                    c.logits(&texts)
+                })
+            },
+            Loaded::Encoder(_) | Loaded::Classifier(_) | Loaded::Generator(_) => Err(wrong_kind(
+                m,
+                "torchless_classify_text",
+                "a text classifier",
+            )),
+        }
+    })
+}
+
+/// The name of label `index` of a text-classifier model (`config.json`'s `id2label`,
+/// `LABEL_<index>` where it has none): a NUL-terminated string owned by the model, valid until
+/// `torchless_model_free`. NULL, with the thread's error message set, for a NULL model, an
+/// index `>= output_dim` or a model that is not a text classifier.
+///
+/// # Safety
+/// `model` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn torchless_model_label(
+    model: *const TorchlessModel,
+    index: usize,
+) -> *const c_char {
+    let mut label = std::ptr::null();
+    guard(|| {
+        let m = model_ref(model)?;
+        if !matches!(m.model, Loaded::TextClassifier(_)) {
+            return Err(wrong_kind(m, "torchless_model_label", "a text classifier"));
+        }
+        let l = m.labels.get(index).ok_or_else(|| {
+            invalid(format!(
+                "label index {index} is out of range (the model has {} labels)",
+                m.labels.len()
+            ))
+        })?;
+        label = l.as_ptr();
+        Ok(())
+    });
+    label
 }
 
 /// The default generation settings: greedy, at most 32 new tokens, seed 0.
@@ -484,7 +686,7 @@ pub unsafe extern "C" fn torchless_generate(
                 }
                 result.map(|_| ()).map_err(run_error)
             }
-            Loaded::Encoder(_) | Loaded::Classifier(_) => {
+            Loaded::Encoder(_) | Loaded::Classifier(_) | Loaded::TextClassifier(_) => {
                 Err(wrong_kind(m, "torchless_generate", "a text generator"))
             }
         }

@@ -9,8 +9,10 @@ use crate::encoder::SentenceEncoder;
 use crate::error::Result;
 use crate::generator::TextGenerator;
 use crate::registry::{self, LoadOptions, Task};
+use crate::text_classifier::TextClassifier;
 
-/// What a loaded model computes; decides which of embed / classify / generate it accepts.
+/// What a loaded model computes; decides which of embed / classify / generate / rerank /
+/// classify_text it accepts.
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TorchlessModelKind {
@@ -20,6 +22,9 @@ pub enum TorchlessModelKind {
     Classifier = 2,
     /// A text generator (decoder-only language model): `torchless_generate`.
     Generator = 3,
+    /// A sequence classifier (`*ForSequenceClassification`: cross-encoder reranker or text
+    /// classifier): `torchless_rerank`, `torchless_classify_text`, `torchless_model_label`.
+    TextClassifier = 4,
 }
 
 /// The loaded model, one variant per task: a new family needs nothing here (the registry
@@ -28,6 +33,7 @@ pub(crate) enum Loaded {
     Encoder(SentenceEncoder),
     Classifier(Classifier),
     Generator(TextGenerator),
+    TextClassifier(TextClassifier),
 }
 
 /// An opaque handle to a loaded model: created by `torchless_model_load`, released by
@@ -36,6 +42,8 @@ pub struct TorchlessModel {
     pub(crate) model: Loaded,
     pub(crate) architecture: CString,
     pub(crate) name: CString,
+    /// `id2label` names by index (text classifiers; empty for the other kinds).
+    pub(crate) labels: Vec<CString>,
 }
 
 impl Loaded {
@@ -47,7 +55,7 @@ impl Loaded {
             // its blocks.
             Task::Classify => {
                 let c = Classifier::load_detected(dir, opts)?;
-                let arch = c.arch().name().to_string();
+                let arch = c.architecture().to_string();
                 (Loaded::Classifier(c), arch)
             }
             Task::Generate => (
@@ -58,19 +66,10 @@ impl Loaded {
                 Loaded::Encoder(SentenceEncoder::load(dir, opts)?),
                 resolved.model_type.to_string(),
             ),
-            // Not in the C ABI yet: the CLI and the Rust library (`TextClassifier`) run them.
-            Task::SequenceClassify => {
-                return Err(crate::error::Error::Config {
-                    file: dir.to_path_buf(),
-                    reason: format!(
-                        "{} ({} family) is {}, which the C ABI does not run yet (use {})",
-                        resolved.model_type,
-                        resolved.family.name,
-                        Task::SequenceClassify.describe(),
-                        Task::SequenceClassify.usage()
-                    ),
-                })
-            }
+            Task::SequenceClassify => (
+                Loaded::TextClassifier(TextClassifier::load(dir, opts)?),
+                resolved.model_type.to_string(),
+            ),
         })
     }
 
@@ -79,15 +78,18 @@ impl Loaded {
             Loaded::Encoder(_) => TorchlessModelKind::Encoder,
             Loaded::Classifier(_) => TorchlessModelKind::Classifier,
             Loaded::Generator(_) => TorchlessModelKind::Generator,
+            Loaded::TextClassifier(_) => TorchlessModelKind::TextClassifier,
         }
     }
 
-    /// The size of one output row: embedding size, number of classes or vocabulary size.
+    /// The size of one output row: embedding size, number of classes, vocabulary size or
+    /// number of labels.
     pub(crate) fn output_dim(&self) -> usize {
         match self {
             Loaded::Encoder(e) => e.dim(),
             Loaded::Classifier(c) => c.num_classes(),
             Loaded::Generator(g) => g.model().shape().vocab_size,
+            Loaded::TextClassifier(t) => t.num_labels(),
         }
     }
 
@@ -96,6 +98,7 @@ impl Loaded {
             Loaded::Encoder(e) => e.name(),
             Loaded::Classifier(c) => c.name(),
             Loaded::Generator(g) => g.name(),
+            Loaded::TextClassifier(t) => t.name(),
         }
     }
 }
@@ -104,9 +107,14 @@ impl TorchlessModel {
     pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
         let (model, arch) = Loaded::load(dir, opts)?;
         let c = |s: &str| CString::new(s.replace('\0', "")).unwrap_or_default();
+        let labels = match &model {
+            Loaded::TextClassifier(t) => t.id2label().iter().map(|l| c(l)).collect(),
+            _ => Vec::new(),
+        };
         Ok(TorchlessModel {
             architecture: c(&arch),
             name: c(model.name()),
+            labels,
             model,
         })
     }

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use torchless::npy::read_npy;
-use torchless::preprocess::Preprocess;
+use torchless::preprocess::{ImageProcessor, Preprocess};
 use torchless::{top_k, Classifier, ResNetArch, Task, TextClassifier};
 
 use crate::output::print_json;
 use crate::run_options::RunOptions;
 
-/// Classify images with a torchvision ResNet state_dict, or texts with a text-classification folder.
+/// Classify images with a torchvision ResNet state_dict or a ViT folder, or texts with a
+/// text-classification folder.
 ///
 /// Images (--image, --input-npy): the model is `torch.save(model.state_dict())` of a torchvision ResNet, as safetensors (or a
 /// .pt/.pth/.bin, converted in memory); its depth is read from its block layout (--arch
@@ -22,6 +23,13 @@ use crate::run_options::RunOptions;
 /// Without --json, each input prints one line: its name, then `index:score` for the top-k
 /// classes.
 ///
+/// A model folder (--image, --input-npy) holds a Hugging Face image classifier
+/// (`ViTForImageClassification`: config.json, weights, preprocessor_config.json). Images go
+/// through its `ViTImageProcessor` settings: resize to `size` (PIL bilinear), rescale,
+/// normalize; inputs must have the config's `image_size`. Lines and JSON name the classes by
+/// `id2label` (JSON also has `"model"` and `"labels"`, and each top-k entry its `"label"`).
+///   torchless classify --model tests/fixtures/vit --image tests/fixtures/resnet/image.png
+///
 /// Texts (--text): the model is a folder of a `*ForSequenceClassification` checkpoint (BERT,
 /// RoBERTa, XLM-RoBERTa; what the model registry resolves from its config.json), with its
 /// tokenizer.json. Scores are softmax probabilities over `id2label` (a one-label model: its
@@ -30,8 +38,8 @@ use crate::run_options::RunOptions;
 ///   torchless classify --model tests/fixtures/rerank/xlmr-classifier --text "A sentence."
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The weights (`.safetensors`, or a PyTorch `.pt`/`.pth`/`.bin` state_dict); with --text,
-    /// a text-classification model folder.
+    /// The weights (`.safetensors`, or a PyTorch `.pt`/`.pth`/`.bin` state_dict), or an
+    /// image-classification model folder (ViT); with --text, a text-classification model folder.
     #[arg(long, value_name = "FILE|DIR")]
     model: PathBuf,
     /// resnet18, resnet34, resnet50, resnet101 or resnet152. Optional: by default the depth is
@@ -92,6 +100,28 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let names: Vec<String> = (0..n).map(|i| format!("{}[{i}]", p.display())).collect();
             (names, arr.data, n, h, w)
         }
+        None if a.model.is_dir() && arch.is_none() => {
+            let pre = ImageProcessor::from_dir(&a.model)
+                .with_context(|| format!("cannot load {}", a.model.display()))?;
+            let mut data = Vec::new();
+            let mut size = None;
+            for img in &a.images {
+                let (pixels, h, w) = pre.load(img)?;
+                if size.is_some_and(|s| s != (h, w)) {
+                    anyhow::bail!(
+                        "{}: {h} × {w} after preprocessing, the images before it are {:?} \
+                         (do_resize is off)",
+                        img.display(),
+                        size.unwrap()
+                    );
+                }
+                size = Some((h, w));
+                data.extend(pixels);
+            }
+            let (h, w) = size.unwrap_or((0, 0));
+            let names = a.images.iter().map(|p| p.display().to_string()).collect();
+            (names, data, a.images.len(), h, w)
+        }
         None => {
             let pre = Preprocess::default();
             let mut data = Vec::with_capacity(a.images.len() * 3 * pre.crop * pre.crop);
@@ -110,6 +140,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     .with_context(|| format!("cannot load {}", a.model.display()))?;
     let logits = model.classify_hw(&input, batch, h, w)?;
     let tops: Vec<_> = logits.iter().map(|l| top_k(l, a.top_k)).collect();
+    if let Some(labels) = model.labels() {
+        return print_labelled(&a, &model, labels, &names, &logits, &tops);
+    }
     if a.json {
         return print_json(&serde_json::json!({ "logits": logits, "top_k": tops }));
     }
@@ -118,6 +151,42 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let best: Vec<String> = t
             .iter()
             .map(|t| format!("{}:{:.4}", t.index, t.score))
+            .collect();
+        writeln!(out, "{name}\t{}", best.join(" "))?;
+    }
+    Ok(())
+}
+
+/// Output of a model folder with `id2label` (ViT): classes by name.
+fn print_labelled(
+    a: &Args,
+    model: &Classifier,
+    labels: &[String],
+    names: &[String],
+    logits: &[Vec<f32>],
+    tops: &[Vec<torchless::TopK>],
+) -> anyhow::Result<()> {
+    if a.json {
+        let tops: Vec<Vec<serde_json::Value>> = tops
+            .iter()
+            .map(|t| {
+                t.iter()
+                    .map(|t| serde_json::json!({"index": t.index, "label": labels[t.index], "score": t.score}))
+                    .collect()
+            })
+            .collect();
+        return print_json(&serde_json::json!({
+            "model": model.name(),
+            "labels": labels,
+            "logits": logits,
+            "top_k": tops,
+        }));
+    }
+    let mut out = std::io::stdout().lock();
+    for (name, t) in names.iter().zip(tops) {
+        let best: Vec<String> = t
+            .iter()
+            .map(|t| format!("{}:{:.4}", labels[t.index], t.score))
             .collect();
         writeln!(out, "{name}\t{}", best.join(" "))?;
     }
