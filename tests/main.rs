@@ -3,6 +3,7 @@
 
 mod bert;
 mod classify_cli;
+mod clip;
 mod common;
 mod convert_cli;
 mod decoders;
@@ -10,6 +11,7 @@ mod distilbert;
 mod embed_cli;
 mod generate_cli;
 mod hostile;
+mod modernbert;
 mod rerank;
 mod resnet;
 mod runtime_hostile;

@@ -183,6 +183,8 @@ pub type EncoderLoader = fn(&LoadContext) -> Result2<Box<dyn TextEncoder>>;
 pub type ClassifierLoader = fn(&LoadContext) -> Result2<Box<dyn SequenceClassifier>>;
 /// Loads an image classifier from a model folder.
 pub type ImageLoader = fn(&LoadContext) -> Result2<Box<dyn ImageClassifier>>;
+/// Loads a CLIP model (both towers and projections).
+pub type ClipLoader = fn(&LoadContext) -> Result2<Box<crate::clip::ClipModel>>;
 /// Loads a causal language model family.
 pub type DecoderLoader = fn(&LoadContext) -> Result2<Box<dyn CausalLm>>;
 

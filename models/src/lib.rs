@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod bert;
+pub mod clip;
 pub mod decoder;
 pub mod distilbert;
 mod error;
@@ -15,6 +16,7 @@ pub mod gpt2;
 mod kv_cache;
 mod linear;
 pub mod llama;
+pub mod modernbert;
 pub mod phi3;
 pub mod resnet;
 pub mod roberta;
@@ -23,7 +25,7 @@ pub mod vit;
 pub use decoder::{CausalLm, DecoderShape, Logits};
 pub use error::{ConfigError, ConfigResult};
 pub use family::{
-    layer_norm, num_labels, rms_norm, ClassifierLoader, DecoderLoader, EncoderLoader,
+    layer_norm, num_labels, rms_norm, ClassifierLoader, ClipLoader, DecoderLoader, EncoderLoader,
     ImageClassifier, ImageLoader, LoadContext, LoadError, SequenceClassifier, TextEncoder,
 };
 pub use kv_cache::KvCache;

@@ -11,6 +11,8 @@
 //!   ImageNet transform, exact) and [`npy`] (f32 `.npy` inputs).
 //! - [`TextClassifier`]: `*ForSequenceClassification` models (BERT, XLM-RoBERTa): cross-encoder
 //!   reranking as sentence-transformers' `CrossEncoder.predict`, and text classification.
+//! - [`ClipEmbedder`]: CLIP image and text embeddings in one space (L2-normalised, as
+//!   `CLIPModel.forward`'s `image_embeds` / `text_embeds`).
 //! - [`registry`]: the table from `model_type` (or a state_dict's key layout) to the family
 //!   that loads it, per [`Task`]; every loader above goes through it.
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
@@ -19,6 +21,7 @@
 #[cfg(feature = "capi")]
 pub mod capi;
 mod classifier;
+mod clip;
 mod device;
 mod encoder;
 mod error;
@@ -32,6 +35,7 @@ mod text_classifier;
 mod weights;
 
 pub use classifier::{top_k, Classifier, TopK};
+pub use clip::{ClipEmbedder, ClipImageProcessor};
 pub use device::{parse_dtype, DeviceSpec};
 pub use encoder::{l2_normalize, pool, Batch, SentenceEncoder};
 pub use error::{Error, Result};

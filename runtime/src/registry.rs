@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use torchless_models::{
-    bert, distilbert, gemma, gpt2, llama, phi3, roberta, vit, CausalLm, ClassifierLoader,
-    DecoderLoader, EncoderLoader, ImageClassifier, ImageLoader, LoadContext, LoadError,
-    SequenceClassifier, TextEncoder,
+    bert, clip, distilbert, gemma, gpt2, llama, modernbert, phi3, roberta, vit, CausalLm,
+    ClassifierLoader, ClipLoader, DecoderLoader, EncoderLoader, ImageClassifier, ImageLoader,
+    LoadContext, LoadError, SequenceClassifier, TextEncoder,
 };
 
 use crate::device::DeviceSpec;
@@ -56,15 +56,19 @@ pub enum Task {
     /// reranking (`torchless rerank`) and text classification (`torchless classify --text`).
     /// Selected by `config.json`'s `architectures`, so a `BertModel` folder stays [`Task::Embed`].
     SequenceClassify,
+    /// CLIP image and text embeddings in one space (`torchless embed --image` / `--text`): a
+    /// separate task from [`Task::Embed`] because a `CLIPModel` takes pixels as well as text.
+    ImageTextEmbed,
 }
 
 impl Task {
     /// Every task, in the order messages list them.
-    pub const ALL: [Task; 4] = [
+    pub const ALL: [Task; 5] = [
         Task::Embed,
         Task::Generate,
         Task::Classify,
         Task::SequenceClassify,
+        Task::ImageTextEmbed,
     ];
 
     /// What a model of this task is (`a sentence encoder`).
@@ -76,6 +80,7 @@ impl Task {
             Task::SequenceClassify => {
                 "a sequence classifier (cross-encoder reranker or text classifier)"
             }
+            Task::ImageTextEmbed => "an image-text embedder (CLIP)",
         }
     }
 
@@ -86,6 +91,7 @@ impl Task {
             Task::Generate => "generate",
             Task::Classify => "classify",
             Task::SequenceClassify => "rerank",
+            Task::ImageTextEmbed => "embed",
         }
     }
 
@@ -96,6 +102,7 @@ impl Task {
             Task::Generate => "`torchless generate`",
             Task::Classify => "`torchless classify`",
             Task::SequenceClassify => "`torchless rerank` or `torchless classify --text`",
+            Task::ImageTextEmbed => "`torchless embed --image` or `torchless embed --text`",
         }
     }
 }
@@ -114,6 +121,8 @@ pub enum Loader {
     ResNet,
     /// An image classifier from a model folder (`config.json` + weights).
     Image(ImageLoader),
+    /// A CLIP model (both towers and their projections) from a model folder.
+    Clip(ClipLoader),
 }
 
 /// One family: the `model_type`s it answers to, the task it serves and its loader.
@@ -156,6 +165,13 @@ pub static FAMILIES: &[Family] = &[
         loader: Loader::Encoder(distilbert::load_encoder),
     },
     Family {
+        name: "modernbert",
+        task: Task::Embed,
+        model_types: modernbert::MODEL_TYPES,
+        architectures: &["ModernBert"],
+        loader: Loader::Encoder(modernbert::load_encoder),
+    },
+    Family {
         name: "gpt2",
         task: Task::Generate,
         model_types: gpt2::MODEL_TYPES,
@@ -196,6 +212,13 @@ pub static FAMILIES: &[Family] = &[
         model_types: vit::MODEL_TYPES,
         architectures: &["ViTForImageClassification"],
         loader: Loader::Image(vit::load_image_classifier),
+    },
+    Family {
+        name: "clip",
+        task: Task::ImageTextEmbed,
+        model_types: clip::MODEL_TYPES,
+        architectures: &["CLIPModel"],
+        loader: Loader::Clip(clip::load_clip),
     },
     // `*ForSequenceClassification` heads: the same model_types as their encoders, told apart
     // by `architectures` (see `resolve`).
@@ -454,6 +477,14 @@ impl Source {
         }
     }
 
+    /// Loads the folder's CLIP model.
+    pub fn clip(&self) -> Result<Box<clip::ClipModel>> {
+        match self.resolved.family.loader {
+            Loader::Clip(load) => self.context(load),
+            _ => Err(self.wrong_loader()),
+        }
+    }
+
     fn wrong_loader(&self) -> Error {
         Error::Config {
             file: self.config_path.clone(),
@@ -494,7 +525,7 @@ mod tests {
         );
         assert_eq!(
             model_types(Task::Embed),
-            ["bert", "roberta", "xlm-roberta", "distilbert"]
+            ["bert", "roberta", "xlm-roberta", "distilbert", "modernbert"]
         );
     }
 

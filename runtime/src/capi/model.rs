@@ -70,6 +70,15 @@ impl Loaded {
                 Loaded::TextClassifier(TextClassifier::load(dir, opts)?),
                 resolved.model_type.to_string(),
             ),
+            // CLIP image/text embeddings are not exposed through the C ABI yet.
+            Task::ImageTextEmbed => {
+                return Err(crate::Error::Config {
+                    file: dir.to_path_buf(),
+                    reason: "CLIP models (image-text embeddings) are not supported by the C \
+                             ABI: use the Rust ClipEmbedder or `torchless embed`"
+                        .into(),
+                })
+            }
         })
     }
 
