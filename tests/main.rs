@@ -9,6 +9,7 @@ mod convert_cli;
 mod decoders;
 mod distilbert;
 mod embed_cli;
+mod encoder_fixture;
 mod generate_cli;
 mod hostile;
 mod modernbert;

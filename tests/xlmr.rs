@@ -2,157 +2,45 @@
 //! (`tests/fixtures/xlmr`, made by `scripts/make_fixtures.py xlmr`): the RoBERTa position
 //! offset (`pad_token_id + 1`), a SentencePiece-style Unigram tokenizer, `<pad>` = 1.
 
-use std::path::Path;
+use crate::encoder_fixture::EncoderFixture;
 
-use serde_json::Value;
-use torchless::{DeviceSpec, LoadOptions, SentenceEncoder};
-
-use crate::common::{fixture, floats, ints, rel_err, s, torchless};
-
-fn expected() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture("xlmr/expected.json")).unwrap()).unwrap()
-}
-
-fn sentences(e: &Value) -> Vec<String> {
-    e["sentences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["text"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn load(dir: &Path) -> SentenceEncoder {
-    let opts = LoadOptions {
-        device: DeviceSpec::Cpu,
-        ..Default::default()
-    };
-    SentenceEncoder::load(dir, &opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-}
+const FX: EncoderFixture = EncoderFixture {
+    family: "xlmr",
+    dim: 32,
+};
 
 #[test]
 fn xlmr_tokenization_matches_the_python_tokenizer() {
-    let e = expected();
-    let enc = load(&fixture("xlmr/tiny-st"));
-    assert_eq!(enc.max_tokens(), 24);
-    for (text, want) in sentences(&e).iter().zip(e["sentences"].as_array().unwrap()) {
-        let b = enc.tokenize(&[text]).unwrap();
-        assert_eq!(b.input_ids[0], ints(&want["input_ids"]), "{text:?}");
-    }
+    FX.tokenization(24);
 }
 
 #[test]
 fn xlmr_hidden_states_match_pytorch_padded_batch() {
-    let e = expected();
-    let enc = load(&fixture("xlmr/tiny-st"));
-    let texts = sentences(&e);
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let batch = enc.tokenize(&refs).unwrap();
-    let h = enc.hidden_states(&batch).unwrap();
-    let mut worst = 0f32;
-    for (i, want) in e["batch"]["last_hidden_state"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-    {
-        let n = batch.lengths[i] as usize;
-        let mask = ints(&e["batch"]["attention_mask"][i]);
-        assert_eq!(n as u32, mask.iter().sum::<u32>(), "row {i}");
-        assert_eq!(
-            &batch.input_ids[i][..n],
-            &ints(&e["batch"]["input_ids"][i])[..n]
-        );
-        let got: Vec<f32> = h[i][..n].iter().flatten().copied().collect();
-        let want: Vec<f32> = want.as_array().unwrap()[..n]
-            .iter()
-            .flat_map(floats)
-            .collect();
-        let err = rel_err(&got, &want);
-        worst = worst.max(err);
-        assert!(err < 1e-4, "batch row {i}: relative error {err}");
-    }
-    eprintln!("xlmr hidden states: max relative error {worst:e}");
+    FX.hidden_states();
 }
 
 #[test]
 fn xlmr_embeddings_match_sentence_transformers() {
-    let e = expected();
-    let enc = load(&fixture("xlmr/tiny-st"));
-    assert_eq!(enc.dim(), 32);
-    let texts = sentences(&e);
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let mut worst = 0f32;
-    for batch_size in [1, 3, 8] {
-        let got = enc.embed(&refs, batch_size).unwrap();
-        for (i, want) in e["embeddings"].as_array().unwrap().iter().enumerate() {
-            let err = rel_err(&got[i], &floats(want));
-            worst = worst.max(err);
-            assert!(
-                err < 1e-4,
-                "sentence {i}, batch {batch_size}: relative error {err}"
-            );
-        }
-    }
-    eprintln!("xlmr embeddings: max relative error {worst:e}");
+    FX.embeddings(&[1, 3, 8]);
 }
 
 #[test]
 fn xlmr_embedding_does_not_depend_on_batch_padding() {
-    let enc = load(&fixture("xlmr/tiny-st"));
-    let short = "Hello world";
-    let alone = enc.embed(&[short], 1).unwrap();
-    let long = "In the early morning light the old lighthouse keeper climbed the stairs";
-    let batched = enc
-        .embed(&[long, short, "Привет, мир! Как дела?"], 3)
-        .unwrap();
-    let d = alone[0]
-        .iter()
-        .zip(&batched[1])
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(d < 1e-5, "max |alone - batched| = {d}");
+    FX.padding_invariance("Привет, мир! Как дела?");
 }
 
+/// The stored `XLMRobertaForMaskedLM` checkpoint (keys under `roberta.`) loads; without
+/// sentence-transformers files the usable length is max_position_embeddings - pad - 1.
 #[test]
 fn xlmr_roberta_prefixed_masked_lm_checkpoint_loads() {
-    let e = expected();
-    let st = load(&fixture("xlmr/tiny-st"));
-    let mlm = load(&fixture("xlmr/tiny-roberta-prefixed"));
-    // No sentence-transformers files: the usable length is max_position_embeddings - pad - 1.
-    assert_eq!(mlm.max_tokens(), 38);
-    let texts: Vec<String> = sentences(&e).into_iter().filter(|t| t.len() < 60).collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let batch = st.tokenize(&refs).unwrap();
-    let a = st.hidden_states(&batch).unwrap();
-    let b = mlm.hidden_states(&batch).unwrap();
-    for (i, n) in batch.lengths.iter().enumerate() {
-        let n = *n as usize;
-        let x: Vec<f32> = a[i][..n].iter().flatten().copied().collect();
-        let y: Vec<f32> = b[i][..n].iter().flatten().copied().collect();
-        assert!(rel_err(&x, &y) < 1e-6, "row {i}");
-    }
+    FX.same_hidden_states(
+        &crate::common::fixture("xlmr/tiny-roberta-prefixed"),
+        38,
+        |t| t.len() < 60,
+    );
 }
 
 #[test]
 fn xlmr_embed_cli_json() {
-    let e = expected();
-    let model = fixture("xlmr/tiny-st");
-    let texts = sentences(&e);
-    let mut args = vec!["embed", "--model", s(&model), "--json", "--device", "cpu"];
-    for t in &texts {
-        args.push("--text");
-        args.push(t);
-    }
-    let o = torchless(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["dim"], 32);
-    let got = v["embeddings"].as_array().unwrap();
-    let want = e["embeddings"].as_array().unwrap();
-    assert_eq!(got.len(), want.len());
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let err = rel_err(&floats(g), &floats(w));
-        assert!(err < 1e-4, "sentence {i}: relative error {err}");
-    }
+    FX.embed_cli();
 }

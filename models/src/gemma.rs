@@ -22,8 +22,8 @@ use torchless_kernels::norm::{add_rms_norm, NormParams};
 use torchless_kernels::rope::{rope_qk, RopeLayout, RopeTable};
 
 use crate::decoder::{check_ids, project_logits, split_qkv, CausalLm, DecoderShape, Logits};
-use crate::error::{fits, non_negative, nonzero, positive, shown};
-use crate::llama::{rope_field, MAX_ROPE_POSITIONS};
+use crate::error::{non_negative, nonzero, positive, shown};
+use crate::llama::{check_rotary_geometry, rope_field, MAX_ROPE_POSITIONS};
 use crate::{ConfigError, ConfigResult, KvCache, Linear};
 
 /// `model_type`s this file loads.
@@ -237,27 +237,8 @@ impl RawGemmaConfig {
             )));
         }
         let head_dim = nonzero("head_dim", self.head_dim.unwrap_or(256))?;
-        if head_dim % 2 != 0 {
-            return Err(ConfigError::Unsupported(format!(
-                "head_dim {head_dim} must be even for rotary embeddings"
-            )));
-        }
-        let qkv_heads = kv_heads
-            .checked_mul(2)
-            .and_then(|k| k.checked_add(heads))
-            .ok_or(ConfigError::TooLarge {
-                field: "num_key_value_heads".into(),
-                value: kv_heads,
-            })?;
-        let qkv = fits("head_dim", head_dim, &[qkv_heads, head_dim])?;
-        fits("hidden_size", hidden, &[qkv, hidden])?;
-        fits(
-            "intermediate_size",
-            intermediate,
-            &[2, intermediate, hidden],
-        )?;
-        fits("vocab_size", vocab_size, &[vocab_size, hidden])?;
-        fits("head_dim", head_dim, &[MAX_ROPE_POSITIONS, head_dim])?;
+        // The fused q/k/v and gate/up projections, the embedding table and the rotary table.
+        check_rotary_geometry(hidden, heads, kv_heads, head_dim, intermediate, vocab_size)?;
         let eps = non_negative("rms_norm_eps", self.rms_norm_eps)?;
         let scale = positive(
             "query_pre_attn_scalar",

@@ -32,6 +32,40 @@ pub const MODEL_TYPES: &[&str] = &["llama", "mistral", "qwen2", "qwen3"];
 /// allowing more is capped here, and a longer sequence is refused with an error.
 pub const MAX_ROPE_POSITIONS: usize = 8192;
 
+/// The size checks every rotary decoder's config shares: an even `head_dim`, and the fused
+/// q/k/v and gate/up projections, the embedding table and the rotary table without overflow.
+pub(crate) fn check_rotary_geometry(
+    hidden: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    intermediate: usize,
+    vocab_size: usize,
+) -> ConfigResult<()> {
+    if head_dim % 2 != 0 {
+        return Err(ConfigError::Unsupported(format!(
+            "head_dim {head_dim} must be even for rotary embeddings"
+        )));
+    }
+    let qkv_heads = kv_heads
+        .checked_mul(2)
+        .and_then(|k| k.checked_add(heads))
+        .ok_or(ConfigError::TooLarge {
+            field: "num_key_value_heads".into(),
+            value: kv_heads,
+        })?;
+    let qkv = fits("head_dim", head_dim, &[qkv_heads, head_dim])?;
+    fits("hidden_size", hidden, &[qkv, hidden])?;
+    fits(
+        "intermediate_size",
+        intermediate,
+        &[2, intermediate, hidden],
+    )?;
+    fits("vocab_size", vocab_size, &[vocab_size, hidden])?;
+    fits("head_dim", head_dim, &[MAX_ROPE_POSITIONS, head_dim])?;
+    Ok(())
+}
+
 /// `config.json` of a Llama-style model, as Hugging Face writes it (transformers 4's
 /// `rope_theta` + `rope_scaling`, or transformers 5's `rope_parameters`).
 #[derive(Debug, Clone, Deserialize)]
@@ -280,28 +314,8 @@ impl RawLlamaConfig {
                 )))
             }
         };
-        if head_dim % 2 != 0 {
-            return Err(ConfigError::Unsupported(format!(
-                "head_dim {head_dim} must be even for rotary embeddings"
-            )));
-        }
         // The fused q/k/v and gate/up projections, the embedding table and the rotary table.
-        let qkv_heads = kv_heads
-            .checked_mul(2)
-            .and_then(|k| k.checked_add(heads))
-            .ok_or(ConfigError::TooLarge {
-                field: "num_key_value_heads".into(),
-                value: kv_heads,
-            })?;
-        let qkv = fits("head_dim", head_dim, &[qkv_heads, head_dim])?;
-        fits("hidden_size", hidden, &[qkv, hidden])?;
-        fits(
-            "intermediate_size",
-            intermediate,
-            &[2, intermediate, hidden],
-        )?;
-        fits("vocab_size", vocab_size, &[vocab_size, hidden])?;
-        fits("head_dim", head_dim, &[MAX_ROPE_POSITIONS, head_dim])?;
+        check_rotary_geometry(hidden, heads, kv_heads, head_dim, intermediate, vocab_size)?;
         let eps = non_negative("rms_norm_eps", self.rms_norm_eps)?;
         // transformers 5 keeps theta and the scaling in `rope_parameters`; 4 in two fields.
         let (theta, scaling) = match &self.rope_parameters {

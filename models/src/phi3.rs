@@ -33,9 +33,9 @@ use crate::decoder::{
     cached_attention, check_ids, pre_norm_stack, project_logits, split_qkv, CausalLm, DecoderShape,
     Logits, PreNormBlock,
 };
-use crate::error::{fits, non_negative, nonzero, positive, shown};
+use crate::error::{non_negative, nonzero, positive, shown};
 use crate::family::{rms_norm, LoadContext, Result2};
-use crate::llama::{rope_field, MAX_ROPE_POSITIONS};
+use crate::llama::{check_rotary_geometry, rope_field, MAX_ROPE_POSITIONS};
 use crate::{ConfigError, ConfigResult, KvCache, Linear};
 
 /// `model_type`s this file loads.
@@ -221,27 +221,8 @@ impl RawPhi3Config {
                 )))
             }
         };
-        if head_dim % 2 != 0 {
-            return Err(ConfigError::Unsupported(format!(
-                "head_dim {head_dim} must be even for rotary embeddings"
-            )));
-        }
-        let qkv_heads = kv_heads
-            .checked_mul(2)
-            .and_then(|k| k.checked_add(heads))
-            .ok_or(ConfigError::TooLarge {
-                field: "num_key_value_heads".into(),
-                value: kv_heads,
-            })?;
-        let qkv = fits("head_dim", head_dim, &[qkv_heads, head_dim])?;
-        fits("hidden_size", hidden, &[qkv, hidden])?;
-        fits(
-            "intermediate_size",
-            intermediate,
-            &[2, intermediate, hidden],
-        )?;
-        fits("vocab_size", vocab_size, &[vocab_size, hidden])?;
-        fits("head_dim", head_dim, &[MAX_ROPE_POSITIONS, head_dim])?;
+        // The fused q/k/v and gate/up projections, the embedding table and the rotary table.
+        check_rotary_geometry(hidden, heads, kv_heads, head_dim, intermediate, vocab_size)?;
         let eps = non_negative("rms_norm_eps", self.rms_norm_eps)?;
         let max_position_embeddings =
             nonzero("max_position_embeddings", self.max_position_embeddings)?;
