@@ -10,6 +10,37 @@ use torchless_kernels::norm::{add_norm, NormParams};
 
 use crate::KvCache;
 
+/// The weights under a state-dict `prefix` (`"model."` → `vb.pp("model")`, `""` → `vb`).
+pub(crate) fn under_prefix<'a>(
+    vb: &candle_nn::VarBuilder<'a>,
+    prefix: &str,
+) -> candle_nn::VarBuilder<'a> {
+    let p = prefix.trim_end_matches('.');
+    if p.is_empty() {
+        vb.clone()
+    } else {
+        vb.pp(p)
+    }
+}
+
+/// The output projection: the token embedding when tied, else `lm_head.weight` at the
+/// checkpoint's root (an untied config without one is an error naming it).
+pub(crate) fn output_head(
+    vb: &candle_nn::VarBuilder,
+    embed: &Tensor,
+    tied: bool,
+    vocab_size: usize,
+    hidden: usize,
+) -> Result<Tensor> {
+    if tied {
+        Ok(embed.clone())
+    } else if vb.contains_tensor("lm_head.weight") {
+        vb.pp("lm_head").get((vocab_size, hidden), "weight")
+    } else {
+        bail!("tie_word_embeddings is false but the checkpoint has no `lm_head.weight`")
+    }
+}
+
 /// Which positions a forward pass returns logits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Logits {

@@ -13,7 +13,7 @@
 //! The fused attention kernels have neither soft-capping nor a window, so attention here is
 //! plain candle ops over the [`KvCache`] buffers (f32 scores, GQA by grouping query heads).
 
-use candle_core::{bail, DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,7 +21,9 @@ use torchless_kernels::activation::{bias_act, Activation};
 use torchless_kernels::norm::{add_rms_norm, NormParams};
 use torchless_kernels::rope::{rope_qk, RopeLayout, RopeTable};
 
-use crate::decoder::{check_ids, project_logits, split_qkv, CausalLm, DecoderShape, Logits};
+use crate::decoder::{
+    check_ids, output_head, project_logits, split_qkv, under_prefix, CausalLm, DecoderShape, Logits,
+};
 use crate::error::{non_negative, nonzero, positive, shown};
 use crate::llama::{check_rotary_geometry, rope_field, MAX_ROPE_POSITIONS};
 use crate::{ConfigError, ConfigResult, KvCache, Linear};
@@ -476,11 +478,7 @@ impl Gemma {
     /// Loads from `vb` positioned at the checkpoint's root; `prefix` is what [`load_decoder`]
     /// found.
     pub fn load(vb: VarBuilder, prefix: &str, config: GemmaConfig) -> Result<Self> {
-        let mvb = if prefix.is_empty() {
-            vb.clone()
-        } else {
-            vb.pp(prefix.trim_end_matches('.'))
-        };
+        let mvb = under_prefix(&vb, prefix);
         let c = &config;
         let embed = mvb
             .pp("embed_tokens")
@@ -492,13 +490,7 @@ impl Gemma {
             .map(|(i, &w)| Layer::load(mvb.pp("layers").pp(i), c, w))
             .collect::<Result<Vec<_>>>()?;
         let norm = gemma_norm(mvb.pp("norm"), c.hidden)?;
-        let lm_head = if c.tied {
-            embed.clone()
-        } else if vb.contains_tensor("lm_head.weight") {
-            vb.pp("lm_head").get((c.vocab_size, c.hidden), "weight")?
-        } else {
-            bail!("tie_word_embeddings is false but the checkpoint has no `lm_head.weight`");
-        };
+        let lm_head = output_head(&vb, &embed, c.tied, c.vocab_size, c.hidden)?;
         let dev = embed.device();
         let rope_global = rope_table(c.rope_global, c.head_dim, c.max_positions, dev)?;
         let rope_local = rope_table(c.rope_local, c.head_dim, c.max_positions, dev)?;

@@ -4,15 +4,15 @@
 //! is already the layout the matmuls want, so they are used as stored. `lm_head.weight` is tied
 //! to `wte.weight`: the checkpoint may hold both names for one storage or only one of them.
 
-use candle_core::{bail, DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 use torchless_kernels::activation::Activation;
 use torchless_kernels::norm::NormParams;
 
 use crate::decoder::{
-    cached_attention, check_ids, pre_norm_stack, project_logits, split_qkv, CausalLm, DecoderShape,
-    Logits, PreNormBlock,
+    cached_attention, check_ids, output_head, pre_norm_stack, project_logits, split_qkv,
+    under_prefix, CausalLm, DecoderShape, Logits, PreNormBlock,
 };
 use crate::error::{fits, non_negative, nonzero};
 use crate::family::{layer_norm, LoadContext, Result2};
@@ -207,11 +207,7 @@ impl Gpt2 {
     /// Loads from `vb` positioned at the checkpoint's root; `prefix` is what
     /// [`load_decoder`] found. `lm_head.weight` is used when present and not tied, else `wte`.
     pub fn load(vb: VarBuilder, prefix: &str, config: Gpt2Config) -> Result<Self> {
-        let tvb = if prefix.is_empty() {
-            vb.clone()
-        } else {
-            vb.pp(prefix.trim_end_matches('.'))
-        };
+        let tvb = under_prefix(&vb, prefix);
         let c = &config;
         let wte = tvb.pp("wte").get((c.vocab_size, c.hidden), "weight")?;
         let wpe = tvb.pp("wpe").get((c.max_positions, c.hidden), "weight")?;
@@ -219,13 +215,7 @@ impl Gpt2 {
             .map(|i| Block::load(tvb.pp("h").pp(i), c))
             .collect::<Result<Vec<_>>>()?;
         let ln_f = layer_norm(tvb.pp("ln_f"), c.hidden)?;
-        let lm_head = if !c.tied && vb.contains_tensor("lm_head.weight") {
-            vb.pp("lm_head").get((c.vocab_size, c.hidden), "weight")?
-        } else if !c.tied {
-            bail!("tie_word_embeddings is false but the checkpoint has no `lm_head.weight`");
-        } else {
-            wte.clone()
-        };
+        let lm_head = output_head(&vb, &wte, c.tied, c.vocab_size, c.hidden)?;
         let shape = DecoderShape {
             layers: c.layers,
             kv_heads: c.heads,

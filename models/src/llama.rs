@@ -9,7 +9,7 @@
 //! transforms: q/k/v fused into one projection, gate/up fused into one projection, weights
 //! transposed.
 
-use candle_core::{bail, DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,8 +18,8 @@ use torchless_kernels::norm::{add_rms_norm, NormParams};
 use torchless_kernels::rope::{rope_qk, RopeLayout, RopeTable};
 
 use crate::decoder::{
-    cached_attention, check_ids, pre_norm_stack, project_logits, split_qkv, CausalLm, DecoderShape,
-    Logits, PreNormBlock,
+    cached_attention, check_ids, output_head, pre_norm_stack, project_logits, split_qkv,
+    under_prefix, CausalLm, DecoderShape, Logits, PreNormBlock,
 };
 use crate::error::{fits, non_negative, nonzero, positive, shown};
 use crate::family::{rms_norm, LoadContext, Result2};
@@ -519,11 +519,7 @@ impl Llama {
     /// Loads from `vb` positioned at the checkpoint's root; `prefix` is what
     /// [`load_decoder`] found.
     pub fn load(vb: VarBuilder, prefix: &str, config: LlamaConfig) -> Result<Self> {
-        let mvb = if prefix.is_empty() {
-            vb.clone()
-        } else {
-            vb.pp(prefix.trim_end_matches('.'))
-        };
+        let mvb = under_prefix(&vb, prefix);
         let c = &config;
         let embed = mvb
             .pp("embed_tokens")
@@ -532,13 +528,7 @@ impl Llama {
             .map(|i| Layer::load(mvb.pp("layers").pp(i), c))
             .collect::<Result<Vec<_>>>()?;
         let norm = rms_norm(mvb.pp("norm"), c.hidden)?;
-        let lm_head = if c.tied {
-            embed.clone()
-        } else if vb.contains_tensor("lm_head.weight") {
-            vb.pp("lm_head").get((c.vocab_size, c.hidden), "weight")?
-        } else {
-            bail!("tie_word_embeddings is false but the checkpoint has no `lm_head.weight`");
-        };
+        let lm_head = output_head(&vb, &embed, c.tied, c.vocab_size, c.hidden)?;
         let rope = rope_table(c, embed.device())?;
         let shape = DecoderShape {
             layers: c.layers,
