@@ -313,7 +313,20 @@ pub fn resolve(path: &Path) -> Result<Resolved> {
         });
     }
     let config_path = folder::config_path(path)?;
-    let header: folder::Header = read_json(&config_path)?;
+    let config: serde_json::Value = read_json(&config_path)?;
+    resolve_config(&config_path, &config)
+}
+
+/// The family a folder's parsed `config.json` selects (see [`resolve`]).
+fn resolve_config(config_path: &Path, config: &serde_json::Value) -> Result<Resolved> {
+    use serde::Deserialize;
+    let header = folder::Header::deserialize(config).map_err(|e| Error::Config {
+        file: config_path.to_path_buf(),
+        reason: format!(
+            "invalid config: {}",
+            crate::error::safe_message(&e.to_string())
+        ),
+    })?;
     // How well a family's `architectures` prefixes match the config's: the longest prefix
     // (0: none), so `BertForSequenceClassification` picks `bert-cls` over `bert`.
     let arch_match = |f: &Family| {
@@ -349,7 +362,7 @@ pub fn resolve(path: &Path) -> Result<Resolved> {
         ),
     };
     found.ok_or_else(|| Error::Config {
-        file: config_path,
+        file: config_path.to_path_buf(),
         reason: format!(
             "{} is not supported (supported: {})",
             match (&header.model_type, header.architectures.first()) {
@@ -364,7 +377,11 @@ pub fn resolve(path: &Path) -> Result<Resolved> {
 
 /// [`resolve`] for a task: a model of another task is refused naming the command that runs it.
 pub fn resolve_for(path: &Path, task: Task) -> Result<Resolved> {
-    let r = resolve(path)?;
+    for_task(path, resolve(path)?, task)
+}
+
+/// Refuses a resolved model of another task than `task`, naming the command that runs it.
+fn for_task(path: &Path, r: Resolved, task: Task) -> Result<Resolved> {
     if r.family.task != task {
         return Err(Error::Config {
             file: path.to_path_buf(),
@@ -397,9 +414,9 @@ pub(crate) struct Source {
 impl Source {
     /// Resolves `dir` for `task`, reads its config, opens the device and the weights.
     pub fn open(dir: &Path, task: Task, opts: &LoadOptions) -> Result<Source> {
-        let resolved = resolve_for(dir, task)?;
         let config_path = folder::config_path(dir)?;
         let config: serde_json::Value = read_json(&config_path)?;
+        let resolved = for_task(dir, resolve_config(&config_path, &config)?, task)?;
         let device = opts.device.open()?;
         let weights = Arc::new(Weights::open(dir)?);
         Ok(Source {

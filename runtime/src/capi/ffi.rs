@@ -243,14 +243,8 @@ pub unsafe extern "C" fn torchless_embed(
         if n_texts == 0 {
             return Err(invalid("empty batch: n_texts is 0"));
         }
-        // SAFETY: the caller guarantees `n_texts` readable pointers.
-        let ptrs = unsafe { args::slice(texts, n_texts, "texts") }?;
-        let texts = ptrs
-            .iter()
-            .enumerate()
-            // SAFETY: each pointer is NULL or a NUL-terminated string (caller contract).
-            .map(|(i, &p)| unsafe { args::utf8(p, &format!("texts[{i}]")) })
-            .collect::<Result<Vec<&str>, _>>()?;
+        // SAFETY: the caller guarantees `n_texts` pointers to NUL-terminated strings.
+        let texts = unsafe { c_texts(texts, n_texts, "texts") }?;
         match &m.model {
             Loaded::Encoder(enc) => {
                 let dim = enc.dim();
