@@ -95,6 +95,15 @@ pub enum Error {
         /// What it is instead.
         kind: &'static str,
     },
+    /// A queue in front of a model is full: the caller should retry later.
+    #[error("the queue is full ({waiting} requests waiting): retry later")]
+    Busy {
+        /// Requests waiting when this one was refused.
+        waiting: usize,
+    },
+    /// The queue no longer accepts requests (the service is stopping).
+    #[error("the queue is shutting down and accepts no new requests")]
+    ShuttingDown,
     /// The key/value cache a generation needs is larger than the memory the device has free.
     #[error(
         "the key/value cache for {positions} positions needs {needed} bytes ({:.2} GiB), more than the {available} bytes ({:.2} GiB) available on {device}",

@@ -15,9 +15,12 @@
 //!   `CLIPModel.forward`'s `image_embeds` / `text_embeds`).
 //! - [`registry`]: the table from `model_type` (or a state_dict's key layout) to the family
 //!   that loads it, per [`Task`]; every loader above goes through it.
+//! - [`batching`]: a bounded queue that runs many callers' generations on one
+//!   [`TextGenerator`], each caller hearing only about its own sequence.
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
 
+pub mod batching;
 #[cfg(feature = "capi")]
 pub mod capi;
 mod classifier;
