@@ -17,12 +17,14 @@
 //!   that loads it, per [`Task`]; every loader above goes through it.
 //! - [`batching`]: a bounded queue that runs many callers' generations on one
 //!   [`TextGenerator`], each caller hearing only about its own sequence.
+//! - [`chat`]: chat templates (`apply_chat_template`) and streamed text for decoders.
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
 
 pub mod batching;
 #[cfg(feature = "capi")]
 pub mod capi;
+pub mod chat;
 mod classifier;
 mod clip;
 mod device;
