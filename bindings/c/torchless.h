@@ -61,6 +61,9 @@ enum TorchlessModelKind
   // A sequence classifier (`*ForSequenceClassification`: cross-encoder reranker or text
   // classifier): `torchless_rerank`, `torchless_classify_text`, `torchless_model_label`.
   TORCHLESS_MODEL_KIND_TEXT_CLASSIFIER = 4,
+  // An image-text embedder (CLIP): `torchless_embed` for texts and `torchless_embed_images`
+  // for images, both into one space.
+  TORCHLESS_MODEL_KIND_IMAGE_TEXT_EMBEDDER = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -80,7 +83,8 @@ typedef struct TorchlessModelInfo {
   // Which calls the model accepts.
   TorchlessModelKind kind;
   // The size of one output row: embedding size (encoder), number of classes (classifier),
-  // vocabulary size (generator), number of labels (text classifier).
+  // vocabulary size (generator), number of labels (text classifier), size of the shared
+  // embedding space (image-text embedder).
   size_t output_dim;
   // The architecture from `config.json` (`model_type`, else the first `architectures` entry).
   const char *architecture;
@@ -159,6 +163,29 @@ TorchlessStatus torchless_embed(const struct TorchlessModel *model,
                                 size_t *out_rows,
                                 size_t *out_dim);
 
+// Embeds a batch of images with an image-text embedder (CLIP) into the space
+// `torchless_embed` puts its texts in (L2-normalised, as `CLIPModel`'s `image_embeds`):
+// `input` is a contiguous NCHW f32 tensor `[batch][3][size][size]` preprocessed as the model's
+// `preprocessor_config.json` says (resize, centre crop, rescale, normalise), `size` being the
+// config's `image_size`. The embeddings go to the caller's row-major `[batch][dim]` buffer
+// `out` of `out_capacity` floats. Sizes and `TORCHLESS_STATUS_BUFFER_TOO_SMALL` work as in
+// `torchless_embed`. Returns `TORCHLESS_STATUS_WRONG_MODEL_KIND` for a model that is not an
+// image-text embedder.
+//
+// # Safety
+// `input` is NULL or `batch * channels * height * width` readable floats; `out` is NULL or
+// `out_capacity` writable floats; `out_rows`, `out_dim` are NULL or writable.
+TorchlessStatus torchless_embed_images(const struct TorchlessModel *model,
+                                       const float *input,
+                                       size_t batch,
+                                       size_t channels,
+                                       size_t height,
+                                       size_t width,
+                                       float *out,
+                                       size_t out_capacity,
+                                       size_t *out_rows,
+                                       size_t *out_dim);
+
 // Classifies a batch of images: `input` is a contiguous NCHW f32 tensor
 // `[batch][channels][height][width]`, preprocessed as the model was trained; the logits go to
 // the caller's row-major `[batch][classes]` buffer `out` of `out_capacity` floats. Sizes and
@@ -221,9 +248,10 @@ TorchlessStatus torchless_classify_text(const struct TorchlessModel *model,
                                         size_t *out_labels);
 
 // The name of label `index` of a text-classifier model (`config.json`'s `id2label`,
-// `LABEL_<index>` where it has none): a NUL-terminated string owned by the model, valid until
+// `LABEL_<index>` where it has none) or of an image classifier that names its classes (ViT's
+// `id2label`): a NUL-terminated string owned by the model, valid until
 // `torchless_model_free`. NULL, with the thread's error message set, for a NULL model, an
-// index `>= output_dim` or a model that is not a text classifier.
+// index out of range, or a model with no labels (an encoder, a generator, a ResNet state_dict).
 //
 // # Safety
 // `model` is NULL or a live handle.

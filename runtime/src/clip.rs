@@ -274,6 +274,12 @@ impl ClipEmbedder {
         Ok(normalized_rows(&f)?)
     }
 
+    /// The side of the square images [`ClipEmbedder::embed_images`] takes (the config's
+    /// `image_size`).
+    pub fn image_size(&self) -> usize {
+        self.model.config.image_size
+    }
+
     /// L2-normalised image embeddings (`image_embeds`) of preprocessed pixels: `n` CHW images
     /// of `3 × S × S` (the config's `image_size`), concatenated.
     pub fn embed_images(&self, pixels: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {

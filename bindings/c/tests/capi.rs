@@ -10,6 +10,7 @@ use torchless::capi::*;
 
 mod common;
 mod text_classifier;
+mod vision;
 use common::{last_error, Model};
 
 fn fixtures() -> PathBuf {

@@ -49,8 +49,9 @@ func (m *Model) ClassifyText(ctx context.Context, texts []string) ([][]float32, 
 	})
 }
 
-// Labels returns the label names of a text classifier by column (config.json's id2label,
-// LABEL_i where it has none), or nil for other kinds of model.
+// Labels returns the label names by column of a text classifier (config.json's id2label,
+// LABEL_i where it has none) or of an image classifier that names its classes (ViT's
+// id2label), or nil for other models.
 func (m *Model) Labels() []string {
 	if m.labels == nil {
 		return nil
@@ -58,7 +59,7 @@ func (m *Model) Labels() []string {
 	return append([]string(nil), m.labels...)
 }
 
-// loadLabels reads the label names of a text classifier at load time.
+// loadLabels reads the label names of a classifier at load time.
 func loadLabels(ptr *C.TorchlessModel, n int) ([]string, error) {
 	labels := make([]string, n)
 	for i := range labels {

@@ -143,7 +143,7 @@ func TestRerankMatchesCrossEncoder(t *testing.T) {
 	_, err = tiny(t).Rerank(ctx, "q", []string{"d"})
 	wantStatus(t, err, StatusWrongModelKind, "torchless_rerank: this model is not a text classifier (tiny-st `bert` is a sentence encoder: use torchless_embed)")
 	_, err = m.Embed(ctx, []string{"d"})
-	wantStatus(t, err, StatusWrongModelKind, "torchless_embed: this model is not a sentence encoder (bert-reranker `bert` is a text classifier: use torchless_rerank or torchless_classify_text)")
+	wantStatus(t, err, StatusWrongModelKind, "torchless_embed: this model is not a sentence encoder or an image-text embedder (bert-reranker `bert` is a text classifier: use torchless_rerank or torchless_classify_text)")
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := m.Rerank(cancelled, "q", []string{"d"}); err != context.Canceled {

@@ -44,6 +44,8 @@ const (
 	KindClassifier     Kind = C.TORCHLESS_MODEL_KIND_CLASSIFIER      // Classify
 	KindGenerator      Kind = C.TORCHLESS_MODEL_KIND_GENERATOR       // Generate
 	KindTextClassifier Kind = C.TORCHLESS_MODEL_KIND_TEXT_CLASSIFIER // Rerank, ClassifyText, Labels
+	// Embed (texts) and EmbedImages, into one space.
+	KindImageTextEmbedder Kind = C.TORCHLESS_MODEL_KIND_IMAGE_TEXT_EMBEDDER
 )
 
 func (k Kind) String() string {
@@ -56,6 +58,8 @@ func (k Kind) String() string {
 		return "generator"
 	case KindTextClassifier:
 		return "text classifier"
+	case KindImageTextEmbedder:
+		return "image-text embedder"
 	}
 	return "unknown"
 }
@@ -64,7 +68,8 @@ func (k Kind) String() string {
 type Info struct {
 	Kind Kind
 	// OutputDim is the embedding size (encoder), number of classes (classifier),
-	// vocabulary size (generator) or number of labels (text classifier).
+	// vocabulary size (generator), number of labels (text classifier) or the size of the
+	// shared image-text space (image-text embedder).
 	OutputDim int
 	// Architecture is config.json's model_type (for example "bert").
 	Architecture string
@@ -78,7 +83,7 @@ type Model struct {
 	mu     sync.RWMutex
 	ptr    *C.TorchlessModel
 	info   Info
-	labels []string // text classifiers only
+	labels []string // text classifiers, and image classifiers that name their classes
 }
 
 // Load loads a model folder (config.json, weights, tokenizer).
@@ -111,7 +116,10 @@ func Load(dir string, opts Options) (*Model, error) {
 		Architecture: C.GoString(ci.architecture),
 		Name:         C.GoString(ci.name),
 	}}
-	if m.info.Kind == KindTextClassifier {
+	// A text classifier always has labels; an image classifier has them when its folder
+	// names its classes (a ResNet state_dict does not).
+	if m.info.Kind == KindTextClassifier ||
+		(m.info.Kind == KindClassifier && C.torchless_model_label(ptr, 0) != nil) {
 		labels, err := loadLabels(ptr, m.info.OutputDim)
 		if err != nil {
 			C.torchless_model_free(ptr)

@@ -24,7 +24,8 @@ pub struct TorchlessModelInfo {
     /// Which calls the model accepts.
     pub kind: TorchlessModelKind,
     /// The size of one output row: embedding size (encoder), number of classes (classifier),
-    /// vocabulary size (generator), number of labels (text classifier).
+    /// vocabulary size (generator), number of labels (text classifier), size of the shared
+    /// embedding space (image-text embedder).
     pub output_dim: usize,
     /// The architecture from `config.json` (`model_type`, else the first `architectures` entry).
     pub architecture: *const c_char,
@@ -109,6 +110,9 @@ fn wrong_kind(model: &TorchlessModel, call: &str, wanted: &str) -> CallError {
                 TorchlessModelKind::Generator => "generator: use torchless_generate",
                 TorchlessModelKind::TextClassifier => {
                     "text classifier: use torchless_rerank or torchless_classify_text"
+                }
+                TorchlessModelKind::ImageTextEmbedder => {
+                    "image-text embedder: use torchless_embed or torchless_embed_images"
                 }
             }
         ),
@@ -233,40 +237,108 @@ pub unsafe extern "C" fn torchless_embed(
 ) -> TorchlessStatus {
     guard(|| {
         let m = model_ref(model)?;
-        if out_rows.is_null() || out_dim.is_null() {
-            return Err(null(if out_rows.is_null() {
-                "out_rows"
-            } else {
-                "out_dim"
-            }));
-        }
+        check_sizes(out_rows, out_dim, "out_dim")?;
         if n_texts == 0 {
             return Err(invalid("empty batch: n_texts is 0"));
         }
         // SAFETY: the caller guarantees `n_texts` pointers to NUL-terminated strings.
         let texts = unsafe { c_texts(texts, n_texts, "texts") }?;
+        // SAFETY (both arms): out_rows, out_dim checked non-NULL; the caller guarantees the
+        // buffers.
         match &m.model {
-            Loaded::Encoder(enc) => {
-                let dim = enc.dim();
-                // SAFETY: checked non-NULL above; the caller guarantees they are writable.
-                unsafe {
-                    args::write(out_rows, n_texts, "out_rows")?;
-                    args::write(out_dim, dim, "out_dim")?;
-                }
-                let needed = n_texts
-                    .checked_mul(dim)
-                    .ok_or_else(|| invalid("n_texts * dim overflows"))?;
-                // SAFETY: the caller guarantees `out_capacity` writable floats at `out`.
-                let out = unsafe { args::out_slice(out, out_capacity, needed, "out") }?;
-                let rows = enc.embed(&texts, EMBED_BATCH).map_err(run_error)?;
-                for (dst, row) in out.chunks_exact_mut(dim).zip(&rows) {
-                    dst.copy_from_slice(row);
-                }
-                Ok(())
-            }
-            Loaded::Classifier(_) | Loaded::Generator(_) | Loaded::TextClassifier(_) => {
-                Err(wrong_kind(m, "torchless_embed", "a sentence encoder"))
-            }
+            Loaded::Encoder(enc) => unsafe {
+                write_rows(
+                    n_texts,
+                    enc.dim(),
+                    out,
+                    out_capacity,
+                    out_rows,
+                    out_dim,
+                    || enc.embed(&texts, EMBED_BATCH),
+                )
+            },
+            Loaded::ImageText(clip) => unsafe {
+                write_rows(
+                    n_texts,
+                    clip.dim(),
+                    out,
+                    out_capacity,
+                    out_rows,
+                    out_dim,
+                    || clip.embed_texts(&texts),
+                )
+            },
+            _ => Err(wrong_kind(
+                m,
+                "torchless_embed",
+                "a sentence encoder or an image-text embedder",
+            )),
+        }
+    })
+}
+
+/// Embeds a batch of images with an image-text embedder (CLIP) into the space
+/// `torchless_embed` puts its texts in (L2-normalised, as `CLIPModel`'s `image_embeds`):
+/// `input` is a contiguous NCHW f32 tensor `[batch][3][size][size]` preprocessed as the model's
+/// `preprocessor_config.json` says (resize, centre crop, rescale, normalise), `size` being the
+/// config's `image_size`. The embeddings go to the caller's row-major `[batch][dim]` buffer
+/// `out` of `out_capacity` floats. Sizes and `TORCHLESS_STATUS_BUFFER_TOO_SMALL` work as in
+/// `torchless_embed`. Returns `TORCHLESS_STATUS_WRONG_MODEL_KIND` for a model that is not an
+/// image-text embedder.
+///
+/// # Safety
+/// `input` is NULL or `batch * channels * height * width` readable floats; `out` is NULL or
+/// `out_capacity` writable floats; `out_rows`, `out_dim` are NULL or writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn torchless_embed_images(
+    model: *const TorchlessModel,
+    input: *const f32,
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    out: *mut f32,
+    out_capacity: usize,
+    out_rows: *mut usize,
+    out_dim: *mut usize,
+) -> TorchlessStatus {
+    guard(|| {
+        let m = model_ref(model)?;
+        check_sizes(out_rows, out_dim, "out_dim")?;
+        let Loaded::ImageText(clip) = &m.model else {
+            return Err(wrong_kind(
+                m,
+                "torchless_embed_images",
+                "an image-text embedder",
+            ));
+        };
+        let size = clip.image_size();
+        if (channels, height, width) != (3, size, size) {
+            return Err(invalid(format!(
+                "images are {channels} × {height} × {width}: the model takes 3 × {size} × {size} \
+                 (RGB, its config's image_size)"
+            )));
+        }
+        if batch == 0 {
+            return Err(invalid("empty batch: batch is 0"));
+        }
+        let numel = batch
+            .checked_mul(3 * size * size)
+            .ok_or_else(|| invalid("batch * channels * height * width overflows"))?;
+        // SAFETY: the caller guarantees `numel` readable floats.
+        let input = unsafe { args::slice(input, numel, "input") }?;
+        // SAFETY: out_rows, out_dim checked non-NULL; the caller guarantees the buffers.
+        unsafe {
+            write_rows(
+                batch,
+                clip.dim(),
+                out,
+                out_capacity,
+                out_rows,
+                out_dim,
+                || clip.embed_images(input, batch),
+            )
         }
     })
 }
@@ -340,9 +412,7 @@ pub unsafe extern "C" fn torchless_classify(
                 }
                 Ok(())
             }
-            Loaded::Encoder(_) | Loaded::Generator(_) | Loaded::TextClassifier(_) => {
-                Err(wrong_kind(m, "torchless_classify", "an image classifier"))
-            }
+            _ => Err(wrong_kind(m, "torchless_classify", "an image classifier")),
         }
     })
 }
@@ -366,36 +436,51 @@ unsafe fn c_texts<'a>(
         .collect()
 }
 
-/// Shared tail of `torchless_rerank` and `torchless_classify_text`: checks the size
-/// out-parameters, writes `[rows][num_labels]`, checks the buffer, then runs `f` and copies its
-/// rows into `out`.
+/// Shared tail of the calls that return rows of floats (`torchless_embed`,
+/// `torchless_embed_images`, `torchless_rerank`, `torchless_classify_text`): writes `rows` and
+/// `width` to the size out-parameters, checks the buffer (`TORCHLESS_STATUS_BUFFER_TOO_SMALL`
+/// before running anything), then runs `f` and copies its rows into `out`.
 ///
 /// # Safety
-/// `out` is NULL or `out_capacity` writable floats; `out_rows`, `out_labels` are non-NULL and
+/// `out` is NULL or `out_capacity` writable floats; `out_rows`, `out_width` are non-NULL and
 /// writable.
-unsafe fn text_rows(
-    c: &crate::TextClassifier,
+unsafe fn write_rows(
     rows: usize,
+    width: usize,
     out: *mut f32,
     out_capacity: usize,
     out_rows: *mut usize,
-    out_labels: *mut usize,
+    out_width: *mut usize,
     f: impl FnOnce() -> crate::Result<Vec<Vec<f32>>>,
 ) -> Result<(), CallError> {
-    let labels = c.num_labels();
     // SAFETY: checked non-NULL by the callers; the caller guarantees they are writable.
     unsafe {
         args::write(out_rows, rows, "out_rows")?;
-        args::write(out_labels, labels, "out_labels")?;
+        args::write(out_width, width, "out_width")?;
     }
     let needed = rows
-        .checked_mul(labels)
-        .ok_or_else(|| invalid("rows * num_labels overflows"))?;
+        .checked_mul(width)
+        .ok_or_else(|| invalid("rows * width overflows"))?;
     // SAFETY: the caller guarantees `out_capacity` writable floats at `out`.
     let out = unsafe { args::out_slice(out, out_capacity, needed, "out") }?;
-    let scores = f().map_err(run_error)?;
-    for (dst, row) in out.chunks_exact_mut(labels).zip(&scores) {
+    let result = f().map_err(run_error)?;
+    for (dst, row) in out.chunks_exact_mut(width.max(1)).zip(&result) {
         dst.copy_from_slice(row);
+    }
+    Ok(())
+}
+
+/// The two size out-parameters of a row-returning call, checked non-NULL.
+fn check_sizes(
+    out_rows: *mut usize,
+    out_width: *mut usize,
+    width_name: &str,
+) -> Result<(), CallError> {
+    if out_rows.is_null() {
+        return Err(null("out_rows"));
+    }
+    if out_width.is_null() {
+        return Err(null(width_name));
     }
     Ok(())
 }
@@ -428,13 +513,7 @@ pub unsafe extern "C" fn torchless_rerank(
 ) -> TorchlessStatus {
     guard(|| {
         let m = model_ref(model)?;
-        if out_rows.is_null() || out_labels.is_null() {
-            return Err(null(if out_rows.is_null() {
-                "out_rows"
-            } else {
-                "out_labels"
-            }));
-        }
+        check_sizes(out_rows, out_labels, "out_labels")?;
         // SAFETY: the caller guarantees a NUL-terminated string.
         let query = unsafe { args::utf8(query, "query") }?;
         if n_documents == 0 {
@@ -448,9 +527,9 @@ pub unsafe extern "C" fn torchless_rerank(
                 // SAFETY: out_rows, out_labels checked non-NULL; the caller guarantees the
                 // buffers.
                 unsafe {
-                    text_rows(
-                        c,
+                    write_rows(
                         n_documents,
+                        c.num_labels(),
                         out,
                         out_capacity,
                         out_rows,
@@ -459,9 +538,7 @@ pub unsafe extern "C" fn torchless_rerank(
                     )
                 }
             }
-            Loaded::Encoder(_) | Loaded::Classifier(_) | Loaded::Generator(_) => {
-                Err(wrong_kind(m, "torchless_rerank", "a text classifier"))
-            }
+            _ => Err(wrong_kind(m, "torchless_rerank", "a text classifier")),
         }
     })
 }
@@ -488,13 +565,7 @@ pub unsafe extern "C" fn torchless_classify_text(
 ) -> TorchlessStatus {
     guard(|| {
         let m = model_ref(model)?;
-        if out_rows.is_null() || out_labels.is_null() {
-            return Err(null(if out_rows.is_null() {
-                "out_rows"
-            } else {
-                "out_labels"
-            }));
-        }
+        check_sizes(out_rows, out_labels, "out_labels")?;
         if n_texts == 0 {
             return Err(invalid("empty batch: n_texts is 0"));
         }
@@ -503,11 +574,17 @@ pub unsafe extern "C" fn torchless_classify_text(
         match &m.model {
             // SAFETY: out_rows, out_labels checked non-NULL; the caller guarantees the buffers.
             Loaded::TextClassifier(c) => unsafe {
-                text_rows(c, n_texts, out, out_capacity, out_rows, out_labels, || {
-                    c.logits(&texts)
-                })
+                write_rows(
+                    n_texts,
+                    c.num_labels(),
+                    out,
+                    out_capacity,
+                    out_rows,
+                    out_labels,
+                    || c.logits(&texts),
+                )
             },
-            Loaded::Encoder(_) | Loaded::Classifier(_) | Loaded::Generator(_) => Err(wrong_kind(
+            _ => Err(wrong_kind(
                 m,
                 "torchless_classify_text",
                 "a text classifier",
@@ -517,9 +594,10 @@ pub unsafe extern "C" fn torchless_classify_text(
 }
 
 /// The name of label `index` of a text-classifier model (`config.json`'s `id2label`,
-/// `LABEL_<index>` where it has none): a NUL-terminated string owned by the model, valid until
+/// `LABEL_<index>` where it has none) or of an image classifier that names its classes (ViT's
+/// `id2label`): a NUL-terminated string owned by the model, valid until
 /// `torchless_model_free`. NULL, with the thread's error message set, for a NULL model, an
-/// index `>= output_dim` or a model that is not a text classifier.
+/// index out of range, or a model with no labels (an encoder, a generator, a ResNet state_dict).
 ///
 /// # Safety
 /// `model` is NULL or a live handle.
@@ -531,8 +609,12 @@ pub unsafe extern "C" fn torchless_model_label(
     let mut label = std::ptr::null();
     guard(|| {
         let m = model_ref(model)?;
-        if !matches!(m.model, Loaded::TextClassifier(_)) {
-            return Err(wrong_kind(m, "torchless_model_label", "a text classifier"));
+        if !matches!(m.model, Loaded::TextClassifier(_) | Loaded::Classifier(_)) {
+            return Err(wrong_kind(
+                m,
+                "torchless_model_label",
+                "a text classifier or an image classifier",
+            ));
         }
         let l = m.labels.get(index).ok_or_else(|| {
             invalid(format!(
@@ -680,9 +762,7 @@ pub unsafe extern "C" fn torchless_generate(
                 }
                 result.map(|_| ()).map_err(run_error)
             }
-            Loaded::Encoder(_) | Loaded::Classifier(_) | Loaded::TextClassifier(_) => {
-                Err(wrong_kind(m, "torchless_generate", "a text generator"))
-            }
+            _ => Err(wrong_kind(m, "torchless_generate", "a text generator")),
         }
     })
 }

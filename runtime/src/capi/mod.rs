@@ -12,10 +12,11 @@ mod model;
 mod status;
 
 pub use ffi::{
-    torchless_classify, torchless_classify_text, torchless_embed, torchless_generate,
-    torchless_generate_options_default, torchless_last_error, torchless_model_free,
-    torchless_model_info, torchless_model_label, torchless_model_load, torchless_rerank,
-    torchless_version, TorchlessGenerateOptions, TorchlessModelInfo, TorchlessTokenCallback,
+    torchless_classify, torchless_classify_text, torchless_embed, torchless_embed_images,
+    torchless_generate, torchless_generate_options_default, torchless_last_error,
+    torchless_model_free, torchless_model_info, torchless_model_label, torchless_model_load,
+    torchless_rerank, torchless_version, TorchlessGenerateOptions, TorchlessModelInfo,
+    TorchlessTokenCallback,
 };
 pub use model::{TorchlessModel, TorchlessModelKind};
 pub use status::TorchlessStatus;

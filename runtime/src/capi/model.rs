@@ -5,6 +5,7 @@ use std::ffi::CString;
 use std::path::Path;
 
 use crate::classifier::Classifier;
+use crate::clip::ClipEmbedder;
 use crate::encoder::SentenceEncoder;
 use crate::error::Result;
 use crate::generator::TextGenerator;
@@ -25,6 +26,9 @@ pub enum TorchlessModelKind {
     /// A sequence classifier (`*ForSequenceClassification`: cross-encoder reranker or text
     /// classifier): `torchless_rerank`, `torchless_classify_text`, `torchless_model_label`.
     TextClassifier = 4,
+    /// An image-text embedder (CLIP): `torchless_embed` for texts and `torchless_embed_images`
+    /// for images, both into one space.
+    ImageTextEmbedder = 5,
 }
 
 /// The loaded model, one variant per task: a new family needs nothing here (the registry
@@ -34,6 +38,7 @@ pub(crate) enum Loaded {
     Classifier(Classifier),
     Generator(TextGenerator),
     TextClassifier(TextClassifier),
+    ImageText(ClipEmbedder),
 }
 
 /// An opaque handle to a loaded model: created by `torchless_model_load`, released by
@@ -42,7 +47,8 @@ pub struct TorchlessModel {
     pub(crate) model: Loaded,
     pub(crate) architecture: CString,
     pub(crate) name: CString,
-    /// `id2label` names by index (text classifiers; empty for the other kinds).
+    /// Label names by index: `id2label` of text classifiers, the labels of image classifiers
+    /// that have them (ViT's `id2label`); empty for the other kinds.
     pub(crate) labels: Vec<CString>,
 }
 
@@ -70,15 +76,10 @@ impl Loaded {
                 Loaded::TextClassifier(TextClassifier::load(dir, opts)?),
                 resolved.model_type.to_string(),
             ),
-            // CLIP image/text embeddings are not exposed through the C ABI yet.
-            Task::ImageTextEmbed => {
-                return Err(crate::Error::Config {
-                    file: dir.to_path_buf(),
-                    reason: "CLIP models (image-text embeddings) are not supported by the C \
-                             ABI: use the Rust ClipEmbedder or `torchless embed`"
-                        .into(),
-                })
-            }
+            Task::ImageTextEmbed => (
+                Loaded::ImageText(ClipEmbedder::load(dir, opts)?),
+                resolved.model_type.to_string(),
+            ),
         })
     }
 
@@ -88,17 +89,19 @@ impl Loaded {
             Loaded::Classifier(_) => TorchlessModelKind::Classifier,
             Loaded::Generator(_) => TorchlessModelKind::Generator,
             Loaded::TextClassifier(_) => TorchlessModelKind::TextClassifier,
+            Loaded::ImageText(_) => TorchlessModelKind::ImageTextEmbedder,
         }
     }
 
     /// The size of one output row: embedding size, number of classes, vocabulary size or
-    /// number of labels.
+    /// number of labels, or the size of the shared image-text space.
     pub(crate) fn output_dim(&self) -> usize {
         match self {
             Loaded::Encoder(e) => e.dim(),
             Loaded::Classifier(c) => c.num_classes(),
             Loaded::Generator(g) => g.model().shape().vocab_size,
             Loaded::TextClassifier(t) => t.num_labels(),
+            Loaded::ImageText(c) => c.dim(),
         }
     }
 
@@ -108,6 +111,7 @@ impl Loaded {
             Loaded::Classifier(c) => c.name(),
             Loaded::Generator(g) => g.name(),
             Loaded::TextClassifier(t) => t.name(),
+            Loaded::ImageText(c) => c.name(),
         }
     }
 }
@@ -118,6 +122,10 @@ impl TorchlessModel {
         let c = |s: &str| CString::new(s.replace('\0', "")).unwrap_or_default();
         let labels = match &model {
             Loaded::TextClassifier(t) => t.id2label().iter().map(|l| c(l)).collect(),
+            Loaded::Classifier(k) => k
+                .labels()
+                .map(|ls| ls.iter().map(|l| c(l)).collect())
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         Ok(TorchlessModel {

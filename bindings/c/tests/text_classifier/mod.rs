@@ -4,14 +4,14 @@
 //! sentence-transformers `CrossEncoder.predict` scores and transformers logits; every bad
 //! argument and the wrong kind both ways.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
 
 use serde_json::Value;
 use torchless::capi::*;
 
-use crate::common::{last_error, Model};
+use crate::common::{cstrings, floats, info, label, last_error, rel_err, Model};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,30 +30,6 @@ fn load(name: &str) -> Model {
     let s = unsafe { torchless_model_load(dir.as_ptr(), c"cpu".as_ptr(), null(), &mut m) };
     assert_eq!(s, TorchlessStatus::Ok, "{name}");
     Model(m)
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    match v {
-        Value::Array(a) => a.iter().flat_map(floats).collect(),
-        v => vec![v.as_f64().unwrap() as f32],
-    }
-}
-
-/// Norm-relative error of `got` against `want`.
-fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let (mut d, mut n) = (0f64, 0f64);
-    for (g, w) in got.iter().zip(want) {
-        d += (f64::from(*g) - f64::from(*w)).powi(2);
-        n += f64::from(*w).powi(2);
-    }
-    (d / n).sqrt()
-}
-
-fn cstrings(texts: &[&[u8]]) -> (Vec<CString>, Vec<*const c_char>) {
-    let owned: Vec<CString> = texts.iter().map(|t| CString::new(*t).unwrap()).collect();
-    let ptrs = owned.iter().map(|c| c.as_ptr()).collect();
-    (owned, ptrs)
 }
 
 struct Out {
@@ -110,32 +86,6 @@ fn classify_text(m: &Model, texts: &[&[u8]], capacity: usize) -> Out {
         values,
         rows,
         labels,
-    }
-}
-
-fn label(m: &Model, i: usize) -> Option<String> {
-    // SAFETY: a live handle (or NULL, checked).
-    let p = unsafe { torchless_model_label(m.0, i) };
-    // SAFETY: a non-NULL label is owned by the live model.
-    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string())
-}
-
-fn info(m: &Model) -> (TorchlessModelKind, usize, String, String) {
-    let mut info = std::mem::MaybeUninit::<TorchlessModelInfo>::uninit();
-    // SAFETY: a live handle and a writable out struct.
-    assert_eq!(
-        unsafe { torchless_model_info(m.0, info.as_mut_ptr()) },
-        TorchlessStatus::Ok
-    );
-    // SAFETY: written by the OK call above; its strings are owned by the live model.
-    unsafe {
-        let info = info.assume_init();
-        (
-            info.kind,
-            info.output_dim,
-            CStr::from_ptr(info.architecture).to_str().unwrap().into(),
-            CStr::from_ptr(info.name).to_str().unwrap().into(),
-        )
     }
 }
 
@@ -498,7 +448,7 @@ fn text_calls_and_other_calls_refuse_the_wrong_kind() {
     assert_eq!(out.status, TorchlessStatus::WrongModelKind);
     assert_eq!(last_error(), "torchless_classify_text: this model is not a text classifier (tiny-st `bert` is a sentence encoder: use torchless_embed)");
     assert_eq!(label(&enc, 0), None);
-    assert_eq!(last_error(), "torchless_model_label: this model is not a text classifier (tiny-st `bert` is a sentence encoder: use torchless_embed)");
+    assert_eq!(last_error(), "torchless_model_label: this model is not a text classifier or an image classifier (tiny-st `bert` is a sentence encoder: use torchless_embed)");
 
     // A text classifier through the other calls.
     let m = load("xlmr-classifier");
@@ -522,7 +472,7 @@ fn text_calls_and_other_calls_refuse_the_wrong_kind() {
         assert_eq!(s, TorchlessStatus::WrongModelKind);
         assert_eq!(
             last_error(),
-            format!("torchless_embed: this model is not a sentence encoder {tail}")
+            format!("torchless_embed: this model is not a sentence encoder or an image-text embedder {tail}")
         );
         let s = torchless_classify(
             m.0,
