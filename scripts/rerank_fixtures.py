@@ -11,6 +11,11 @@ Writes ``tests/fixtures/rerank/`` (about 450 KB), reusing the committed tokenize
   ``XLMRobertaForSequenceClassification`` with ``num_labels=3`` and an ``id2label``
   (``roberta.`` encoder + ``classifier.dense`` / ``classifier.out_proj``), the tokenizer of
   ``tests/fixtures/xlmr/tiny-st/`` (truncation at 38 tokens), ``model.safetensors``,
+* ``modernbert-reranker/`` -- a randomly initialised 3-layer (global, local, global; window 8),
+  32-wide ``ModernBertForSequenceClassification`` with ``num_labels=1`` and
+  ``classifier_pooling="mean"`` (``model.`` encoder + ``head.dense`` / ``head.norm`` +
+  ``classifier``), the tokenizer of ``tests/fixtures/modernbert/tiny-st/`` (no token types,
+  truncation at 40 tokens), eager attention, ``model.safetensors``,
 * ``expected.json`` -- for ``pairs`` (query, document; non-ASCII and truncated ones included)
   and ``texts``: per model the pair/text token ids, the transformers model's raw logits, and
   sentence-transformers ``CrossEncoder(folder).predict`` scores (sigmoid for the 1-label
@@ -119,8 +124,20 @@ def _expected(d: Path, cls, max_len: int) -> dict:
     return out
 
 
+def modernbert_init_weights(model: torch.nn.Module, gen: torch.Generator) -> None:
+    """As ``modernbert_fixtures.init_weights``: norm weights U(0.5, 1.5), everything else
+    N(0, 0.2), in ``named_parameters`` order."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(torch.rand(p.shape, generator=gen) + 0.5)
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+
+
 def make_rerank() -> None:
-    from transformers import (BertConfig, BertForSequenceClassification, XLMRobertaConfig,
+    from transformers import (BertConfig, BertForSequenceClassification, ModernBertConfig,
+                              ModernBertForSequenceClassification, XLMRobertaConfig,
                               XLMRobertaForSequenceClassification)
 
     if RERANK_OUT.exists():
@@ -148,12 +165,27 @@ def make_rerank() -> None:
     xdir = _folder("xlmr-classifier", xlmr, FIXTURES / "xlmr" / "tiny-st",
                    ["tokenizer.json", "tokenizer_config.json"])
 
+    mcfg = ModernBertConfig(vocab_size=1200, hidden_size=32, num_hidden_layers=3,
+                            num_attention_heads=4, intermediate_size=48, max_position_embeddings=64,
+                            global_attn_every_n_layers=2, local_attention=8,
+                            global_rope_theta=160000.0, local_rope_theta=1000.0,
+                            hidden_activation="gelu", norm_eps=1e-5, pad_token_id=0, cls_token_id=2,
+                            sep_token_id=3, bos_token_id=2, eos_token_id=3, num_labels=1,
+                            classifier_pooling="mean", attn_implementation="eager",
+                            architectures=["ModernBertForSequenceClassification"])
+    modern = ModernBertForSequenceClassification(mcfg).eval()
+    modernbert_init_weights(modern, torch.Generator().manual_seed(RERANK_SEED + 2))
+    assert all(k.startswith(("model.", "head.", "classifier.")) for k in modern.state_dict())
+    mdir = _folder("modernbert-reranker", modern, FIXTURES / "modernbert" / "tiny-st",
+                   ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"])
+
     expected = {
         "query": QUERY,
         "pairs": [list(p) for p in PAIRS],
         "texts": TEXTS,
         "bert-reranker": _expected(bdir, BertForSequenceClassification, 64),
         "xlmr-classifier": _expected(xdir, XLMRobertaForSequenceClassification, 38),
+        "modernbert-reranker": _expected(mdir, ModernBertForSequenceClassification, 40),
     }
     expected["xlmr-classifier"]["id2label"] = {str(k): v for k, v in XLMR_LABELS.items()}
     _write_json(RERANK_OUT / "expected.json", expected)
@@ -163,9 +195,9 @@ def make_rerank() -> None:
     (RERANK_OUT / "README.md").write_text(readme + __doc__.split("\n\n", 1)[1].replace("``", "`"),
                                           encoding="utf-8")
     size = sum(p.stat().st_size for p in RERANK_OUT.rglob("*") if p.is_file())
-    assert size < 600_000, size
+    assert size < 900_000, size
     print(f"rerank: {RERANK_OUT.relative_to(ROOT)}: {size} bytes")
-    for name in ("bert-reranker", "xlmr-classifier"):
+    for name in ("bert-reranker", "xlmr-classifier", "modernbert-reranker"):
         e = expected[name]
         print(f"  {name}: activation {e['activation']}, scores {e['scores']}")
         for p in e["pairs"]:

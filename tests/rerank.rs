@@ -116,6 +116,12 @@ fn rerank_bert_cross_encoder_matches_sentence_transformers() {
 }
 
 #[test]
+fn rerank_modernbert_cross_encoder_matches_sentence_transformers() {
+    // Mean pooling over real tokens, a local layer narrower than the longer pairs, truncation.
+    check_model("modernbert-reranker", ScoreActivation::Sigmoid, 1);
+}
+
+#[test]
 fn rerank_xlmr_classifier_matches_transformers() {
     check_model("xlmr-classifier", ScoreActivation::Identity, 3);
     let m = load(&fixture("rerank/xlmr-classifier"));

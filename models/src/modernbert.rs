@@ -21,7 +21,7 @@ use torchless_kernels::norm::{add_layer_norm, add_norm, NormParams};
 use torchless_kernels::rope::{rope_qk, RopeLayout, RopeTable};
 
 use crate::error::{fits, nonzero, positive, shown, ConfigError, ConfigResult};
-use crate::family::{LoadContext, Result2, TextEncoder};
+use crate::family::{LoadContext, Result2, SequenceClassifier, TextEncoder};
 use crate::{hf_activation, Linear};
 
 /// `model_type`s this file loads.
@@ -82,6 +82,19 @@ pub struct RawModernBertConfig {
     pub layer_types: Option<Vec<String>>,
     /// Per layer type `{rope_type, rope_theta}` (transformers 5).
     pub rope_parameters: Option<Value>,
+    /// `ModernBertForSequenceClassification`'s pooling: `cls` (the first token) or `mean`.
+    #[serde(default = "default_pooling")]
+    pub classifier_pooling: String,
+    /// Whether the classification head's `dense` has a bias.
+    #[serde(default)]
+    pub classifier_bias: bool,
+    /// The classification head's activation.
+    #[serde(default = "default_act")]
+    pub classifier_activation: String,
+}
+
+fn default_pooling() -> String {
+    "cls".into()
 }
 
 fn default_vocab() -> usize {
@@ -269,6 +282,143 @@ pub fn load_encoder(ctx: &LoadContext) -> Result2<Box<dyn TextEncoder>> {
         .into_config()?;
     let prefix = ctx.prefix(PREFIXES, "embeddings.tok_embeddings.weight", "ModernBERT")?;
     Ok(Box::new(ModernBertModel::load(ctx.under(prefix), config)?))
+}
+
+/// How `ModernBertForSequenceClassification` pools the last hidden state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassifierPooling {
+    /// The first token (`[CLS]`).
+    Cls,
+    /// The mean over the real tokens.
+    Mean,
+}
+
+/// `ModernBertForSequenceClassification` (cross-encoder rerankers such as
+/// `Alibaba-NLP/gte-reranker-modernbert-base`, text classifiers): [`ModernBertModel`] under
+/// `model.`, the pooled last hidden state (`classifier_pooling`), then `head` (`dense`, the
+/// `classifier_activation`, `norm`) and the `classifier` linear layer
+/// (modeling_modernbert.py: `ModernBertPredictionHead`, `ModernBertForSequenceClassification`).
+pub struct ModernBertForSequenceClassification {
+    model: ModernBertModel,
+    dense: Linear,
+    act: Activation,
+    norm: NormParams,
+    classifier: Linear,
+    pooling: ClassifierPooling,
+    num_labels: usize,
+}
+
+/// The checked head settings of `ModernBertForSequenceClassification`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassifierHead {
+    /// How the last hidden state is pooled.
+    pub pooling: ClassifierPooling,
+    /// `classifier_activation`.
+    pub act: Activation,
+    /// Whether `head.dense` has a bias (`classifier_bias`).
+    pub bias: bool,
+}
+
+impl RawModernBertConfig {
+    /// The classification head's settings, naming the field at fault.
+    pub fn classifier_head(&self) -> ConfigResult<ClassifierHead> {
+        let pooling = match self.classifier_pooling.as_str() {
+            "cls" => ClassifierPooling::Cls,
+            "mean" => ClassifierPooling::Mean,
+            other => {
+                return Err(ConfigError::Unsupported(format!(
+                    "classifier_pooling {} is not supported (cls, mean)",
+                    shown(other)
+                )))
+            }
+        };
+        Ok(ClassifierHead {
+            pooling,
+            act: hf_activation(&self.classifier_activation)?,
+            bias: self.classifier_bias,
+        })
+    }
+}
+
+impl ModernBertForSequenceClassification {
+    /// Loads from the checkpoint root `vb`, the encoder under `prefix`.
+    pub fn load(
+        vb: VarBuilder,
+        prefix: &str,
+        config: ModernBertConfig,
+        head: ClassifierHead,
+        num_labels: usize,
+    ) -> Result<Self> {
+        let h = config.hidden;
+        let p = prefix.trim_end_matches('.');
+        let enc = if p.is_empty() { vb.clone() } else { vb.pp(p) };
+        Ok(ModernBertForSequenceClassification {
+            dense: Linear::load(vb.pp("head").pp("dense"), h, h, head.bias)?,
+            act: head.act,
+            norm: norm(vb.pp("head").pp("norm"), &config)?,
+            classifier: Linear::load(vb.pp("classifier"), h, num_labels, true)?,
+            pooling: head.pooling,
+            num_labels,
+            model: ModernBertModel::load(enc, config)?,
+        })
+    }
+}
+
+impl SequenceClassifier for ModernBertForSequenceClassification {
+    /// Token type ids are ignored: ModernBERT has none (a pair is `[CLS] a [SEP] b [SEP]`).
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        _token_type_ids: Option<&Tensor>,
+        lengths: &[u32],
+    ) -> Result<Tensor> {
+        let hidden = self.model.forward(input_ids, lengths)?;
+        let (b, t, h) = hidden.dims3()?;
+        let pooled = match self.pooling {
+            ClassifierPooling::Cls => hidden.narrow(1, 0, 1)?,
+            ClassifierPooling::Mean => {
+                // The padding mask's weights 1/len on real tokens, 0 on padding: [B, 1, T].
+                let mut w = vec![0f32; b * t];
+                for (row, &len) in w.chunks_exact_mut(t).zip(lengths) {
+                    let len = (len as usize).clamp(1, t);
+                    row[..len].fill(1.0 / len as f32);
+                }
+                let w = Tensor::from_vec(w, (b, 1, t), hidden.device())?;
+                w.matmul(&hidden.to_dtype(DType::F32)?)?
+                    .to_dtype(hidden.dtype())?
+            }
+        };
+        let x = self
+            .dense
+            .forward(&pooled.reshape((b, 1, h))?.contiguous()?)?;
+        let x = bias_act(&x, None, self.act)?;
+        let x = add_layer_norm(&x, None, &self.norm, self.model.config.eps)?;
+        self.classifier.forward(&x)?.reshape((b, self.num_labels))
+    }
+
+    fn num_labels(&self) -> usize {
+        self.num_labels
+    }
+
+    fn max_positions(&self) -> usize {
+        self.model.config.max_positions
+    }
+}
+
+/// The registry's loader for `ModernBertForSequenceClassification` folders.
+pub fn load_sequence_classifier(ctx: &LoadContext) -> Result2<Box<dyn SequenceClassifier>> {
+    let raw = ctx.config::<RawModernBertConfig>("ModernBERT")?;
+    let head = raw.classifier_head()?;
+    let config = raw.into_config()?;
+    let num_labels = crate::family::num_labels(ctx.config)?;
+    let prefix = ctx.prefix(PREFIXES, "embeddings.tok_embeddings.weight", "ModernBERT")?;
+    Ok(Box::new(ModernBertForSequenceClassification::load(
+        ctx.vb.clone(),
+        prefix,
+        config,
+        head,
+        num_labels,
+    )?))
 }
 
 /// `nn.LayerNorm(hidden, bias=norm_bias)`.
@@ -556,6 +706,24 @@ mod tests {
         ];
         for (extra, want) in cases {
             let e = raw(extra).into_config().unwrap_err().to_string();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn classifier_heads_are_read_and_checked() {
+        let h = raw("").classifier_head().unwrap();
+        assert_eq!(h.pooling, ClassifierPooling::Cls);
+        assert!(!h.bias);
+        let h = raw(r#", "classifier_pooling": "mean", "classifier_bias": true"#)
+            .classifier_head()
+            .unwrap();
+        assert_eq!((h.pooling, h.bias), (ClassifierPooling::Mean, true));
+        for (extra, want) in [
+            (r#", "classifier_pooling": "max""#, "classifier_pooling"),
+            (r#", "classifier_activation": "mish""#, "mish"),
+        ] {
+            let e = raw(extra).classifier_head().unwrap_err().to_string();
             assert!(e.contains(want), "{extra}: {e}");
         }
     }

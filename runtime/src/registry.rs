@@ -239,6 +239,13 @@ pub static FAMILIES: &[Family] = &[
         ],
         loader: Loader::SequenceClassifier(roberta::load_sequence_classifier),
     },
+    Family {
+        name: "modernbert-cls",
+        task: Task::SequenceClassify,
+        model_types: modernbert::MODEL_TYPES,
+        architectures: &["ModernBertForSequenceClassification"],
+        loader: Loader::SequenceClassifier(modernbert::load_sequence_classifier),
+    },
 ];
 
 /// The `model_type`s of every family serving `task`.
