@@ -14,6 +14,7 @@ mod generate_cli;
 mod hostile;
 mod modernbert;
 mod rerank;
+mod resize;
 mod resnet;
 mod runtime_hostile;
 mod vit;

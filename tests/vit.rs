@@ -148,7 +148,7 @@ fn vit_folder_resolves_and_bad_processors_are_refused() {
     assert!(torchless::registry::model_types(Task::Classify).contains(&"vit"));
     let tmp = tempfile::tempdir().unwrap();
     let cases = [
-        (r#"{"resample": 3}"#, "BICUBIC"),
+        (r#"{"resample": 1}"#, "LANCZOS"),
         (r#"{"size": {"shortest_edge": 224}}"#, "shortest_edge"),
         (r#"{"do_center_crop": true}"#, "do_center_crop"),
         (r#"{"image_std": [0.5, 0.5]}"#, "image_std"),

@@ -12,18 +12,20 @@ use torchless_models::clip::ClipModel;
 
 use crate::encoder::{l2_normalize, load_tokenizer};
 use crate::error::{Error, Result};
-use crate::preprocess::{load_image, pil_bilinear_resize, RgbImage};
+use crate::preprocess::{load_image, pil_resize, Resample, RgbImage};
 use crate::registry::{LoadOptions, Source, Task};
 
 /// Hugging Face's `CLIPImageProcessor` (its PIL backend) as `preprocessor_config.json`
 /// configures it: resize the shortest edge to `size.shortest_edge` (the longer side
 /// `int(edge · long / short)`), center crop to `crop_size` (offsets `(size − crop) // 2`), rescale
-/// and normalise. Only `resample` 2 (Pillow bilinear, reproduced bit for bit) is supported: the
-/// hub default 3 (BICUBIC) is refused by name.
+/// and normalise. `resample` 3 (Pillow bicubic, the hub's default) and 2 (bilinear) are
+/// reproduced bit for bit; the other filters are refused by name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClipImageProcessor {
     /// The shortest edge after resizing.
     pub shortest_edge: usize,
+    /// The resize filter.
+    pub resample: Resample,
     /// `(height, width)` of the center crop.
     pub crop: (usize, usize),
     /// Multiplies the 8-bit values.
@@ -40,7 +42,7 @@ struct RawClipProcessor {
     do_resize: bool,
     size: Option<serde_json::Value>,
     #[serde(default = "bicubic")]
-    resample: u32,
+    resample: u64,
     #[serde(default = "yes")]
     do_center_crop: bool,
     crop_size: Option<serde_json::Value>,
@@ -57,7 +59,7 @@ struct RawClipProcessor {
 fn yes() -> bool {
     true
 }
-fn bicubic() -> u32 {
+fn bicubic() -> u64 {
     3
 }
 fn inv255() -> f64 {
@@ -89,18 +91,7 @@ impl ClipImageProcessor {
                     .into(),
             ));
         }
-        if raw.resample != 2 {
-            let name = [
-                "NEAREST", "LANCZOS", "BILINEAR", "BICUBIC", "BOX", "HAMMING",
-            ]
-            .get(raw.resample as usize)
-            .copied()
-            .unwrap_or("unknown");
-            return Err(bad(format!(
-                "resample {} (PIL {name}) is not supported (only 2, BILINEAR)",
-                raw.resample
-            )));
-        }
+        let resample = Resample::from_pil(raw.resample).map_err(bad)?;
         let get = |v: &Option<serde_json::Value>, k: &str| {
             v.as_ref()
                 .and_then(|v| v.get(k))
@@ -140,6 +131,7 @@ impl ClipImageProcessor {
         };
         Ok(ClipImageProcessor {
             shortest_edge,
+            resample,
             crop,
             rescale: if raw.do_rescale {
                 raw.rescale_factor as f32
@@ -163,7 +155,7 @@ impl ClipImageProcessor {
         let (nw, nh) = if w <= h { (s, new_long) } else { (new_long, s) };
         let resized;
         let img = if (nw, nh) != (w, h) {
-            resized = pil_bilinear_resize(img, nw, nh);
+            resized = pil_resize(img, nw, nh, self.resample);
             &resized
         } else {
             img

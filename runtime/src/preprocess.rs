@@ -103,13 +103,15 @@ impl Preprocess {
 
 /// Hugging Face's `ViTImageProcessor` (its PIL backend, `ViTImageProcessorPil`), as a model
 /// folder's `preprocessor_config.json` configures it: `do_resize` to `size`
-/// `{height, width}` with `resample` (2: PIL bilinear, the only filter supported; no
-/// aspect-ratio keeping, no center crop), `do_rescale` by `rescale_factor`, `do_normalize`
+/// `{height, width}` with `resample` (2: PIL bilinear, 3: PIL bicubic; no aspect-ratio
+/// keeping, no center crop), `do_rescale` by `rescale_factor`, `do_normalize`
 /// with `image_mean` / `image_std`. The resize is Pillow's, bit for bit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageProcessor {
     /// `(height, width)` after resizing; `None` (`do_resize: false`): the image's own size.
     pub resize: Option<(usize, usize)>,
+    /// The resize filter.
+    pub resample: Resample,
     /// Multiplies the 8-bit values (`1/255`); `None` (`do_rescale: false`): values as is.
     pub rescale: Option<f32>,
     /// Per-channel `(mean, std)`; `None` (`do_normalize: false`): no normalisation.
@@ -123,7 +125,7 @@ struct RawImageProcessor {
     #[serde(default)]
     size: Option<serde_json::Value>,
     #[serde(default = "bilinear")]
-    resample: u32,
+    resample: u64,
     #[serde(default = "yes")]
     do_rescale: bool,
     #[serde(default = "inv255")]
@@ -141,7 +143,7 @@ struct RawImageProcessor {
 fn yes() -> bool {
     true
 }
-fn bilinear() -> u32 {
+fn bilinear() -> u64 {
     2
 }
 fn inv255() -> f64 {
@@ -156,6 +158,7 @@ impl ImageProcessor {
         if !path.is_file() {
             return Ok(ImageProcessor {
                 resize: Some((224, 224)),
+                resample: Resample::Bilinear,
                 rescale: Some(1.0 / 255.0),
                 normalize: Some(([0.5; 3], [0.5; 3])),
             });
@@ -173,20 +176,8 @@ impl ImageProcessor {
         if raw.do_center_crop {
             return Err(bad("do_center_crop = true is not supported".into()));
         }
+        let resample = Resample::from_pil(raw.resample).map_err(bad)?;
         let resize = if raw.do_resize {
-            if raw.resample != 2 {
-                // PIL.Image.Resampling: NEAREST 0, LANCZOS 1, BILINEAR 2, BICUBIC 3, BOX 4, HAMMING 5.
-                let name = [
-                    "NEAREST", "LANCZOS", "BILINEAR", "BICUBIC", "BOX", "HAMMING",
-                ]
-                .get(raw.resample as usize)
-                .copied()
-                .unwrap_or("unknown");
-                return Err(bad(format!(
-                    "resample {} (PIL {name}) is not supported (only 2, BILINEAR)",
-                    raw.resample
-                )));
-            }
             let size = raw
                 .size
                 .unwrap_or(serde_json::json!({"height": 224, "width": 224}));
@@ -229,6 +220,7 @@ impl ImageProcessor {
         };
         Ok(ImageProcessor {
             resize,
+            resample,
             rescale,
             normalize,
         })
@@ -251,7 +243,7 @@ impl ImageProcessor {
         let resized;
         let img = match self.resize {
             Some((h, w)) if (h, w) != (img.height, img.width) => {
-                resized = pil_bilinear_resize(img, w, h);
+                resized = pil_resize(img, w, h, self.resample);
                 &resized
             }
             _ => img,
@@ -293,14 +285,82 @@ pub fn resize_shorter_side(img: &RgbImage, size: usize) -> std::result::Result<R
     Ok(pil_bilinear_resize(img, nw, nh))
 }
 
+/// The Pillow resampling filters torchless reproduces bit for bit (`PIL.Image.Resampling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resample {
+    /// `BILINEAR` (2): a triangle filter, support 1.
+    Bilinear,
+    /// `BICUBIC` (3): Keys' cubic convolution with `a = -0.5`, support 2.
+    Bicubic,
+}
+
+impl Resample {
+    /// The filter of a `preprocessor_config.json` `resample` code; the other codes are refused
+    /// by name.
+    pub fn from_pil(code: u64) -> std::result::Result<Resample, String> {
+        match code {
+            2 => Ok(Resample::Bilinear),
+            3 => Ok(Resample::Bicubic),
+            _ => {
+                // PIL.Image.Resampling: NEAREST 0, LANCZOS 1, BILINEAR 2, BICUBIC 3, BOX 4, HAMMING 5.
+                let name = [
+                    "NEAREST", "LANCZOS", "BILINEAR", "BICUBIC", "BOX", "HAMMING",
+                ]
+                .get(code as usize)
+                .copied()
+                .unwrap_or("unknown");
+                Err(format!(
+                    "resample {code} (PIL {name}) is not supported (2, BILINEAR, or 3, BICUBIC)"
+                ))
+            }
+        }
+    }
+
+    /// The filter's support at scale 1.
+    fn support(self) -> f64 {
+        match self {
+            Resample::Bilinear => 1.0,
+            Resample::Bicubic => 2.0,
+        }
+    }
+
+    /// Pillow's `bilinear_filter` / `bicubic_filter` (Resample.c).
+    fn weight(self, x: f64) -> f64 {
+        let x = x.abs();
+        match self {
+            Resample::Bilinear => {
+                if x < 1.0 {
+                    1.0 - x
+                } else {
+                    0.0
+                }
+            }
+            Resample::Bicubic => {
+                const A: f64 = -0.5;
+                if x < 1.0 {
+                    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+                } else if x < 2.0 {
+                    (((x - 5.0) * x + 8.0) * x - 4.0) * A
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// Pillow's `precompute_coeffs` for the bilinear filter (support 1) and `normalize_coeffs_8bpc`:
-/// per output pixel, the first input index, the tap count and fixed-point weights.
-fn coeffs(in_size: usize, out_size: usize) -> (Vec<(usize, usize)>, Vec<i32>, usize) {
+/// Pillow's `precompute_coeffs` for `filter` and `normalize_coeffs_8bpc`: per output pixel, the
+/// first input index, the tap count and fixed-point weights.
+fn coeffs(
+    in_size: usize,
+    out_size: usize,
+    filter: Resample,
+) -> (Vec<(usize, usize)>, Vec<i32>, usize) {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
-    let support = filterscale; // bilinear support 1.0 × filterscale
+    let support = filter.support() * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
     let mut bounds = Vec::with_capacity(out_size);
     let mut kk = vec![0i32; out_size * ksize];
@@ -314,9 +374,7 @@ fn coeffs(in_size: usize, out_size: usize) -> (Vec<(usize, usize)>, Vec<i32>, us
         let n = xmax.saturating_sub(xmin);
         let mut ww = 0.0;
         for (x, kx) in k.iter_mut().enumerate().take(n) {
-            let t = ((x + xmin) as f64 - center + 0.5) * ss;
-            let t = t.abs();
-            let w = if t < 1.0 { 1.0 - t } else { 0.0 };
+            let w = filter.weight(((x + xmin) as f64 - center + 0.5) * ss);
             *kx = w;
             ww += w;
         }
@@ -344,12 +402,17 @@ fn clip8(v: i32) -> u8 {
     }
 }
 
-/// `PIL.Image.resize((nw, nh), Image.BILINEAR)` for an RGB image, bit for bit: horizontal
-/// pass (8-bit result), then vertical pass, each skipped when that side keeps its size.
+/// `PIL.Image.resize((nw, nh), Image.BILINEAR)` for an RGB image, bit for bit.
 pub fn pil_bilinear_resize(img: &RgbImage, nw: usize, nh: usize) -> RgbImage {
+    pil_resize(img, nw, nh, Resample::Bilinear)
+}
+
+/// `PIL.Image.resize((nw, nh), filter)` for an RGB image, bit for bit: horizontal pass (8-bit
+/// result, clipped), then vertical pass, each skipped when that side keeps its size.
+pub fn pil_resize(img: &RgbImage, nw: usize, nh: usize, filter: Resample) -> RgbImage {
     let (w, h) = (img.width, img.height);
     let horizontal = if nw != w {
-        let (bounds, kk, ksize) = coeffs(w, nw);
+        let (bounds, kk, ksize) = coeffs(w, nw, filter);
         let mut out = vec![0u8; nw * h * 3];
         for y in 0..h {
             let row = &img.data[y * w * 3..(y + 1) * w * 3];
@@ -375,7 +438,7 @@ pub fn pil_bilinear_resize(img: &RgbImage, nw: usize, nh: usize) -> RgbImage {
     if nh == h {
         return horizontal;
     }
-    let (bounds, kk, ksize) = coeffs(h, nh);
+    let (bounds, kk, ksize) = coeffs(h, nh, filter);
     let src = &horizontal.data;
     let mut out = vec![0u8; nw * nh * 3];
     for (yy, &(ymin, n)) in bounds.iter().enumerate() {
