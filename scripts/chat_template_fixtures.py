@@ -19,7 +19,8 @@ Writes:
 * ``tests/fixtures/chat/folders.json``: ``{"cases": [{"folder" (relative to
   tests/fixtures), "messages", "add_generation_prompt", "expected"}]}`` for the
   committed decoder folders that now carry a chat template, rendered through
-  ``AutoTokenizer.from_pretrained(folder)``;
+  ``AutoTokenizer.from_pretrained(folder)``, with its ids
+  (``apply_chat_template(..., tokenize=True)``);
 * ``tests/fixtures/decoders/llama/tokenizer_config.json`` (the Mistral v0.3
   template, ``<s>``/``</s>``) and ``tests/fixtures/decoders/gpt2/
   tokenizer_config.json`` (ChatML as Qwen2.5 has it, ``<|endoftext|>``);
@@ -540,6 +541,8 @@ EXTRA_CASES = [
     ("chatml-qwen2.5", "qwen3-tool-response", True, {}),
 ]
 
+# Short enough for the tiny decoders' positions (`torchless generate --system ... --chat ...`).
+CONVERSATIONS["short"] = [msg("system", "Be brief."), msg("user", "Hi there")]
 CONVERSATIONS["qwen3-thinking"] = [
     USER,
     msg("assistant", "<think>\nThe user asks 2+2.\n</think>\n\n4"),
@@ -620,12 +623,18 @@ def write_folder_configs():
         path = FIXTURES / folder / "tokenizer_config.json"
         path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         tok = AutoTokenizer.from_pretrained(str(FIXTURES / folder))
-        for conv, agp in (("system-user", True), ("multi-turn", True), ("ends-with-assistant", False)):
+        for conv, agp in (("system-user", True), ("multi-turn", True), ("ends-with-assistant", False),
+                          ("short", True)):
             if name == "mistral-v0.3" and conv == "ends-with-assistant":
                 conv = "multi-turn"
             out = tok.apply_chat_template(CONVERSATIONS[conv], tokenize=False, add_generation_prompt=agp)
+            # The ids `apply_chat_template(tokenize=True)` gives: the text encoded without adding
+            # special tokens (the template writes them).
+            ids = tok.apply_chat_template(CONVERSATIONS[conv], tokenize=True, add_generation_prompt=agp,
+                                          return_dict=True)["input_ids"]
+            assert ids == tok(out, add_special_tokens=False)["input_ids"]
             cases.append({"folder": folder, "template": name, "messages": CONVERSATIONS[conv],
-                          "add_generation_prompt": agp, "expected": out})
+                          "add_generation_prompt": agp, "expected": out, "ids": ids})
     return cases
 
 
