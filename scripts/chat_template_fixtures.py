@@ -478,7 +478,43 @@ QWEN3 = r"""{%- if tools %}
     {%- endif %}
 {%- endif %}"""
 
+# Zephyr (HuggingFaceH4/zephyr-7b-beta): block tags on their own lines, no `-`, so the output
+# depends on trim_blocks.
+ZEPHYR = (
+    "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + "
+    "eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}"
+    "\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n"
+    "{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"
+)
+
+# Not a model's: the Python-isms and whitespace control templates in the wild lean on, indented
+# block tags without `-` (lstrip_blocks), loop controls, pycompat methods, tojson, namespace.
+PYTHONISMS = r"""{% set ns = namespace(n=0, roles=[]) %}
+  {% for message in messages %}
+    {% if loop.index0 > 2 %}{% break %}{% endif %}
+    {% if message.role == 'system' %}
+      {% continue %}
+    {% endif %}
+    {% set ns.n = ns.n + 1 %}
+    [{{ ns.n }}] {{ message.role.upper() }}: {{ message.content.strip().replace('  ', ' ') }}
+    {% for key, value in message.items() %}{{ key }}={{ value | length }};{% endfor %}
+
+    words={{ message.content.split() | length }} first={{ message.content.lstrip().split(' ')[0] }}
+    {% if message.content.strip().startswith('What') or message.content.endswith('
+') %}question{% endif %}
+
+  {% endfor %}
+{{ messages | tojson }}
+{{ messages[:1] | tojson(indent=2) }}
+{{ messages[::-1] | map(attribute='role') | join(',') }}|{{ bos_token }}|{{ eos_token }}|{{ 'x' ~ 3 }}
+{%- if add_generation_prompt %}
+<assistant>
+{% endif %}
+"""
+
 TEMPLATES = {
+    "zephyr": (ZEPHYR, {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}),
+    "pythonisms": (PYTHONISMS, {"bos_token": "<s>", "eos_token": "</s>"}),
     "chatml-qwen2.5": (CHATML_QWEN25, {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}),
     "llama3.1": (LLAMA31, {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}),
     "llama3.2": (LLAMA32, {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"}),

@@ -685,6 +685,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn chat_template_is_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<ChatTemplate>();
+        send_sync::<TextStream<'static>>();
+    }
+
+    #[test]
     fn strftime_formats_a_known_date() {
         // 2024-07-26 13:05:09 UTC, a Friday.
         let secs = 1_722_000_000 - 1_722_000_000 % 86_400 + 13 * 3600 + 5 * 60 + 9;
