@@ -1,8 +1,7 @@
 //! Chat templates against `transformers`' `apply_chat_template` (the prompts
 //! `scripts/chat_template_fixtures.py` recorded for Qwen2.5/ChatML, Llama 3.1 and 3.2,
 //! Gemma 2 and 3, Phi-3, Mistral v0.3, Qwen3 and Zephyr templates and one of Python-isms),
-//! and streamed text against the
-//! tokenizer's decoding of the whole sequence.
+//! and streamed text against the tokenizer's decoding of the whole sequence.
 
 use std::collections::BTreeMap;
 use std::path::Path;
