@@ -261,3 +261,82 @@ fn a_huge_max_new_tokens_stops_when_the_context_is_full() {
         "{err}"
     );
 }
+
+/// `--system ... --chat ...` builds the prompt with the folder's chat template: the ids are
+/// transformers' `apply_chat_template(..., add_generation_prompt=True, tokenize=True)`, and the
+/// streamed text equals the `--json` text.
+#[test]
+fn chat_prompts_use_the_folders_chat_template() {
+    let fx: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("chat/folders.json")).expect("chat/folders.json"),
+    )
+    .expect("json");
+    let case = fx["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|c| {
+            c["folder"] == "decoders/llama"
+                && c["messages"].as_array().map(Vec::len) == Some(2)
+                && c["ids"].as_array().map(Vec::len) < Some(40)
+        })
+        .expect("a short llama chat case");
+    let system = case["messages"][0]["content"].as_str().expect("system");
+    let user = case["messages"][1]["content"].as_str().expect("user");
+    let dir = fixture("decoders/llama");
+    let args = [
+        "generate",
+        "--model",
+        s(&dir),
+        "--device",
+        "cpu",
+        "--system",
+        system,
+        "--chat",
+        user,
+        "--max-new-tokens",
+        "8",
+        "--ignore-eos",
+    ];
+    let mut with_json = args.to_vec();
+    with_json.push("--json");
+    let out = json_of(&torchless(&with_json));
+    assert_eq!(ints(&out["prompt_ids"]), ints(&case["ids"]));
+    assert_eq!(ints(&out["new_ids"]).len(), 8);
+    let streamed = torchless(&args);
+    assert!(
+        streamed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&streamed.stderr)
+    );
+    let text = out["text"].as_str().expect("text");
+    assert_eq!(
+        String::from_utf8_lossy(&streamed.stdout),
+        format!("{text}\n")
+    );
+
+    // A folder without a chat template is refused, naming what is missing.
+    let out = torchless(&[
+        "generate",
+        "--model",
+        s(&fixture("decoders/qwen2")),
+        "--device",
+        "cpu",
+        "--chat",
+        "hi",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no chat template"), "{err}");
+    // --system needs --chat.
+    let out = torchless(&[
+        "generate",
+        "--model",
+        s(&dir),
+        "--system",
+        "x",
+        "--prompt",
+        "y",
+    ]);
+    assert!(!out.status.success());
+}

@@ -2,6 +2,7 @@
 //! sentence-transformers, torchvision ResNets against PyTorch, and the `torchless` command line.
 
 mod bert;
+mod chat;
 mod classify_cli;
 mod clip;
 mod common;

@@ -1,9 +1,10 @@
 //! `torchless generate`.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use torchless::chat::{ChatMessage, ChatTemplate, TextStream};
 use torchless::{GenerateOptions, SamplerConfig, Sampling, TextGenerator};
 
 use crate::output::print_json;
@@ -19,6 +20,11 @@ use crate::run_options::RunOptions;
 /// end, `first_step_logits` being the logits (before any penalty or warping) that chose the
 /// first new token. Sampling is greedy unless --temperature, --top-k or --top-p is given;
 /// --seed makes sampling reproducible.
+///
+/// --chat "message" (with an optional --system "instructions") builds the prompt with the
+/// folder's chat template (`tokenizer_config.json`'s `chat_template` or `chat_template.jinja`),
+/// as transformers' `apply_chat_template(messages, add_generation_prompt=True)` does, and
+/// generates the assistant's answer.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The model folder.
@@ -30,10 +36,19 @@ pub struct Args {
     #[arg(
         long,
         value_name = "TEXT",
-        required_unless_present = "prompt_ids",
-        conflicts_with = "prompt_ids"
+        required_unless_present_any = ["prompt_ids", "chat"],
+        conflicts_with_all = ["prompt_ids", "chat"]
     )]
     prompt: Option<String>,
+    /// A user message, put in the model's chat format by the folder's chat template (needs
+    /// tokenizer.json and a chat template); the template writes the special tokens, so none
+    /// are added when the prompt is tokenized.
+    #[arg(long, value_name = "TEXT", conflicts_with = "prompt_ids")]
+    chat: Option<String>,
+    /// A system message before the --chat message (refused by templates without a system
+    /// role, such as Gemma's).
+    #[arg(long, value_name = "TEXT", requires = "chat", conflicts_with_all = ["prompt", "prompt_ids"])]
+    system: Option<String>,
     /// The prompt as comma-separated token ids (no tokenizer needed).
     #[arg(long, value_name = "1,2,3", value_delimiter = ',')]
     prompt_ids: Option<Vec<u32>>,
@@ -90,19 +105,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let opts = a.run.load_options()?;
     let gen = TextGenerator::load(&a.model, &opts)
         .with_context(|| format!("cannot load {}", a.model.display()))?;
-    let prompt_ids = match (&a.prompt, &a.prompt_ids) {
-        (Some(text), _) => gen.encode(text)?,
-        (None, Some(ids)) => ids.clone(),
-        (None, None) => anyhow::bail!("give --prompt or --prompt-ids"),
+    let prompt_ids = match (&a.prompt, &a.prompt_ids, &a.chat) {
+        (Some(text), _, _) => gen.encode(text)?,
+        (None, Some(ids), _) => ids.clone(),
+        (None, None, Some(message)) => {
+            chat_prompt_ids(&gen, &a.model, a.system.as_deref(), message)?
+        }
+        (None, None, None) => anyhow::bail!("give --prompt, --prompt-ids or --chat"),
     };
-    let streaming = !a.json && gen.tokenizer().is_some();
-    let mut printer = TextStream::default();
-    let mut so_far = Vec::new();
+    let mut printer = match gen.tokenizer() {
+        Some(tok) if !a.json => Some(TextStream::new(tok)),
+        _ => None,
+    };
+    let mut stdout = std::io::stdout().lock();
     let mut stream_error = None;
     let out = gen.generate(&prompt_ids, &gen_opts, |id| {
-        so_far.push(id);
-        if streaming {
-            if let Err(e) = printer.push(&gen, &so_far) {
+        if let Some(printer) = printer.as_mut() {
+            let written = printer
+                .push(id)
+                .map_err(anyhow::Error::from)
+                .and_then(|piece| Ok(write_flush(&mut stdout, &piece)?));
+            if let Err(e) = written {
                 stream_error = Some(e);
                 return false;
             }
@@ -126,9 +149,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "first_step_logits": out.first_step_logits,
         }));
     }
-    let mut stdout = std::io::stdout().lock();
-    if streaming {
-        printer.finish(&gen, &out.new_ids)?;
+    if let Some(printer) = printer.as_mut() {
+        let rest = printer.finish()?;
+        write_flush(&mut stdout, &rest)?;
         writeln!(stdout)?;
     } else {
         let ids: Vec<String> = out.new_ids.iter().map(u32::to_string).collect();
@@ -144,42 +167,42 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints decoded text progressively: the whole new sequence is decoded after each token and
-/// the part not yet printed is written, holding back while the tail is an incomplete UTF-8
-/// sequence (a replacement character) that later tokens complete.
-#[derive(Default)]
-struct TextStream {
-    printed: String,
+fn write_flush(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    out.write_all(text.as_bytes())?;
+    out.flush()
 }
 
-impl TextStream {
-    fn push(&mut self, gen: &TextGenerator, ids: &[u32]) -> anyhow::Result<()> {
-        let text = gen.decode(ids)?;
-        if text.ends_with('\u{FFFD}') {
-            return Ok(());
-        }
-        self.emit(&text)
+/// The ids of the chat prompt for `message` (after `system`, if given) in `dir`'s chat format.
+fn chat_prompt_ids(
+    gen: &TextGenerator,
+    dir: &Path,
+    system: Option<&str>,
+    message: &str,
+) -> anyhow::Result<Vec<u32>> {
+    let template = ChatTemplate::from_folder(dir)?.with_context(|| {
+        format!(
+            "{} has no chat template (tokenizer_config.json `chat_template` or \
+             chat_template.jinja): use --prompt",
+            dir.display()
+        )
+    })?;
+    let mut messages = Vec::new();
+    if let Some(system) = system {
+        messages.push(ChatMessage {
+            role: "system".into(),
+            content: system.into(),
+        });
     }
-
-    fn finish(&mut self, gen: &TextGenerator, ids: &[u32]) -> anyhow::Result<()> {
-        let text = gen.decode(ids)?;
-        if !text.starts_with(self.printed.as_str()) {
-            // The final decoding rewrote printed characters: show it whole on its own line.
-            println!();
-            self.printed.clear();
-        }
-        self.emit(&text)
-    }
-
-    fn emit(&mut self, text: &str) -> anyhow::Result<()> {
-        // Decoding can rewrite earlier characters (clean-up of spaces); print only once the new
-        // text extends what is on screen.
-        if let Some(rest) = text.strip_prefix(self.printed.as_str()) {
-            let mut out = std::io::stdout().lock();
-            out.write_all(rest.as_bytes())?;
-            out.flush()?;
-            self.printed = text.to_string();
-        }
-        Ok(())
-    }
+    messages.push(ChatMessage {
+        role: "user".into(),
+        content: message.into(),
+    });
+    let prompt = template.render(&messages, true)?;
+    let tok = gen
+        .tokenizer()
+        .with_context(|| format!("--chat needs tokenizer.json in {}", dir.display()))?;
+    let enc = tok
+        .encode(prompt, false)
+        .map_err(|e| torchless::Error::Tokenizer(e.to_string()))?;
+    Ok(enc.get_ids().to_vec())
 }
