@@ -297,3 +297,32 @@ fn a_full_queue_is_busy_and_a_closed_one_is_shutting_down() {
     }
     assert_eq!((q.waiting(), q.running()), (0, 0));
 }
+
+#[test]
+fn a_panicking_sink_does_not_stall_the_queue() {
+    let g = load("gpt2");
+    let q = GenerationQueue::new(Arc::clone(&g), BatchLimits::default());
+    let (bad_tx, bad_rx) = channel::<GenerationEvent>();
+    let bad: EventSink = Box::new(move |ev| {
+        let _ = bad_tx.send(ev);
+        panic!("a sink that panics (expected in this test)");
+    });
+    q.submit(vec![1, 2, 3], options(5, None, false), bad)
+        .unwrap();
+    // Its first token arrives, then its sink is dropped with the step that panicked.
+    assert!(matches!(
+        bad_rx.recv_timeout(Duration::from_secs(60)),
+        Ok(GenerationEvent::Token(_))
+    ));
+    assert!(bad_rx.recv_timeout(Duration::from_secs(60)).is_err());
+    // The queue still serves.
+    let (tx, rx) = channel();
+    let opts = options(5, None, false);
+    q.submit(vec![4, 5], opts.clone(), sink(0, tx, None))
+        .unwrap();
+    let got = collect(&rx, 1);
+    let want = g.generate(&[4, 5], &opts, |_| true).unwrap();
+    assert_eq!(got[0].end.as_ref().unwrap().new_ids, want.new_ids);
+    q.shutdown();
+    assert_eq!((q.waiting(), q.running()), (0, 0));
+}

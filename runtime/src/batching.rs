@@ -14,6 +14,7 @@
 //! sequences join and leave between any two steps. The design note is `docs/batching.md`.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -189,34 +190,53 @@ impl Active {
 }
 
 /// The queue's scheduler: admits, samples, retires and steps every running sequence, until
-/// the queue is closed and nothing waits or runs.
+/// the queue is closed and nothing waits or runs. A panic during a step (a sink's or the
+/// model's) drops the sequences of that step, whose callers see their sinks dropped, and the
+/// scheduler goes on with the others and with what waits: one bad request never stalls the
+/// queue.
 fn schedule(shared: &Shared) {
-    let g = &*shared.generator;
     let mut active: Vec<Active> = Vec::new();
     loop {
-        let Some(newcomers) = admit(shared, active.len()) else {
-            return;
-        };
-        for r in newcomers {
-            let Request {
-                prompt_ids,
-                options,
-                mut sink,
-            } = r;
-            match g.begin(&prompt_ids, &options) {
-                Ok(Begun::Running(seq)) => active.push(Active { seq, sink }),
-                Ok(Begun::Done(out)) => {
-                    let _ = sink(GenerationEvent::Finished(out));
-                }
-                Err(e) => {
-                    let _ = sink(GenerationEvent::Failed(e));
-                }
+        let step = std::panic::catch_unwind(AssertUnwindSafe(|| one_step(shared, &mut active)));
+        match step {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(_) => {
+                // What the panicking step held was dropped while unwinding; anything left in
+                // `active` was not part of it, but its state is no longer trusted either.
+                active.clear();
+                shared.lock().running = 0;
             }
         }
-        active = choose_all(g, active);
-        active = step_all(g, active);
-        shared.lock().running = active.len();
     }
+}
+
+/// One scheduler step; `false` once the queue is closed and drained.
+fn one_step(shared: &Shared, active: &mut Vec<Active>) -> bool {
+    let g = &*shared.generator;
+    let Some(newcomers) = admit(shared, active.len()) else {
+        return false;
+    };
+    for r in newcomers {
+        let Request {
+            prompt_ids,
+            options,
+            mut sink,
+        } = r;
+        match g.begin(&prompt_ids, &options) {
+            Ok(Begun::Running(seq)) => active.push(Active { seq, sink }),
+            Ok(Begun::Done(out)) => {
+                let _ = sink(GenerationEvent::Finished(out));
+            }
+            Err(e) => {
+                let _ = sink(GenerationEvent::Failed(e));
+            }
+        }
+    }
+    let going = choose_all(g, std::mem::take(active));
+    *active = step_all(g, going);
+    shared.lock().running = active.len();
+    true
 }
 
 /// Takes waiting requests while fewer than `max_batch_size` run (`running` now); blocks while
