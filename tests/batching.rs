@@ -93,7 +93,7 @@ fn options(max_new_tokens: usize, seed: Option<u64>, stop_at_eos: bool) -> Gener
     }
 }
 
-/// Submits every request at once to a queue of `limits` and checks each outcome against a
+/// Submits every request at once (one thread each) to a queue of `limits` and checks each outcome against a
 /// `generate` call of its own.
 fn same_as_one_at_a_time(
     kind: &str,
@@ -103,10 +103,16 @@ fn same_as_one_at_a_time(
     let g = load(kind);
     let q = GenerationQueue::new(Arc::clone(&g), limits);
     let (tx, rx) = channel();
-    for (i, (prompt, opts)) in requests.iter().enumerate() {
-        q.submit(prompt.clone(), opts.clone(), sink(i, tx.clone(), None))
-            .unwrap();
-    }
+    // Each request from its own thread, all at once.
+    std::thread::scope(|s| {
+        for (i, (prompt, opts)) in requests.iter().enumerate() {
+            let (q, tx) = (&q, tx.clone());
+            s.spawn(move || {
+                q.submit(prompt.clone(), opts.clone(), sink(i, tx, None))
+                    .unwrap()
+            });
+        }
+    });
     let got = collect(&rx, requests.len());
     for (i, ((prompt, opts), o)) in requests.iter().zip(got).enumerate() {
         let want = g.generate(prompt, opts, |_| true).unwrap();
