@@ -347,3 +347,88 @@ fn bad_folders_and_ids_are_clear_errors() {
     assert!(err.contains("384") && err.contains("vocabulary"), "{err}");
     assert!(g.generate(&[], &greedy(2), |_| true).is_err());
 }
+
+/// Index of the first maximum.
+fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+#[test]
+fn a_batched_decode_step_equals_one_forward_per_sequence() {
+    let e = expected();
+    for kind in KINDS {
+        let g = load(kind);
+        let m = g.model();
+        // Prompts of different lengths: every sequence decodes at its own position.
+        let prompts: Vec<Vec<u32>> = e["models"][kind]["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| ints(&c["prompt_ids"]))
+            .collect();
+        let steps = 5;
+        let caches = || -> Vec<torchless_models::KvCache> {
+            prompts
+                .iter()
+                .map(|p| {
+                    let mut c = m.new_cache(p.len() + steps).unwrap();
+                    m.forward(p, &mut c, Logits::Last).unwrap();
+                    c
+                })
+                .collect()
+        };
+        let (mut batched, mut alone) = (caches(), caches());
+        let mut ids: Vec<u32> = prompts.iter().map(|p| p[p.len() - 1]).collect();
+        for step in 0..steps {
+            let mut refs: Vec<&mut torchless_models::KvCache> = batched.iter_mut().collect();
+            let got = m
+                .decode_batch(&ids, &mut refs)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            assert_eq!(got.len(), prompts.len());
+            let mut next = Vec::new();
+            for (i, cache) in alone.iter_mut().enumerate() {
+                let want: Vec<f32> = m
+                    .forward(&[ids[i]], cache, Logits::Last)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap();
+                let err = rel_err(&got[i], &want);
+                assert!(err < 1e-4, "{kind} step {step} sequence {i}: {err}");
+                assert_eq!(batched[i].len(), cache.len());
+                next.push(argmax(&want));
+            }
+            ids = next;
+        }
+    }
+}
+
+#[test]
+fn a_batched_decode_step_checks_everything_before_writing() {
+    let g = load("llama");
+    let m = g.model();
+    let vocab = m.shape().vocab_size as u32;
+    let mut a = m.new_cache(4).unwrap();
+    let mut b = m.new_cache(4).unwrap();
+    m.forward(&[1, 2], &mut a, Logits::Last).unwrap();
+    m.forward(&[3, 4, 5, 6], &mut b, Logits::Last).unwrap();
+    // A bad id, a full cache, a count mismatch: refused, and no cache advanced.
+    let e = m
+        .decode_batch(&[7, vocab], &mut [&mut a, &mut b])
+        .unwrap_err();
+    assert!(e.to_string().contains("outside the vocabulary"), "{e}");
+    let e = m.decode_batch(&[7, 8], &mut [&mut a, &mut b]).unwrap_err();
+    assert!(e.to_string().contains("capacity"), "{e}");
+    let e = m.decode_batch(&[7], &mut [&mut a, &mut b]).unwrap_err();
+    assert!(e.to_string().contains("1 token ids for 2 caches"), "{e}");
+    assert_eq!((a.len(), b.len()), (2, 4));
+}

@@ -1,6 +1,7 @@
 //! Integration tests of the runtime: BERT sentence embeddings against
 //! sentence-transformers, torchvision ResNets against PyTorch, and the `torchless` command line.
 
+mod batching;
 mod bert;
 mod chat;
 mod classify_cli;

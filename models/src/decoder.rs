@@ -117,6 +117,83 @@ pub trait CausalLm: Send + Sync {
     /// through the model, appends their keys and values to `cache`, and returns f32 logits
     /// (`[1, vocab]` or `[T, vocab]`, see [`Logits`]).
     fn forward(&self, ids: &[u32], cache: &mut KvCache, logits: Logits) -> Result<Tensor>;
+
+    /// One decode step for `B = ids.len()` sequences at once: `ids[i]` is the next token of
+    /// the sequence whose cache is `caches[i]`, each at its own position `caches[i].len()`.
+    /// Appends every sequence's keys and values to its own cache and returns f32 logits
+    /// `[B, vocab]`, row `i` equal (within f32 rounding) to `forward(&[ids[i]], caches[i],
+    /// Logits::Last)`. Every id and every cache's room is checked before anything is written;
+    /// on an error no cache has advanced.
+    ///
+    /// This default runs [`CausalLm::forward`] per sequence; families that override it run
+    /// every projection as one matmul over the `B` rows (the weights are read once for all
+    /// sequences) and only attention per sequence.
+    fn decode_batch(&self, ids: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        check_batch(ids, caches, self.shape())?;
+        let rows = ids
+            .iter()
+            .zip(caches.iter_mut())
+            .map(|(&id, cache)| self.forward(&[id], cache, Logits::Last))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&rows, 0)
+    }
+}
+
+/// Checks a batched decode step's ids against the vocabulary and the caches (one per id, each
+/// with room for one more position).
+pub(crate) fn check_batch(
+    ids: &[u32],
+    caches: &[&mut KvCache],
+    shape: &DecoderShape,
+) -> Result<()> {
+    if ids.is_empty() {
+        bail!("decode_batch: no sequences");
+    }
+    if ids.len() != caches.len() {
+        bail!(
+            "decode_batch: {} token ids for {} caches",
+            ids.len(),
+            caches.len()
+        );
+    }
+    if let Some(bad) = ids.iter().find(|&&i| i as usize >= shape.vocab_size) {
+        bail!(
+            "token id {bad} is outside the vocabulary of {}",
+            shape.vocab_size
+        );
+    }
+    for c in caches {
+        c.check_room(1)?;
+    }
+    Ok(())
+}
+
+/// Attention of one layer for a batched decode step: `q` `[B, Hq, 1, D]`, `k`, `v`
+/// `[B, Hk, 1, D]` (row `i` belongs to `caches[i]`). `rotate` gets each sequence's `(q, k)`
+/// rows (`[1, H, 1, D]`) and its position, and returns them rotated (or as they are); then
+/// each row is written into its own cache and attends over it with the decode kernel.
+/// Returns `[B, 1, Hq·D]`.
+pub(crate) fn batched_decode_attention(
+    caches: &[&mut KvCache],
+    layer: usize,
+    (q, k, v): (&Tensor, &Tensor, &Tensor),
+    scale: f32,
+    rotate: impl Fn(&Tensor, &Tensor, usize) -> Result<(Tensor, Tensor)>,
+) -> Result<Tensor> {
+    let rows = caches
+        .iter()
+        .enumerate()
+        .map(|(i, cache)| {
+            let (qi, ki) = rotate(&q.narrow(0, i, 1)?, &k.narrow(0, i, 1)?, cache.len())?;
+            cached_attention(cache, layer, &qi, &ki, &v.narrow(0, i, 1)?, scale)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::cat(&rows, 0)
+}
+
+/// Marks one more position as cached in every cache of a batched step.
+pub(crate) fn advance_all(caches: &mut [&mut KvCache]) -> Result<()> {
+    caches.iter_mut().try_for_each(|c| c.advance(1))
 }
 
 /// Checks a forward call's ids against the cache and the vocabulary; returns `[T]` u32 ids.
@@ -202,6 +279,13 @@ pub(crate) fn project_logits(h: &Tensor, weight: &Tensor, which: Logits) -> Resu
         Logits::All => h.reshape((t, hidden))?,
     };
     vec_mat_t(&rows, weight)?.to_dtype(DType::F32)
+}
+
+/// The output projection of a batched decode step: `h` `[B, 1, H]` (normed) → f32 logits
+/// `[B, vocab]`, one matmul over the `B` rows.
+pub(crate) fn project_batch_logits(h: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let (b, _, hidden) = h.dims3()?;
+    vec_mat_t(&h.reshape((b, hidden))?, weight)?.to_dtype(DType::F32)
 }
 
 /// The two norms of one pre-norm residual block (its attention and MLP are closures of

@@ -11,8 +11,9 @@ use torchless_kernels::activation::Activation;
 use torchless_kernels::norm::NormParams;
 
 use crate::decoder::{
-    cached_attention, check_ids, output_head, pre_norm_stack, project_logits, split_qkv,
-    under_prefix, CausalLm, DecoderShape, Logits, PreNormBlock,
+    advance_all, batched_decode_attention, cached_attention, check_batch, check_ids, output_head,
+    pre_norm_stack, project_batch_logits, project_logits, split_qkv, under_prefix, CausalLm,
+    DecoderShape, Logits, PreNormBlock,
 };
 use crate::error::{fits, non_negative, nonzero};
 use crate::family::{layer_norm, LoadContext, Result2};
@@ -278,6 +279,46 @@ impl CausalLm for Gpt2 {
         )?;
         cache.advance(t)?;
         project_logits(&h, &self.lm_head, which)
+    }
+
+    // The same stack for one new token of each of B sequences: every Conv1D and the head as
+    // one matmul over B rows, each row's position embedding and attention its own.
+    fn decode_batch(&self, ids: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        let c = &self.config;
+        check_batch(ids, caches, &self.shape)?;
+        let b = ids.len();
+        let dev = self.device();
+        let positions = caches
+            .iter()
+            .map(|cache| u32::try_from(cache.len()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| candle_core::Error::Msg("a position beyond u32".into()))?;
+        let x = self
+            .wte
+            .index_select(&Tensor::new(ids, dev)?, 0)?
+            .add(&self.wpe.index_select(&Tensor::new(positions, dev)?, 0)?)?
+            .reshape((b, 1, c.hidden))?;
+        let hd = c.hidden / c.heads;
+        let h = pre_norm_stack(
+            x,
+            &self.blocks,
+            c.eps,
+            &self.ln_f,
+            |b| PreNormBlock {
+                norm1: &b.ln_1,
+                norm2: &b.ln_2,
+            },
+            |i, b, x| {
+                let (q, k, v) = split_qkv(&b.c_attn.forward(x)?, c.heads, c.heads, hd)?;
+                let ctx = batched_decode_attention(caches, i, (&q, &k, &v), c.scale, |q, k, _| {
+                    Ok((q.clone(), k.clone()))
+                })?;
+                b.attn_proj.forward(&ctx)
+            },
+            |b, x| b.mlp_proj.forward(&b.c_fc.forward_act(x, c.act)?),
+        )?;
+        advance_all(caches)?;
+        project_batch_logits(&h, &self.lm_head)
     }
 }
 

@@ -18,8 +18,9 @@ use torchless_kernels::norm::{add_rms_norm, NormParams};
 use torchless_kernels::rope::{rope_qk, RopeLayout, RopeTable};
 
 use crate::decoder::{
-    cached_attention, check_ids, output_head, pre_norm_stack, project_logits, split_qkv,
-    under_prefix, CausalLm, DecoderShape, Logits, PreNormBlock,
+    advance_all, batched_decode_attention, cached_attention, check_batch, check_ids, output_head,
+    pre_norm_stack, project_batch_logits, project_logits, split_qkv, under_prefix, CausalLm,
+    DecoderShape, Logits, PreNormBlock,
 };
 use crate::error::{fits, non_negative, nonzero, positive, shown};
 use crate::family::{rms_norm, LoadContext, Result2};
@@ -583,16 +584,7 @@ impl CausalLm for Llama {
                 norm2: &l.post_norm,
             },
             |i, l, x| {
-                let qkv = l.qkv.forward(x)?;
-                let (q, k, v) = split_qkv(&qkv, c.heads, c.kv_heads, c.head_dim)?;
-                // modeling_qwen3.py: q_norm / k_norm over each head, then the rotation.
-                let (q, k) = match &l.qk_norm {
-                    Some((qn, kn)) => (
-                        add_rms_norm(&q, None, qn, c.eps)?,
-                        add_rms_norm(&k, None, kn, c.eps)?,
-                    ),
-                    None => (q, k),
-                };
+                let (q, k, v) = self.qkv_normed(l, x)?;
                 let (q, k) = rope_qk(&q, &k, &self.rope, past, RopeLayout::HalfSplit)?;
                 l.o_proj
                     .forward(&cached_attention(cache, i, &q, &k, &v, scale)?)
@@ -601,6 +593,58 @@ impl CausalLm for Llama {
         )?;
         cache.advance(t)?;
         project_logits(&h, &self.lm_head, which)
+    }
+
+    // The same stack for one new token of each of B sequences: q/k/v, o, gate/up, down and the
+    // head as one matmul over B rows; the rotation (each row at its own position) and attention
+    // over each sequence's own cache per row.
+    fn decode_batch(&self, ids: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        let c = &self.config;
+        check_batch(ids, caches, &self.shape)?;
+        let b = ids.len();
+        let x = self
+            .embed
+            .index_select(&Tensor::new(ids, self.device())?, 0)?
+            .reshape((b, 1, c.hidden))?;
+        let scale = 1.0 / (c.head_dim as f32).sqrt();
+        let h = pre_norm_stack(
+            x,
+            &self.layers,
+            c.eps,
+            &self.norm,
+            |l| PreNormBlock {
+                norm1: &l.input_norm,
+                norm2: &l.post_norm,
+            },
+            |i, l, x| {
+                let (q, k, v) = self.qkv_normed(l, x)?;
+                let ctx = batched_decode_attention(caches, i, (&q, &k, &v), scale, |q, k, pos| {
+                    rope_qk(q, k, &self.rope, pos, RopeLayout::HalfSplit)
+                })?;
+                l.o_proj.forward(&ctx)
+            },
+            |l, x| l.down.forward(&swiglu_packed(&l.gate_up.forward(x)?)?),
+        )?;
+        advance_all(caches)?;
+        project_batch_logits(&h, &self.lm_head)
+    }
+}
+
+impl Llama {
+    /// One layer's q, k, v (`[B, H, T, D]`) from its normed input, qwen3's per-head q/k norms
+    /// applied (modeling_qwen3.py: `q_norm` / `k_norm` over each head, before the rotation).
+    fn qkv_normed(&self, l: &Layer, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let c = &self.config;
+        let qkv = l.qkv.forward(x)?;
+        let (q, k, v) = split_qkv(&qkv, c.heads, c.kv_heads, c.head_dim)?;
+        Ok(match &l.qk_norm {
+            Some((qn, kn)) => (
+                add_rms_norm(&q, None, qn, c.eps)?,
+                add_rms_norm(&k, None, kn, c.eps)?,
+                v,
+            ),
+            None => (q, k, v),
+        })
     }
 }
 

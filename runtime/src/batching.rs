@@ -4,13 +4,22 @@
 //!
 //! The queue is what `torchless serve` and `torchless worker` put in front of a decoder. A sink
 //! that returns `false` (its client went away) takes its sequence out at the next step.
+//!
+//! Continuous batching: one scheduler thread per queue owns every running sequence. Each step
+//! it admits waiting requests (first come, first served) while fewer than `max_batch_size`
+//! run, prefills each newcomer on its own, chooses one token for every running sequence with
+//! that sequence's own sampler, retires the ones that stopped, and runs one decode step for all
+//! the others together ([`CausalLm::decode_batch`](torchless_models::CausalLm::decode_batch):
+//! the weights are read once for the whole batch). Each sequence keeps its own KV cache, so
+//! sequences join and leave between any two steps. The design note is `docs/batching.md`.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::error::{Error, Result};
-use crate::generator::{GenerateOptions, Generation, TextGenerator};
+use crate::generator::{Begun, GenerateOptions, Generation, Sequence, TextGenerator};
 
 /// How many sequences run at once and how many may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +89,7 @@ pub struct GenerationQueue {
 }
 
 impl GenerationQueue {
-    /// Starts the queue's threads for `generator`.
+    /// Starts the queue's scheduler thread for `generator`.
     pub fn new(generator: Arc<TextGenerator>, limits: BatchLimits) -> Self {
         let limits = BatchLimits {
             max_batch_size: limits.max_batch_size.max(1),
@@ -92,15 +101,13 @@ impl GenerationQueue {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
         });
-        let threads = (0..limits.max_batch_size)
-            .map(|_| {
-                let shared = Arc::clone(&shared);
-                std::thread::spawn(move || run_sequences(&shared))
-            })
-            .collect();
+        let scheduler = {
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || schedule(&shared))
+        };
         GenerationQueue {
             shared,
-            threads: Mutex::new(threads),
+            threads: Mutex::new(vec![scheduler]),
         }
     }
 
@@ -147,7 +154,7 @@ impl GenerationQueue {
         self.shared.lock().waiting.len()
     }
 
-    /// Sequences generating now.
+    /// Sequences generating now (admitted into the batch, prefilling or decoding).
     pub fn running(&self) -> usize {
         self.shared.lock().running
     }
@@ -170,33 +177,147 @@ impl Drop for GenerationQueue {
     }
 }
 
-/// One of the queue's threads: takes the next waiting request and generates it, until the
-/// queue is closed and empty.
-fn run_sequences(shared: &Shared) {
+/// A running sequence and the caller that hears about it.
+struct Active {
+    seq: Box<Sequence>,
+    sink: EventSink,
+}
+
+impl Active {
+    fn fail(mut self, e: Error) {
+        let _ = (self.sink)(GenerationEvent::Failed(e));
+    }
+}
+
+/// The queue's scheduler: admits, samples, retires and steps every running sequence, until
+/// the queue is closed and nothing waits or runs. A panic during a step (a sink's or the
+/// model's) drops the sequences of that step, whose callers see their sinks dropped, and the
+/// scheduler goes on with the others and with what waits: one bad request never stalls the
+/// queue.
+fn schedule(shared: &Shared) {
+    let mut active: Vec<Active> = Vec::new();
     loop {
-        let mut req = {
-            let mut state = shared.lock();
-            loop {
-                if let Some(r) = state.waiting.pop_front() {
-                    state.running += 1;
-                    break r;
-                }
-                if state.closed {
-                    return;
-                }
-                state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+        let step = std::panic::catch_unwind(AssertUnwindSafe(|| one_step(shared, &mut active)));
+        match step {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(_) => {
+                // What the panicking step held was dropped while unwinding; anything left in
+                // `active` was not part of it, but its state is no longer trusted either.
+                active.clear();
+                shared.lock().running = 0;
+            }
+        }
+    }
+}
+
+/// One scheduler step; `false` once the queue is closed and drained.
+fn one_step(shared: &Shared, active: &mut Vec<Active>) -> bool {
+    let g = &*shared.generator;
+    let Some(newcomers) = admit(shared, active.len()) else {
+        return false;
+    };
+    for r in newcomers {
+        let Request {
+            prompt_ids,
+            options,
+            mut sink,
+        } = r;
+        match g.begin(&prompt_ids, &options) {
+            Ok(Begun::Running(seq)) => active.push(Active { seq, sink }),
+            Ok(Begun::Done(out)) => {
+                let _ = sink(GenerationEvent::Finished(out));
+            }
+            Err(e) => {
+                let _ = sink(GenerationEvent::Failed(e));
+            }
+        }
+    }
+    let going = choose_all(g, std::mem::take(active));
+    *active = step_all(g, going);
+    shared.lock().running = active.len();
+    true
+}
+
+/// Takes waiting requests while fewer than `max_batch_size` run (`running` now); blocks while
+/// nothing runs or waits. `None` once the queue is closed and drained.
+fn admit(shared: &Shared, running: usize) -> Option<Vec<Request>> {
+    let mut state = shared.lock();
+    loop {
+        let room = shared.limits.max_batch_size.saturating_sub(running);
+        let n = room.min(state.waiting.len());
+        if n > 0 || running > 0 {
+            let taken: Vec<Request> = state.waiting.drain(..n).collect();
+            state.running = running + taken.len();
+            return Some(taken);
+        }
+        if state.closed {
+            state.running = 0;
+            return None;
+        }
+        state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// Chooses every sequence's next token, tells its caller, and retires the ones that stop
+/// (with `Finished`) or fail (with `Failed`).
+fn choose_all(g: &TextGenerator, active: Vec<Active>) -> Vec<Active> {
+    let mut going = Vec::with_capacity(active.len());
+    for mut a in active {
+        let id = match a.seq.choose() {
+            Ok(id) => id,
+            Err(e) => {
+                a.fail(e);
+                continue;
             }
         };
-        let sink = &mut req.sink;
-        let result = shared
-            .generator
-            .generate(&req.prompt_ids, &req.options, |id| {
-                sink(GenerationEvent::Token(id))
-            });
-        let _ = match result {
-            Ok(g) => sink(GenerationEvent::Finished(g)),
-            Err(e) => sink(GenerationEvent::Failed(e)),
-        };
-        shared.lock().running -= 1;
+        let keep_going = (a.sink)(GenerationEvent::Token(id));
+        match g.stop_after(&a.seq, id, keep_going) {
+            Some(stop) => {
+                let _ = (a.sink)(GenerationEvent::Finished(a.seq.finish(stop)));
+            }
+            None => going.push(a),
+        }
     }
+    going
+}
+
+/// One decode step for every sequence: those that need a recompute alone, all the others in
+/// one batched step. When the batched step fails, each of its sequences is retried alone, so
+/// only the ones that fail by themselves are retired (with `Failed`).
+fn step_all(g: &TextGenerator, active: Vec<Active>) -> Vec<Active> {
+    let (solo, together): (Vec<Active>, Vec<Active>) =
+        active.into_iter().partition(|a| g.needs_recompute(&a.seq));
+    let mut going = Vec::with_capacity(solo.len() + together.len());
+    let alone = |mut a: Active, going: &mut Vec<Active>| match g.advance(&mut a.seq) {
+        Ok(()) => going.push(a),
+        Err(e) => a.fail(e),
+    };
+    for a in solo {
+        alone(a, &mut going);
+    }
+    if together.is_empty() {
+        return going;
+    }
+    let mut together = together;
+    let before: Vec<usize> = together.iter().map(|a| a.seq.cached()).collect();
+    let batched = {
+        let mut seqs: Vec<&mut Sequence> = together.iter_mut().map(|a| &mut *a.seq).collect();
+        g.advance_batch(&mut seqs)
+    };
+    match batched {
+        Ok(()) => going.extend(together),
+        Err(e) => {
+            for (a, len) in together.into_iter().zip(before) {
+                if a.seq.cached() == len {
+                    alone(a, &mut going);
+                } else {
+                    a.fail(Error::Option(format!(
+                        "a batched decode step failed after this sequence's step: {e}"
+                    )));
+                }
+            }
+        }
+    }
+    going
 }

@@ -4,6 +4,7 @@
 //! token, every token handed to a callback as soon as it is chosen.
 
 use std::path::Path;
+use std::time::Instant;
 
 use candle_core::Device;
 use serde::Deserialize;
@@ -224,6 +225,24 @@ impl TextGenerator {
         opts: &GenerateOptions,
         mut on_token: impl FnMut(u32) -> bool,
     ) -> Result<Generation> {
+        let mut seq = match self.begin(prompt_ids, opts)? {
+            Begun::Done(g) => return Ok(g),
+            Begun::Running(seq) => seq,
+        };
+        loop {
+            let id = seq.choose()?;
+            let keep_going = on_token(id);
+            if let Some(stop) = self.stop_after(&seq, id, keep_going) {
+                return Ok(seq.finish(stop));
+            }
+            self.advance(&mut seq)?;
+        }
+    }
+
+    /// Starts a sequence: checks the prompt and the options, allocates its cache (see
+    /// [`TextGenerator::generate`]) and runs the prefill pass, leaving the logits the first new
+    /// token is chosen from. `max_new_tokens == 0` is done at once.
+    pub(crate) fn begin(&self, prompt_ids: &[u32], opts: &GenerateOptions) -> Result<Begun> {
         let max_pos = self.model.shape().max_positions;
         if prompt_ids.is_empty() {
             return Err(Error::Option("the prompt has no tokens".into()));
@@ -240,16 +259,15 @@ impl TextGenerator {
                 "prompt token id {bad} is outside the model's vocabulary of {vocab}"
             )));
         }
-        let mut sampler = Sampler::new(opts.sampler.clone())?;
-        let mut out = Generation {
-            new_ids: Vec::new(),
-            first_step_logits: Vec::new(),
-            stop: StopReason::MaxTokens,
-            prefill_seconds: 0.0,
-            decode_seconds: 0.0,
-        };
+        let sampler = Sampler::new(opts.sampler.clone())?;
         if opts.max_new_tokens == 0 {
-            return Ok(out);
+            return Ok(Begun::Done(Generation {
+                new_ids: Vec::new(),
+                first_step_logits: Vec::new(),
+                stop: StopReason::MaxTokens,
+                prefill_seconds: 0.0,
+                decode_seconds: 0.0,
+            }));
         }
         let capacity = cache_capacity(prompt_ids.len(), opts.max_new_tokens, max_pos);
         // The token chosen at the last cached position is never fed back: at most
@@ -270,45 +288,92 @@ impl TextGenerator {
             .try_reserve_exact(most_new)
             .map_err(|_| reserve_failed("the new tokens"))?;
         history.extend_from_slice(prompt_ids);
-        let t0 = std::time::Instant::now();
-        let mut logits = self.step(prompt_ids, &mut cache)?;
-        out.prefill_seconds = t0.elapsed().as_secs_f64();
-        out.first_step_logits = logits.clone();
-        let t1 = std::time::Instant::now();
-        loop {
-            let id = sampler.next(&mut logits, &history)?;
-            new_ids.push(id);
-            history.push(id);
-            let keep_going = on_token(id);
-            if opts.stop_at_eos && self.eos.contains(&id) {
-                out.stop = StopReason::Eos;
-                break;
-            }
-            if !keep_going {
-                out.stop = StopReason::Callback;
-                break;
-            }
-            if new_ids.len() >= opts.max_new_tokens {
-                out.stop = StopReason::MaxTokens;
-                break;
-            }
-            if cache.len() >= cache.capacity() {
-                out.stop = StopReason::ContextFull;
-                break;
-            }
-            logits = match self.model.recompute_past() {
-                // The sequence (the new token included) just went past the length at which the
-                // model's rotary scaling changes: run every token again, as transformers does.
-                Some(limit) if history.len() > limit && cache.len() <= limit => {
-                    cache.clear();
-                    self.step(&history, &mut cache)?
-                }
-                _ => self.step(&[id], &mut cache)?,
-            };
+        let t0 = Instant::now();
+        let logits = self.step(prompt_ids, &mut cache)?;
+        let prefill_seconds = t0.elapsed().as_secs_f64();
+        Ok(Begun::Running(Box::new(Sequence {
+            max_new_tokens: opts.max_new_tokens,
+            stop_at_eos: opts.stop_at_eos,
+            sampler,
+            cache,
+            history,
+            new_ids,
+            first_step_logits: logits.clone(),
+            logits,
+            prefill_seconds,
+            decode_start: Instant::now(),
+        })))
+    }
+
+    /// Why `seq` ends after its caller heard about the token `id` it just chose (`keep_going`:
+    /// the caller's answer), or `None` to go on.
+    pub(crate) fn stop_after(
+        &self,
+        seq: &Sequence,
+        id: u32,
+        keep_going: bool,
+    ) -> Option<StopReason> {
+        if seq.stop_at_eos && self.eos.contains(&id) {
+            Some(StopReason::Eos)
+        } else if !keep_going {
+            Some(StopReason::Callback)
+        } else if seq.new_ids.len() >= seq.max_new_tokens {
+            Some(StopReason::MaxTokens)
+        } else if seq.cache.len() >= seq.cache.capacity() {
+            Some(StopReason::ContextFull)
+        } else {
+            None
         }
-        out.decode_seconds = t1.elapsed().as_secs_f64();
-        out.new_ids = new_ids;
-        Ok(out)
+    }
+
+    /// Whether `seq`'s next step must run the whole sequence again: it (the new token
+    /// included) just went past the length at which the model's rotary scaling changes
+    /// ([`CausalLm::recompute_past`]), as transformers does.
+    pub(crate) fn needs_recompute(&self, seq: &Sequence) -> bool {
+        matches!(
+            self.model.recompute_past(),
+            Some(limit) if seq.history.len() > limit && seq.cache.len() <= limit
+        )
+    }
+
+    /// One step of `seq` alone: its last chosen token through the model (or, when
+    /// [`TextGenerator::needs_recompute`], every token again), leaving the next logits.
+    pub(crate) fn advance(&self, seq: &mut Sequence) -> Result<()> {
+        seq.logits = if self.needs_recompute(seq) {
+            seq.cache.clear();
+            self.step(&seq.history, &mut seq.cache)?
+        } else {
+            let id = seq.last_id()?;
+            self.step(&[id], &mut seq.cache)?
+        };
+        Ok(())
+    }
+
+    /// One decode step for several sequences at once ([`CausalLm::decode_batch`]): each one's
+    /// last chosen token, each at its own position; leaves each one's next logits. None of
+    /// them may need a recompute. A lone sequence takes [`TextGenerator::advance`]'s path.
+    pub(crate) fn advance_batch(&self, seqs: &mut [&mut Sequence]) -> Result<()> {
+        if let [one] = seqs {
+            return self.advance(one);
+        }
+        let ids = seqs
+            .iter()
+            .map(|s| s.last_id())
+            .collect::<Result<Vec<_>>>()?;
+        let mut caches: Vec<&mut KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
+        let logits = self.model.decode_batch(&ids, &mut caches)?;
+        let rows = logits.to_device(&Device::Cpu)?.to_vec2::<f32>()?;
+        if rows.len() != seqs.len() {
+            return Err(Error::Option(format!(
+                "decode_batch returned {} rows for {} sequences",
+                rows.len(),
+                seqs.len()
+            )));
+        }
+        for (s, row) in seqs.iter_mut().zip(rows) {
+            s.logits = row;
+        }
+        Ok(())
     }
 
     /// A cache of `capacity` positions, once its size is checked against the device's free
@@ -341,6 +406,68 @@ impl TextGenerator {
         let mut cache = self.new_cache(prompt_ids.len().max(1))?;
         let l = self.model.forward(prompt_ids, &mut cache, Logits::All)?;
         Ok(l.to_device(&Device::Cpu)?.to_vec2::<f32>()?)
+    }
+}
+
+/// A sequence in flight: its options, sampler, cache, tokens and timings. Single-sequence
+/// [`TextGenerator::generate`] and the batching scheduler drive it through the same steps:
+/// [`TextGenerator::begin`], then [`Sequence::choose`] / [`TextGenerator::stop_after`] /
+/// [`TextGenerator::advance`] (or [`TextGenerator::advance_batch`]) until it stops, then
+/// [`Sequence::finish`].
+pub(crate) struct Sequence {
+    max_new_tokens: usize,
+    stop_at_eos: bool,
+    sampler: Sampler,
+    cache: KvCache,
+    /// The prompt and every chosen token (the repetition penalty's input).
+    history: Vec<u32>,
+    new_ids: Vec<u32>,
+    /// The logits the next token is chosen from.
+    logits: Vec<f32>,
+    first_step_logits: Vec<f32>,
+    prefill_seconds: f64,
+    decode_start: Instant,
+}
+
+/// What [`TextGenerator::begin`] leaves: a sequence to run, or one already done.
+pub(crate) enum Begun {
+    /// Nothing to generate (`max_new_tokens == 0`).
+    Done(Generation),
+    /// Prefilled; its first token is next.
+    Running(Box<Sequence>),
+}
+
+impl Sequence {
+    /// Chooses the next token from the current logits and records it.
+    pub(crate) fn choose(&mut self) -> Result<u32> {
+        let id = self.sampler.next(&mut self.logits, &self.history)?;
+        self.new_ids.push(id);
+        self.history.push(id);
+        Ok(id)
+    }
+
+    /// The last chosen token (the next step's input).
+    fn last_id(&self) -> Result<u32> {
+        self.new_ids
+            .last()
+            .copied()
+            .ok_or_else(|| Error::Option("a decode step before any token was chosen".into()))
+    }
+
+    /// Positions in the cache.
+    pub(crate) fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The result, ended for `stop`.
+    pub(crate) fn finish(self, stop: StopReason) -> Generation {
+        Generation {
+            new_ids: self.new_ids,
+            first_step_logits: self.first_step_logits,
+            stop,
+            prefill_seconds: self.prefill_seconds,
+            decode_seconds: self.decode_start.elapsed().as_secs_f64(),
+        }
     }
 }
 

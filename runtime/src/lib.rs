@@ -16,7 +16,8 @@
 //! - [`registry`]: the table from `model_type` (or a state_dict's key layout) to the family
 //!   that loads it, per [`Task`]; every loader above goes through it.
 //! - [`batching`]: a bounded queue that runs many callers' generations on one
-//!   [`TextGenerator`], each caller hearing only about its own sequence.
+//!   [`TextGenerator`] with continuous batching (one decode step for every running sequence),
+//!   each caller hearing only about its own sequence.
 //! - [`chat`]: chat templates (`apply_chat_template`) and streamed text for decoders.
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
