@@ -18,6 +18,8 @@
 //! - [`batching`]: a bounded queue that runs many callers' generations on one
 //!   [`TextGenerator`], each caller hearing only about its own sequence.
 //! - [`chat`]: chat templates (`apply_chat_template`) and streamed text for decoders.
+//! - `serve` (feature `serve`): the HTTP server of `torchless serve` (OpenAI- and
+//!   TEI-compatible routes, dynamic batching, Prometheus metrics, graceful drain).
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
 
@@ -36,6 +38,8 @@ pub mod npy;
 pub mod preprocess;
 pub mod registry;
 mod sampling;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod text_classifier;
 mod weights;
 
