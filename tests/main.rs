@@ -16,5 +16,6 @@ mod modernbert;
 mod rerank;
 mod resnet;
 mod runtime_hostile;
+mod serve;
 mod vit;
 mod xlmr;

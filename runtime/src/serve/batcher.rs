@@ -5,6 +5,7 @@
 //! own rows, in order. A caller that went away (timeout, disconnect) before its batch formed is
 //! skipped: its inputs never reach the model.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -93,6 +94,7 @@ async fn batch_loop<I: Send + 'static, O: Send + 'static>(
             },
         };
         if first.reply.is_closed() {
+            metrics.cancelled.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let deadline = tokio::time::Instant::now() + limits.max_wait;
@@ -111,6 +113,7 @@ async fn batch_loop<I: Send + 'static, O: Send + 'static>(
                 }
             };
             if next.reply.is_closed() {
+                metrics.cancelled.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             if items + next.inputs.len() > max_items || tokens + next.tokens > max_tokens {
@@ -131,6 +134,15 @@ async fn run_batch<I: Send + 'static, O: Send + 'static>(
     run: &RunBatch<I, O>,
     metrics: &BatchMetrics,
 ) {
+    // Callers that left while the batch was gathering are dropped now.
+    let before = jobs.len();
+    jobs.retain(|j| !j.reply.is_closed());
+    metrics
+        .cancelled
+        .fetch_add((before - jobs.len()) as u64, Ordering::Relaxed);
+    if jobs.is_empty() {
+        return;
+    }
     let counts: Vec<usize> = jobs.iter().map(|j| j.inputs.len()).collect();
     let inputs: Vec<I> = jobs
         .iter_mut()

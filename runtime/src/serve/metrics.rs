@@ -62,6 +62,8 @@ pub struct BatchMetrics {
     pub size: Histogram,
     /// Seconds per batch's forward pass.
     pub seconds: Histogram,
+    /// Requests dropped from the queue because their caller went away (timeout, disconnect).
+    pub cancelled: AtomicU64,
 }
 
 impl Default for BatchMetrics {
@@ -69,6 +71,7 @@ impl Default for BatchMetrics {
         BatchMetrics {
             size: Histogram::new(SIZE_BOUNDS),
             seconds: Histogram::new(SECONDS_BOUNDS),
+            cancelled: AtomicU64::new(0),
         }
     }
 }
@@ -79,6 +82,8 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     /// Tokens generated, all models together.
     pub generated_tokens: AtomicU64,
+    /// Requests being answered now.
+    pub in_flight: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -87,6 +92,7 @@ impl Default for Metrics {
             requests: Mutex::new(BTreeMap::new()),
             latency: Mutex::new(BTreeMap::new()),
             generated_tokens: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
         }
     }
 }
@@ -143,6 +149,13 @@ impl Metrics {
                 &format!("route=\"{route}\""),
             );
         }
+        out.push_str("# HELP torchless_requests_in_flight Requests being answered now.\n");
+        out.push_str("# TYPE torchless_requests_in_flight gauge\n");
+        let _ = writeln!(
+            out,
+            "torchless_requests_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP torchless_queue_depth Requests waiting per model.\n");
         out.push_str("# TYPE torchless_queue_depth gauge\n");
         for m in models {
@@ -171,6 +184,20 @@ impl Metrics {
                     &mut out,
                     "torchless_batch_seconds",
                     &format!("model=\"{}\"", m.name),
+                );
+            }
+        }
+        out.push_str(
+            "# HELP torchless_cancelled_total Queued inputs dropped because their caller left.\n",
+        );
+        out.push_str("# TYPE torchless_cancelled_total counter\n");
+        for m in models {
+            if let Some(b) = m.batches {
+                let _ = writeln!(
+                    out,
+                    "torchless_cancelled_total{{model=\"{}\"}} {}",
+                    m.name,
+                    b.cancelled.load(Ordering::Relaxed)
                 );
             }
         }

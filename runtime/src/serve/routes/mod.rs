@@ -8,6 +8,7 @@ mod generate;
 mod sse;
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,8 +71,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
+        let syntax = !e.inner().is_data();
         let inner = crate::error::safe_message(&e.inner().to_string());
-        if path == "." {
+        if path == "." || syntax {
             ApiError::bad_request(format!("invalid JSON body: {inner}"))
         } else {
             ApiError::bad_request(format!("invalid field `{path}`: {inner}"))
@@ -217,6 +219,22 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// One request in `torchless_requests_in_flight`, also when its future is dropped.
+struct InFlight<'a>(&'a AppState);
+
+impl<'a> InFlight<'a> {
+    fn new(state: &'a AppState) -> Self {
+        state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Counts every request by route and status.
 async fn count(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let route = req
@@ -225,7 +243,9 @@ async fn count(State(state): State<Shared>, req: Request, next: Next) -> Respons
         .map_or("unmatched", |p| p.as_str())
         .to_string();
     let start = Instant::now();
+    let in_flight = InFlight::new(&state);
     let resp = next.run(req).await;
+    drop(in_flight);
     state.metrics.request(
         &route,
         resp.status().as_u16(),
