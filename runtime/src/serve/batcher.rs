@@ -182,6 +182,7 @@ fn answer_all<I, O>(jobs: &mut Vec<Job<I, O>>, e: &ApiError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -221,11 +222,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_is_refused_with_429() {
-        let gate = Arc::new(Mutex::new(()));
-        let held = gate.lock().unwrap();
-        let gate2 = Arc::clone(&gate);
+        let open = Arc::new(AtomicBool::new(false));
+        let open2 = Arc::clone(&open);
         let run: RunBatch<u32, u32> = Arc::new(move |xs: Vec<u32>| {
-            let _g = gate2.lock().unwrap();
+            // Held until the test opens the gate (bounded: 20 s).
+            for _ in 0..20_000 {
+                if open2.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
             Ok(xs)
         });
         let limits = Limits {
@@ -251,7 +257,7 @@ mod tests {
         }
         let refused = b.submit(vec![3], 1).await.unwrap_err();
         assert_eq!(refused.status.as_u16(), 429);
-        drop(held);
+        open.store(true, Ordering::Relaxed);
         assert_eq!(first.await.unwrap().unwrap(), vec![1]);
         assert_eq!(second.unwrap().await.unwrap().unwrap(), vec![2]);
     }

@@ -161,7 +161,7 @@ pub enum ServeError {
         /// Its path.
         path: String,
         /// The cause.
-        cause: crate::Error,
+        cause: Box<crate::Error>,
     },
     /// A model of a task the server does not serve.
     #[error("model {name:?}: {reason}")]

@@ -130,7 +130,7 @@ impl AppState {
             let resolved = registry::resolve(&spec.path).map_err(|cause| ServeError::Model {
                 name: spec.name.clone(),
                 path: spec.path.display().to_string(),
-                cause,
+                cause: Box::new(cause),
             })?;
             let task = resolved.family.task;
             if task == Task::ImageTextEmbed {
@@ -216,7 +216,7 @@ pub async fn load(
     let err = |cause: crate::Error| ServeError::Model {
         name: slot.name.clone(),
         path: slot.path.display().to_string(),
-        cause,
+        cause: Box::new(cause),
     };
     let loaded = tokio::task::spawn_blocking(move || -> crate::Result<Loaded> {
         Ok(match task {

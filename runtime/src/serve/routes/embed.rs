@@ -97,25 +97,27 @@ async fn embed(
     Ok((rows, total))
 }
 
-fn encoder<'a>(
-    state: &'a Shared,
-    name: Option<&str>,
-) -> Result<
-    (
-        &'a str,
-        &'a Arc<SentenceEncoder>,
-        &'a crate::serve::batcher::Batcher<String, Vec<f32>>,
-        bool,
-    ),
-    ApiError,
-> {
+/// A served sentence encoder.
+struct Encoder<'a> {
+    name: &'a str,
+    model: &'a Arc<SentenceEncoder>,
+    batcher: &'a crate::serve::batcher::Batcher<String, Vec<f32>>,
+    normalizes: bool,
+}
+
+fn encoder<'a>(state: &'a Shared, name: Option<&str>) -> Result<Encoder<'a>, ApiError> {
     let (slot, served) = pick_model(state, name, |t| t == Task::Embed)?;
     match served {
         Served::Embed {
             model,
             batcher,
             normalizes,
-        } => Ok((&slot.name, model, batcher, *normalizes)),
+        } => Ok(Encoder {
+            name: &slot.name,
+            model,
+            batcher,
+            normalizes: *normalizes,
+        }),
         _ => Err(wrong_task(&slot.name, slot.task)),
     }
 }
@@ -135,7 +137,12 @@ pub async fn openai(State(state): State<Shared>, ApiJson(req): ApiJson<OpenAiReq
             }
         };
         let texts = texts(req.input, "input")?;
-        let (name, model, batcher, _) = encoder(&state, Some(&req.model))?;
+        let Encoder {
+            name,
+            model,
+            batcher,
+            ..
+        } = encoder(&state, Some(&req.model))?;
         if let Some(d) = req.dimensions {
             if d != model.dim() {
                 return Err(ApiError::bad_request(format!(
@@ -176,7 +183,12 @@ pub async fn tei(State(state): State<Shared>, ApiJson(req): ApiJson<TeiRequest>)
     let limit = state.limits.request_timeout;
     with_timeout(limit, async {
         let texts = texts(req.inputs, "inputs")?;
-        let (name, model, batcher, normalizes) = encoder(&state, req.model.as_deref())?;
+        let Encoder {
+            name,
+            model,
+            batcher,
+            normalizes,
+        } = encoder(&state, req.model.as_deref())?;
         let normalize = req.normalize.unwrap_or(true);
         if !normalize && normalizes {
             return Err(ApiError::bad_request(format!(

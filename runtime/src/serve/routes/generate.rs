@@ -178,7 +178,7 @@ fn prepare(state: &Shared, req: GenRequest, kind: Kind) -> Result<Prepared, ApiE
         (None, Kind::Chat) => limit,
     };
     let sampling = match req.temperature {
-        Some(t) if t == 0.0 => Sampling::Greedy,
+        Some(0.0) => Sampling::Greedy,
         t => Sampling::Sample {
             temperature: t.unwrap_or(1.0),
             top_k: req.top_k,
