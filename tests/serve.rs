@@ -587,6 +587,27 @@ fn completions_are_greedy_as_transformers_and_stream_the_same_text() {
     );
     assert!(chunks.iter().all(|c| c["object"] == "text_completion"));
 
+    // A prompt whose continuation holds incomplete characters: the ids of held-back text still
+    // reach the client, and the pieces add up to the whole text.
+    let odd = &g["text_cases"][1];
+    let odd_ids = ints(&odd["greedy_new_ids"]);
+    let ob = json!({"model": "gpt2", "prompt": odd["text"], "max_tokens": odd_ids.len(), "temperature": 0, "stream": true});
+    let events = server.post("/v1/completions", &ob).events();
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let ids: Vec<u32> = chunks
+        .iter()
+        .flat_map(|c| ints(&c["choices"][0]["token_ids"]))
+        .collect();
+    assert_eq!(ids, odd_ids);
+    let streamed: String = chunks
+        .iter()
+        .map(|c| c["choices"][0]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed, odd["greedy_text"].as_str().unwrap());
+
     // Token-id prompts; an end-of-sequence id is finish_reason "stop".
     let c = &g["cases"][0];
     assert_eq!(c["stop"], "eos");
@@ -625,8 +646,8 @@ fn completions_are_greedy_as_transformers_and_stream_the_same_text() {
 
     assert_eq!(
         server.metric("torchless_generated_tokens_total") as usize,
-        // Two whole runs, the id prompt, and at least the tokens up to the stop string twice.
-        2 * new_ids.len() + ints(&c["greedy_new_ids"]).len() + 2 * 3
+        // Two whole runs, the odd text, the id prompt, and the tokens up to the stop string twice.
+        2 * new_ids.len() + odd_ids.len() + ints(&c["greedy_new_ids"]).len() + 2 * 3
     );
 }
 
@@ -652,6 +673,27 @@ fn chat_uses_the_folder_chat_template() {
             let msgs: Vec<torchless::chat::ChatMessage> = serde_json::from_value(messages).unwrap();
             let prompt = t.render(&msgs, true).unwrap();
             let v = r.json();
+            // The same ids as a completion of the rendered prompt, tokenized without adding
+            // special tokens (as `apply_chat_template(tokenize=True)`).
+            let opts = torchless::LoadOptions {
+                device: torchless::DeviceSpec::Cpu,
+                ..Default::default()
+            };
+            let gen = torchless::TextGenerator::load(&dir, &opts).unwrap();
+            let ids = gen
+                .tokenizer()
+                .unwrap()
+                .encode(prompt.as_str(), false)
+                .unwrap();
+            let ids = ids.get_ids().to_vec();
+            let c = server
+                .post(
+                    "/v1/completions",
+                    &json!({"model": "gpt2", "prompt": ids, "max_tokens": 5, "temperature": 0}),
+                )
+                .json();
+            assert_eq!(v["choices"][0]["token_ids"], c["choices"][0]["token_ids"]);
+            assert_eq!(v["usage"]["prompt_tokens"], ids.len());
             assert_eq!(v["object"], "chat.completion");
             assert_eq!(v["choices"][0]["message"]["role"], "assistant");
             let mut sb = body.clone();

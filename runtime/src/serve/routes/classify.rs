@@ -15,7 +15,7 @@ use super::{pick_model, with_timeout, wrong_task, ApiJson, Shared};
 use crate::preprocess::{Preprocess, RgbImage};
 use crate::serve::error::ApiError;
 use crate::serve::models::{ImageInput, Served, TextInput};
-use crate::{top_k, Classifier, Task};
+use crate::{top_k, Classifier, Task, TextClassifier};
 
 #[derive(Deserialize)]
 pub struct RerankRequest {
@@ -51,17 +51,21 @@ pub async fn rerank(State(state): State<Shared>, ApiJson(req): ApiJson<RerankReq
             )));
         }
         let per_job = state.limits.max_batch_size.max(1);
+        let pairs: Vec<(String, String)> = req
+            .texts
+            .iter()
+            .map(|t| (req.query.clone(), t.clone()))
+            .collect();
+        let lengths = token_counts(model, pairs.clone(), true, per_job).await?;
         let mut jobs = Vec::new();
-        for chunk in req.texts.chunks(per_job) {
-            let inputs: Vec<TextInput> = chunk
-                .iter()
-                .map(|t| TextInput::Pair(req.query.clone(), t.clone()))
+        let mut pairs = pairs.into_iter();
+        for chunk in lengths.chunks(per_job) {
+            let inputs: Vec<TextInput> = pairs
+                .by_ref()
+                .take(chunk.len())
+                .map(|(q, d)| TextInput::Pair(q, d))
                 .collect();
-            let tokens = chunk
-                .iter()
-                .map(|t| (req.query.len() + t.len()) / 4 + 3)
-                .sum();
-            jobs.push(batcher.submit(inputs, tokens));
+            jobs.push(batcher.submit(inputs, chunk.iter().sum()));
         }
         let rows: Vec<Vec<f32>> = futures_util::future::try_join_all(jobs)
             .await?
@@ -121,6 +125,37 @@ pub enum ImageField {
         /// `[3, H, W]` or `[1, 3, H, W]`.
         shape: Vec<usize>,
     },
+}
+
+/// Tokens per input (special tokens included, truncated as the model runs it), for the batch
+/// token budget: `(query, document)` pairs when `pairs`, else `(text, "")`.
+async fn token_counts(
+    model: &Arc<TextClassifier>,
+    inputs: Vec<(String, String)>,
+    pairs: bool,
+    per_job: usize,
+) -> Result<Vec<usize>, ApiError> {
+    let m = Arc::clone(model);
+    tokio::task::spawn_blocking(move || {
+        let mut lengths = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(per_job) {
+            let batch = if !pairs {
+                let texts: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
+                m.tokenize(&texts)?
+            } else {
+                let pairs: Vec<(&str, &str)> = chunk
+                    .iter()
+                    .map(|(q, d)| (q.as_str(), d.as_str()))
+                    .collect();
+                m.tokenize_pairs(&pairs)?
+            };
+            lengths.extend(batch.lengths.iter().map(|&n| n as usize));
+        }
+        Ok::<_, crate::Error>(lengths)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("tokenizing failed: {e}")))?
+    .map_err(ApiError::from)
 }
 
 const MAX_SIDE: usize = 8192;
@@ -235,11 +270,13 @@ pub async fn classify(
                     )));
                 };
                 let texts = texts(input, "input")?;
+                let singles: Vec<(String, String)> =
+                    texts.iter().map(|t| (t.clone(), String::new())).collect();
+                let lengths = token_counts(model, singles, false, per_job).await?;
                 let mut jobs = Vec::new();
-                for chunk in texts.chunks(per_job) {
-                    let tokens = chunk.iter().map(|t| t.len() / 4 + 2).sum();
+                for (chunk, lens) in texts.chunks(per_job).zip(lengths.chunks(per_job)) {
                     let inputs = chunk.iter().cloned().map(TextInput::Single).collect();
-                    jobs.push(batcher.submit(inputs, tokens));
+                    jobs.push(batcher.submit(inputs, lens.iter().sum()));
                 }
                 let rows = futures_util::future::try_join_all(jobs).await?;
                 let labels = model.id2label();

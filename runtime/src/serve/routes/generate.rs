@@ -565,6 +565,9 @@ fn stream_response(state: Shared, p: Prepared, kind: Kind) -> Response {
         if kind == Kind::Chat && !tx.json(&chunk(kind, &id, &p.model, None, &[], None)).await {
             return;
         }
+        // Ids whose text is still held back (an incomplete character, a possible stop string)
+        // travel with the next chunk that has text, so the chunks' ids add up to all of them.
+        let mut pending: Vec<u32> = Vec::new();
         loop {
             let step = match tokio::time::timeout_at(deadline, run.next()).await {
                 Ok(Ok(s)) => s,
@@ -579,19 +582,21 @@ fn stream_response(state: Shared, p: Prepared, kind: Kind) -> Response {
             };
             match step {
                 Step::Token { id: tok, text } => {
-                    if (!text.is_empty() || run.stream.is_none())
-                        && !tx
-                            .json(&chunk(kind, &id, &p.model, Some(&text), &[tok], None))
-                            .await
-                    {
+                    pending.push(tok);
+                    if text.is_empty() && run.stream.is_some() {
+                        continue;
+                    }
+                    let c = chunk(kind, &id, &p.model, Some(&text), &pending, None);
+                    pending.clear();
+                    if !tx.json(&c).await {
                         // The client went away: dropping `run` stops the sequence.
                         return;
                     }
                 }
                 Step::End { text, reason } => {
-                    if !text.is_empty()
+                    if (!text.is_empty() || !pending.is_empty())
                         && !tx
-                            .json(&chunk(kind, &id, &p.model, Some(&text), &[], None))
+                            .json(&chunk(kind, &id, &p.model, Some(&text), &pending, None))
                             .await
                     {
                         return;
