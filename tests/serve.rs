@@ -653,11 +653,12 @@ fn completions_are_greedy_as_transformers_and_stream_the_same_text() {
 
 #[test]
 fn chat_uses_the_folder_chat_template() {
-    let gpt2 = model_arg("gpt2", "decoders/gpt2");
-    let server = Server::start(&["--model", &gpt2]);
-    let dir = fixture("decoders/gpt2");
+    // llama: a short template and 96 positions (gpt2's template does not fit its 64).
+    let llama = model_arg("llama", "decoders/llama");
+    let server = Server::start(&["--model", &llama]);
+    let dir = fixture("decoders/llama");
     let messages = json!([{"role": "user", "content": "The quick brown fox"}]);
-    let body = json!({"model": "gpt2", "messages": messages, "max_tokens": 5, "temperature": 0});
+    let body = json!({"model": "llama", "messages": messages, "max_tokens": 5, "temperature": 0});
     let r = server.post("/v1/chat/completions", &body);
     match torchless::chat::ChatTemplate::from_folder(&dir) {
         // Templates not readable: the error is the server's, said as such.
@@ -670,9 +671,12 @@ fn chat_uses_the_folder_chat_template() {
             assert!(msg.contains("no chat template"), "{msg}");
         }
         Ok(Some(t)) => {
+            assert_eq!(r.status, 200, "{}", r.text());
             let msgs: Vec<torchless::chat::ChatMessage> = serde_json::from_value(messages).unwrap();
             let prompt = t.render(&msgs, true).unwrap();
             let v = r.json();
+            assert_eq!(v["object"], "chat.completion");
+            assert_eq!(v["choices"][0]["message"]["role"], "assistant");
             // The same ids as a completion of the rendered prompt, tokenized without adding
             // special tokens (as `apply_chat_template(tokenize=True)`).
             let opts = torchless::LoadOptions {
@@ -686,37 +690,50 @@ fn chat_uses_the_folder_chat_template() {
                 .encode(prompt.as_str(), false)
                 .unwrap();
             let ids = ids.get_ids().to_vec();
-            let c = server
-                .post(
-                    "/v1/completions",
-                    &json!({"model": "gpt2", "prompt": ids, "max_tokens": 5, "temperature": 0}),
-                )
-                .json();
-            assert_eq!(v["choices"][0]["token_ids"], c["choices"][0]["token_ids"]);
+            let c = server.post(
+                "/v1/completions",
+                &json!({"model": "llama", "prompt": ids, "max_tokens": 5, "temperature": 0}),
+            );
+            assert_eq!(c.status, 200, "{}", c.text());
+            let c = c.json();
+            let chat_ids = ints(&v["choices"][0]["token_ids"]);
+            assert!(!chat_ids.is_empty());
+            assert_eq!(chat_ids, ints(&c["choices"][0]["token_ids"]));
+            assert_eq!(
+                v["choices"][0]["message"]["content"],
+                c["choices"][0]["text"]
+            );
             assert_eq!(v["usage"]["prompt_tokens"], ids.len());
-            assert_eq!(v["object"], "chat.completion");
-            assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+            // Streamed: a role chunk, content deltas adding up to the same text, [DONE].
             let mut sb = body.clone();
             sb["stream"] = json!(true);
             let events = server.post("/v1/chat/completions", &sb).events();
-            let streamed: String = events[..events.len() - 1]
+            assert_eq!(events.last().unwrap(), "[DONE]");
+            let chunks: Vec<Value> = events[..events.len() - 1]
                 .iter()
-                .filter_map(|e| {
-                    serde_json::from_str::<Value>(e).unwrap()["choices"][0]["delta"]["content"]
-                        .as_str()
-                        .map(str::to_string)
-                })
+                .map(|e| serde_json::from_str(e).unwrap())
+                .collect();
+            assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+            assert!(chunks
+                .iter()
+                .all(|c| c["object"] == "chat.completion.chunk"));
+            let streamed: String = chunks
+                .iter()
+                .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
                 .collect();
             assert_eq!(
                 streamed,
                 v["choices"][0]["message"]["content"].as_str().unwrap()
             );
-            assert!(
-                v["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
-                "{prompt}"
-            );
         }
     }
+    let msg = server
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "llama", "messages": []}),
+        )
+        .error(400);
+    assert!(msg.contains("`messages`"), "{msg}");
 }
 
 #[test]

@@ -21,14 +21,14 @@ go test -race -count=1 ./...
 go test -count=1 -run TestTenThousandRequests -v ./examples/server
 
 # examples/httpclient (standard library only) against `torchless serve` on a free loopback port:
-# /v1/embeddings always, /v1/chat/completions once the gpt2 fixture has a chat template. The
+# /v1/embeddings always, /v1/chat/completions once the llama fixture has a chat template. The
 # server must then drain and exit 0 on SIGTERM.
 bin="$lib/torchless"
 [ -x "$bin" ] || { echo "$bin is missing: cargo build -p torchless" >&2; exit 1; }
 fixtures=$(cd ../../tests/fixtures && pwd)
 log=$(mktemp)
 "$bin" serve --device cpu --port 0 --model minilm="$fixtures/bert/tiny-st" \
-  --model gpt2="$fixtures/decoders/gpt2" 2>"$log" &
+  --model llama="$fixtures/decoders/llama" 2>"$log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
 addr=""
@@ -40,8 +40,8 @@ for _ in $(seq 300); do
 done
 [ -n "$addr" ] || { cat "$log" >&2; echo "torchless serve did not start" >&2; exit 1; }
 chat=()
-if grep -q chat_template "$fixtures/decoders/gpt2/tokenizer_config.json" 2>/dev/null; then
-  chat=(-chat-model gpt2)
+if grep -q chat_template "$fixtures/decoders/llama/tokenizer_config.json" 2>/dev/null; then
+  chat=(-chat-model llama)
 fi
 timeout 300 go run ./examples/httpclient -url "$addr" -embed-model minilm ${chat[@]+"${chat[@]}"}
 kill -TERM "$pid"
