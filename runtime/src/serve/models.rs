@@ -339,3 +339,62 @@ fn run_images(model: &Classifier, inputs: &[ImageInput]) -> crate::Result<Vec<Ve
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::config::ModelSpec;
+    use crate::DeviceSpec;
+
+    fn config(models: &[(&str, &str)]) -> ServeConfig {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+        ServeConfig {
+            models: models
+                .iter()
+                .map(|(name, rel)| ModelSpec {
+                    name: name.to_string(),
+                    path: root.join(rel),
+                })
+                .collect(),
+            load: LoadOptions {
+                device: DeviceSpec::Cpu,
+                ..LoadOptions::default()
+            },
+            addr: ([127, 0, 0, 1], 0).into(),
+            api_key: None,
+            limits: Limits::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn models_answer_503_until_loaded_and_unknown_ones_404() {
+        let state =
+            AppState::new(&config(&[("m", "bert/tiny-st"), ("g", "decoders/gpt2")])).unwrap();
+        assert!(!state.ready());
+        assert_eq!(state.model("m").err().unwrap().status.as_u16(), 503);
+        assert_eq!(state.model("nope").err().unwrap().status.as_u16(), 404);
+        assert_eq!(state.models["m"].task, Task::Embed);
+        assert_eq!(state.models["g"].task, Task::Generate);
+        for slot in state.models.values() {
+            load(Arc::clone(slot), config(&[]).load, state.limits)
+                .await
+                .unwrap();
+        }
+        assert!(state.ready());
+        assert!(matches!(state.model("m").unwrap().1, Served::Embed { .. }));
+    }
+
+    #[test]
+    fn configurations_that_cannot_serve_are_refused_by_name() {
+        assert!(matches!(
+            AppState::new(&config(&[])),
+            Err(ServeError::NoModels)
+        ));
+        let twice = AppState::new(&config(&[("m", "bert/tiny-st"), ("m", "vit")]));
+        assert!(matches!(twice, Err(ServeError::DuplicateName(n)) if n == "m"));
+        let clip = AppState::new(&config(&[("c", "clip")]));
+        assert!(matches!(clip, Err(ServeError::Unsupported { .. })));
+        let missing = AppState::new(&config(&[("x", "no/such/folder")]));
+        assert!(matches!(missing, Err(ServeError::Model { name, .. }) if name == "x"));
+    }
+}
