@@ -27,10 +27,13 @@ use crate::run_options::RunOptions;
 /// requests in flight finish (at most --drain-timeout) and exits 0. Once bound, the server
 /// prints `listening on http://ADDR` on stderr (--port 0 picks a free port).
 ///
-/// Example:
-///   torchless serve --model minilm=tests/fixtures/bert/tiny-st --port 8080 &
-///   curl -s localhost:8080/v1/embeddings -H 'Content-Type: application/json' \
-///     -d '{"model": "minilm", "input": ["A first sentence.", "Another one."]}'
+/// Example, the server in one shell:
+///
+///   torchless serve --model minilm=tests/fixtures/bert/tiny-st --port 8080
+///
+/// and a client in another:
+///
+///   curl -s localhost:8080/v1/embeddings -d '{"model": "minilm", "input": ["Hello world"]}'
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A model to serve, as NAME=PATH (repeatable): NAME is what requests send in "model",
