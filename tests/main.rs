@@ -19,5 +19,6 @@ mod rerank;
 mod resize;
 mod resnet;
 mod runtime_hostile;
+mod serve;
 mod vit;
 mod xlmr;

@@ -19,6 +19,8 @@
 //!   [`TextGenerator`] with continuous batching (one decode step for every running sequence),
 //!   each caller hearing only about its own sequence.
 //! - [`chat`]: chat templates (`apply_chat_template`) and streamed text for decoders.
+//! - `serve` (feature `serve`): the HTTP server of `torchless serve` (OpenAI- and
+//!   TEI-compatible routes, dynamic batching, Prometheus metrics, graceful drain).
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
 
@@ -37,6 +39,8 @@ pub mod npy;
 pub mod preprocess;
 pub mod registry;
 mod sampling;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod text_classifier;
 mod weights;
 

@@ -8,6 +8,7 @@ mod inspect;
 mod output;
 mod rerank;
 mod run_options;
+mod serve;
 mod verify;
 
 use std::process::ExitCode;
@@ -33,16 +34,20 @@ enum Command {
     Generate(generate::Args),
     Classify(classify::Args),
     Rerank(rerank::Args),
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // SIGINT/SIGTERM: remove the temporary file of a conversion in flight, then exit as a
     // signal-killed process would (128 + signal number; ctrlc does not say which, so 130).
-    let _ = ctrlc::set_handler(|| {
-        torchless::convert::remove_temp_files();
-        std::process::exit(130);
-    });
+    // `serve` handles the signals itself: it drains in-flight requests and exits 0.
+    if !matches!(cli.command, Command::Serve(_)) {
+        let _ = ctrlc::set_handler(|| {
+            torchless::convert::remove_temp_files();
+            std::process::exit(130);
+        });
+    }
     let result = match cli.command {
         Command::Convert(a) => convert::run(a),
         Command::Inspect(a) => inspect::run(a),
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => generate::run(a),
         Command::Classify(a) => classify::run(a),
         Command::Rerank(a) => rerank::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
