@@ -17,4 +17,5 @@ mod rerank;
 mod resnet;
 mod runtime_hostile;
 mod vit;
+mod worker;
 mod xlmr;

@@ -18,6 +18,7 @@
 //! - [`batching`]: a bounded queue that runs many callers' generations on one
 //!   [`TextGenerator`], each caller hearing only about its own sequence.
 //! - [`chat`]: chat templates (`apply_chat_template`) and streamed text for decoders.
+//! - `worker` (feature `worker`): the Redis stream worker behind `torchless worker`.
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
 
@@ -38,6 +39,8 @@ pub mod registry;
 mod sampling;
 mod text_classifier;
 mod weights;
+#[cfg(feature = "worker")]
+pub mod worker;
 
 pub use classifier::{top_k, Classifier, TopK};
 pub use clip::{ClipEmbedder, ClipImageProcessor};

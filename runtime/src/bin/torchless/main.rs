@@ -9,6 +9,7 @@ mod output;
 mod rerank;
 mod run_options;
 mod verify;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -33,16 +34,20 @@ enum Command {
     Generate(generate::Args),
     Classify(classify::Args),
     Rerank(rerank::Args),
+    Worker(worker::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // SIGINT/SIGTERM: remove the temporary file of a conversion in flight, then exit as a
     // signal-killed process would (128 + signal number; ctrlc does not say which, so 130).
-    let _ = ctrlc::set_handler(|| {
-        torchless::convert::remove_temp_files();
-        std::process::exit(130);
-    });
+    // The worker installs its own handler: a signal there finishes the batch in flight.
+    if !matches!(cli.command, Command::Worker(_)) {
+        let _ = ctrlc::set_handler(|| {
+            torchless::convert::remove_temp_files();
+            std::process::exit(130);
+        });
+    }
     let result = match cli.command {
         Command::Convert(a) => convert::run(a),
         Command::Inspect(a) => inspect::run(a),
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => generate::run(a),
         Command::Classify(a) => classify::run(a),
         Command::Rerank(a) => rerank::run(a),
+        Command::Worker(a) => worker::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

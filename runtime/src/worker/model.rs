@@ -1,0 +1,149 @@
+//! The one model a worker serves, and how a batch of requests of one op runs through it: the
+//! texts of every request are put in one list, run in forward passes of a fixed size, and cut
+//! back into one result per request.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::protocol::{Input, Op};
+use crate::error::{Error, Result};
+use crate::registry::{self, LoadOptions, Task};
+use crate::{top_k, SentenceEncoder, TextClassifier};
+
+/// A model a worker can serve: a sentence encoder (`embed`) or a sequence classifier
+/// (`rerank`, `classify`).
+pub enum WorkerModel {
+    /// A BERT-family sentence encoder.
+    Encoder(SentenceEncoder),
+    /// A `*ForSequenceClassification` model (cross-encoder or text classifier).
+    Classifier(TextClassifier),
+}
+
+impl WorkerModel {
+    /// Loads the model folder through the registry; other tasks are refused by name.
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        let resolved = registry::resolve(dir)?;
+        match resolved.family.task {
+            Task::Embed => Ok(WorkerModel::Encoder(SentenceEncoder::load(dir, opts)?)),
+            Task::SequenceClassify => Ok(WorkerModel::Classifier(TextClassifier::load(dir, opts)?)),
+            other => Err(Error::Option(format!(
+                "{}: `torchless worker` serves sentence encoders (op embed) and sequence \
+                 classifiers (ops rerank, classify); this folder is {} (model_type {:?}), run it \
+                 with {}",
+                dir.display(),
+                other.describe(),
+                resolved.model_type,
+                other.usage()
+            ))),
+        }
+    }
+
+    /// The model's name (its folder's name).
+    pub fn name(&self) -> &str {
+        match self {
+            WorkerModel::Encoder(m) => m.name(),
+            WorkerModel::Classifier(m) => m.name(),
+        }
+    }
+
+    /// The operations this model answers.
+    pub fn ops(&self) -> &'static [Op] {
+        match self {
+            WorkerModel::Encoder(_) => &[Op::Embed],
+            WorkerModel::Classifier(_) => &[Op::Rerank, Op::Classify],
+        }
+    }
+
+    /// Why `op` cannot run here, naming the field, or `None` when it can.
+    pub fn refuses(&self, op: Op) -> Option<String> {
+        if self.ops().contains(&op) {
+            return None;
+        }
+        let (what, ops) = match self {
+            WorkerModel::Encoder(_) => ("a sentence encoder", "embed"),
+            WorkerModel::Classifier(_) => ("a sequence classifier", "rerank and classify"),
+        };
+        Some(format!(
+            "field `op`: this worker's model {:?} is {what} and answers {ops} only, not `{}`",
+            self.name(),
+            op.name()
+        ))
+    }
+
+    /// Runs the inputs of one op as one batch (`forward_batch` texts per forward pass) and
+    /// returns one result per input, in order. An input whose kind does not fit `op` is an
+    /// [`Error::Option`].
+    pub fn run(&self, op: Op, inputs: &[&Input], forward_batch: usize) -> Result<Vec<Value>> {
+        if let Some(why) = self.refuses(op) {
+            return Err(Error::Option(why));
+        }
+        let counts: Vec<usize> = inputs.iter().map(|i| i.len()).collect();
+        let rows: Vec<Value> = match (self, op) {
+            (WorkerModel::Encoder(enc), Op::Embed) => {
+                let texts = texts_of(inputs)?;
+                enc.embed(&texts, forward_batch)?
+                    .into_iter()
+                    .map(|e| json!(e))
+                    .collect()
+            }
+            (WorkerModel::Classifier(m), Op::Rerank) => {
+                let mut pairs = Vec::new();
+                for input in inputs {
+                    let Input::Rerank { query, texts } = input else {
+                        return Err(Error::Option("op `rerank` needs a query".into()));
+                    };
+                    pairs.extend(texts.iter().map(|t| (query.as_str(), t.as_str())));
+                }
+                let mut rows = Vec::with_capacity(pairs.len());
+                for chunk in pairs.chunks(forward_batch.max(1)) {
+                    rows.extend(m.score_pairs(chunk)?);
+                }
+                let single = m.num_labels() == 1;
+                rows.into_iter()
+                    .map(|r| if single { json!(r[0]) } else { json!(r) })
+                    .collect()
+            }
+            (WorkerModel::Classifier(m), Op::Classify) => {
+                let texts = texts_of(inputs)?;
+                let labels = m.id2label();
+                let mut rows = Vec::with_capacity(texts.len());
+                for chunk in texts.chunks(forward_batch.max(1)) {
+                    rows.extend(m.logits(chunk)?);
+                }
+                rows.into_iter()
+                    .map(|logits| {
+                        let scored: Vec<Value> = if logits.len() == 1 {
+                            // One label: its activated score, as `CrossEncoder.predict`.
+                            vec![json!({"index": 0, "label": labels.first(), "score": m.activation().apply(logits[0])})]
+                        } else {
+                            top_k(&logits, logits.len())
+                                .iter()
+                                .map(|t| json!({"index": t.index, "label": labels.get(t.index), "score": t.score}))
+                                .collect()
+                        };
+                        json!(scored)
+                    })
+                    .collect()
+            }
+            _ => return Err(Error::Option(format!("op `{}` is not served", op.name()))),
+        };
+        // Cut the flat rows back into one array per input.
+        let mut rows = rows.into_iter();
+        Ok(counts
+            .iter()
+            .map(|&n| Value::Array(rows.by_ref().take(n).collect()))
+            .collect())
+    }
+}
+
+fn texts_of<'a>(inputs: &[&'a Input]) -> Result<Vec<&'a str>> {
+    let mut texts = Vec::new();
+    for input in inputs {
+        let Input::Texts(t) = input else {
+            return Err(Error::Option("a list of texts was expected".into()));
+        };
+        texts.extend(t.iter().map(String::as_str));
+    }
+    Ok(texts)
+}
