@@ -375,6 +375,23 @@ fn worker_embeddings_equal_the_library_and_poison_requests_are_answered_and_acke
     assert_eq!(serde_json::from_str::<Value>(&recorded).unwrap(), *e1);
     assert_eq!(pending(&mut c), Some(0));
 
+    // The same request id sent again (a client retry, here with other texts) gets the
+    // recorded response again: results are per request id.
+    let n = xlen(&mut c, "out");
+    xadd(
+        &mut c,
+        &[
+            ("id", "e1"),
+            ("reply_to", "out"),
+            ("op", "embed"),
+            ("input", "[\"other\"]"),
+        ],
+    );
+    wait_replies(&mut c, "out", n + 1, &w);
+    let again = replies(&mut c, "out").pop().unwrap();
+    assert_eq!(again.0, "e1");
+    assert_eq!(again.1, *e1);
+
     w.signal(libc::SIGTERM);
     assert_eq!(
         w.wait_exit(Duration::from_secs(60)),

@@ -295,9 +295,41 @@ fn with_deliveries(
         .collect())
 }
 
-/// Runs a batch: refusals answered with their error, the rest run as one model call per op
-/// (one call per request when the batch call fails, so a failure is told to its request only).
-fn process(model: &WorkerModel, cfg: &Config, entries: &[Entry]) -> Vec<Answer> {
+/// The responses already recorded for the request ids of a batch (a request sent again, an
+/// entry claimed after its first worker answered it): entry id → response.
+fn recorded(
+    conn: &mut Connection,
+    cfg: &Config,
+    entries: &[Entry],
+) -> RedisResult<HashMap<String, String>> {
+    let ids: Vec<(&str, String)> = entries
+        .iter()
+        .filter_map(|e| {
+            protocol::request_id(&e.fields)
+                .map(|id| (e.id.as_str(), protocol::result_key(&cfg.stream, &id)))
+        })
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let keys: Vec<&String> = ids.iter().map(|(_, k)| k).collect();
+    let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(conn)?;
+    Ok(ids
+        .iter()
+        .zip(values)
+        .filter_map(|((entry, _), v)| v.map(|v| (entry.to_string(), v)))
+        .collect())
+}
+
+/// Runs a batch: a request whose id has a recorded response gets it again; refusals are
+/// answered with their error; the rest run as one model call per op (one call per request when
+/// the batch call fails, so a failure is told to its request only).
+fn process(
+    model: &WorkerModel,
+    cfg: &Config,
+    entries: &[Entry],
+    recorded: &HashMap<String, String>,
+) -> Vec<Answer> {
     let mut answers = Vec::with_capacity(entries.len());
     let mut runnable: Vec<Request> = Vec::new();
     let refuse = |head: Head, error: String| Answer {
@@ -311,6 +343,14 @@ fn process(model: &WorkerModel, cfg: &Config, entries: &[Entry]) -> Vec<Answer> 
             Ok(r) => r.head.clone(),
             Err(r) => r.head.clone(),
         };
+        if let Some(response) = recorded.get(&e.id) {
+            answers.push(Answer {
+                head,
+                response: response.clone(),
+                error: None,
+            });
+            continue;
+        }
         if e.deliveries > cfg.max_deliveries {
             answers.push(refuse(
                 head,
@@ -478,7 +518,11 @@ pub fn run(
         if let Some(pause) = cfg.pause_after_read {
             std::thread::sleep(pause);
         }
-        let answers = process(model, cfg, &entries);
+        // Only saves work (the answer script sends what is recorded anyway): on failure, run all.
+        let known = link
+            .with(cfg, on_event, |c| recorded(c, cfg, &entries))
+            .unwrap_or_default();
+        let answers = process(model, cfg, &entries, &known);
         let (mut errors, mut already) = (0, 0);
         for a in &answers {
             // The batch is answered whatever happens to a stop request: retry until Redis

@@ -148,6 +148,14 @@ fn field(fields: &HashMap<String, Value>, name: &str) -> Result<Option<String>, 
         .map_err(|_| format!("field `{name}` is not UTF-8"))
 }
 
+/// The request id of an entry, when it has a valid one.
+pub fn request_id(fields: &HashMap<String, Value>) -> Option<String> {
+    field(fields, "id")
+        .ok()
+        .flatten()
+        .filter(|id| !id.is_empty() && id.len() <= MAX_ID_BYTES)
+}
+
 /// A name field (`reply_to`, `reply_key`): present, non-empty.
 fn name_field(fields: &HashMap<String, Value>, name: &str) -> Result<Option<String>, String> {
     match field(fields, name)? {

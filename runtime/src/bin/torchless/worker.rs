@@ -10,10 +10,9 @@ use torchless::worker::{self, Config, Event, WorkerModel};
 
 use crate::run_options::RunOptions;
 
-/// Serve one model to a Redis stream: read requests with a consumer group, answer each, then
-/// acknowledge it.
+/// Serve a model to a Redis stream: each request answered, then acknowledged.
 ///
-/// The model folder is a sentence encoder (op `embed`) or a `*ForSequenceClassification`
+/// Requests are read with a consumer group (XREADGROUP), in batches. The model folder is a sentence encoder (op `embed`) or a `*ForSequenceClassification`
 /// model (ops `rerank` and `classify`). A request is a stream entry with the fields:
 ///
 ///   id         the request id (required; the response carries it)
