@@ -486,6 +486,63 @@ fn worker_rerank_and_classify_equal_the_text_classifier() {
     assert_eq!(pending(&mut c), Some(0));
 }
 
+#[test]
+fn worker_generate_equals_transformers_greedy_continuations() {
+    let redis = Redis::start();
+    let mut c = redis.conn();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("decoders/expected.json")).unwrap())
+            .unwrap();
+    let cases = expected["models"]["gpt2"]["text_cases"].as_array().unwrap();
+    for (i, case) in cases.iter().enumerate() {
+        let input = serde_json::json!({"prompt": case["text"], "max_new_tokens": 20}).to_string();
+        let id = format!("g{i}");
+        xadd(
+            &mut c,
+            &[
+                ("id", &id),
+                ("reply_to", "out"),
+                ("op", "generate"),
+                ("input", &input),
+            ],
+        );
+    }
+    let too_long = r#"{"prompt": "x", "max_new_tokens": 21}"#;
+    xadd(
+        &mut c,
+        &[
+            ("id", "long"),
+            ("reply_to", "out"),
+            ("op", "generate"),
+            ("input", too_long),
+        ],
+    );
+    let w = Worker::start(
+        &redis,
+        "decoders/gpt2",
+        "w1",
+        &["--max-new-tokens", "20"],
+        0,
+    );
+    wait_replies(&mut c, "out", cases.len() + 1, &w);
+    let got: HashMap<String, Value> = replies(&mut c, "out").into_iter().collect();
+    for (i, case) in cases.iter().enumerate() {
+        let r = &got[&format!("g{i}")];
+        assert_eq!(r["ok"], true, "{r}");
+        // Greedy continuations of the same GPT-2 in transformers, token for token.
+        assert_eq!(r["result"]["token_ids"], case["greedy_new_ids"], "case {i}");
+        assert_eq!(r["result"]["text"], case["greedy_text"], "case {i}");
+        let n = case["greedy_new_ids"].as_array().unwrap().len();
+        let stop = if n == 20 { "max_tokens" } else { "eos" };
+        assert_eq!(r["result"]["stop"], stop, "case {i}");
+    }
+    assert_eq!(
+        got["long"]["error"],
+        "field `input`: max_new_tokens 21 is more than the worker's --max-new-tokens (20)"
+    );
+    assert!(wait_for(Duration::from_secs(30), || pending(&mut c) == Some(0)));
+}
+
 /// The requests of the recovery tests and their expected embeddings.
 fn recovery_requests(c: &mut redis::Connection, n: usize) -> HashMap<String, Vec<Vec<f32>>> {
     let texts = sentences();

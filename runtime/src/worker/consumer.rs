@@ -338,7 +338,11 @@ fn process(
         error: Some(error),
     };
     for e in entries {
-        let parsed = protocol::parse_entry(&e.id, &cfg.stream, &e.fields, cfg.max_texts);
+        let limits = protocol::Limits {
+            max_texts: cfg.max_texts,
+            max_new_tokens: cfg.max_new_tokens,
+        };
+        let parsed = protocol::parse_entry(&e.id, &cfg.stream, &e.fields, limits);
         let head = match &parsed {
             Ok(r) => r.head.clone(),
             Err(r) => r.head.clone(),
@@ -376,6 +380,20 @@ fn process(
             continue;
         }
         let inputs: Vec<&Input> = requests.iter().map(|r| &r.input).collect();
+        if op == Op::Generate {
+            // Each sequence succeeds or fails on its own (they run concurrently in the queue).
+            for (r, result) in requests.iter().zip(model.generate(&inputs)) {
+                answers.push(match result {
+                    Ok(v) => Answer {
+                        head: r.head.clone(),
+                        response: protocol::ok_response(&r.id, v),
+                        error: None,
+                    },
+                    Err(e) => refuse(r.head.clone(), e),
+                });
+            }
+            continue;
+        }
         match model.run(op, &inputs, cfg.forward_batch) {
             Ok(results) => {
                 for (r, result) in requests.iter().zip(results) {

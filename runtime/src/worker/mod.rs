@@ -2,7 +2,7 @@
 //! consumer group, results written back before the entries are acknowledged.
 //!
 //! A request is a stream entry with the fields `id`, `reply_to` (a stream) and/or `reply_key`
-//! (a key), `op` (`embed`, `rerank`, `classify`) and `input` (JSON); [`protocol`] has the
+//! (a key), `op` (`embed`, `rerank`, `classify`, `generate`) and `input` (JSON); [`protocol`] has the
 //! format. [`run`] reads up to `max_batch_size` entries at a time (XREADGROUP, or XAUTOCLAIM of
 //! entries other consumers left pending longer than `claim_idle`), runs them as one batch per
 //! op through the [`WorkerModel`], and answers each with one Lua script that records the
@@ -47,6 +47,8 @@ pub struct Config {
     pub max_texts: usize,
     /// Texts per forward pass of the model.
     pub forward_batch: usize,
+    /// New tokens one `generate` request may ask for.
+    pub max_new_tokens: usize,
     /// How long Redis may stay unreachable (retried with backoff) before [`run`] gives up.
     pub give_up_after: Duration,
     /// Test hook: a pause after a batch is read and before it runs, so a test can kill the
@@ -69,6 +71,7 @@ impl Config {
             result_ttl: Duration::from_secs(86_400),
             max_texts: 1024,
             forward_batch: 32,
+            max_new_tokens: 256,
             give_up_after: Duration::from_secs(300),
             pause_after_read: None,
         }

@@ -3,34 +3,57 @@
 //! back into one result per request.
 
 use std::path::Path;
+use std::sync::{mpsc, Arc};
 
 use serde_json::{json, Value};
 
 use super::protocol::{Input, Op};
+use crate::batching::{BatchLimits, GenerationEvent, GenerationQueue};
 use crate::error::{Error, Result};
 use crate::registry::{self, LoadOptions, Task};
-use crate::{top_k, SentenceEncoder, TextClassifier};
+use crate::{top_k, GenerateOptions, SentenceEncoder, TextClassifier, TextGenerator};
 
-/// A model a worker can serve: a sentence encoder (`embed`) or a sequence classifier
-/// (`rerank`, `classify`).
+/// A model a worker can serve: a sentence encoder (`embed`), a sequence classifier
+/// (`rerank`, `classify`) or a causal language model (`generate`).
 pub enum WorkerModel {
     /// A BERT-family sentence encoder.
     Encoder(SentenceEncoder),
     /// A `*ForSequenceClassification` model (cross-encoder or text classifier).
     Classifier(TextClassifier),
+    /// A decoder behind a [`GenerationQueue`] (the batch's sequences run concurrently).
+    Generator(GenerationQueue),
 }
 
 impl WorkerModel {
-    /// Loads the model folder through the registry; other tasks are refused by name.
-    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+    /// Loads the model folder through the registry; other tasks are refused by name. A decoder
+    /// gets a [`GenerationQueue`] running up to `sequences` generations at once.
+    pub fn load(dir: &Path, opts: &LoadOptions, sequences: usize) -> Result<Self> {
         let resolved = registry::resolve(dir)?;
         match resolved.family.task {
             Task::Embed => Ok(WorkerModel::Encoder(SentenceEncoder::load(dir, opts)?)),
             Task::SequenceClassify => Ok(WorkerModel::Classifier(TextClassifier::load(dir, opts)?)),
+            Task::Generate => {
+                let generator = TextGenerator::load(dir, opts)?;
+                if generator.tokenizer().is_none() {
+                    return Err(Error::Option(format!(
+                        "{}: `torchless worker` needs the decoder's tokenizer.json (requests \
+                         carry text prompts)",
+                        dir.display()
+                    )));
+                }
+                let limits = BatchLimits {
+                    max_batch_size: sequences.max(1),
+                    max_queue: sequences.max(1),
+                };
+                Ok(WorkerModel::Generator(GenerationQueue::new(
+                    Arc::new(generator),
+                    limits,
+                )))
+            }
             other => Err(Error::Option(format!(
-                "{}: `torchless worker` serves sentence encoders (op embed) and sequence \
-                 classifiers (ops rerank, classify); this folder is {} (model_type {:?}), run it \
-                 with {}",
+                "{}: `torchless worker` serves sentence encoders (op embed), sequence \
+                 classifiers (ops rerank, classify) and text generators (op generate); this \
+                 folder is {} (model_type {:?}), run it with {}",
                 dir.display(),
                 other.describe(),
                 resolved.model_type,
@@ -44,6 +67,7 @@ impl WorkerModel {
         match self {
             WorkerModel::Encoder(m) => m.name(),
             WorkerModel::Classifier(m) => m.name(),
+            WorkerModel::Generator(q) => q.generator().name(),
         }
     }
 
@@ -52,6 +76,7 @@ impl WorkerModel {
         match self {
             WorkerModel::Encoder(_) => &[Op::Embed],
             WorkerModel::Classifier(_) => &[Op::Rerank, Op::Classify],
+            WorkerModel::Generator(_) => &[Op::Generate],
         }
     }
 
@@ -63,12 +88,66 @@ impl WorkerModel {
         let (what, ops) = match self {
             WorkerModel::Encoder(_) => ("a sentence encoder", "embed"),
             WorkerModel::Classifier(_) => ("a sequence classifier", "rerank and classify"),
+            WorkerModel::Generator(_) => ("a text generator", "generate"),
         };
         Some(format!(
             "field `op`: this worker's model {:?} is {what} and answers {ops} only, not `{}`",
             self.name(),
             op.name()
         ))
+    }
+
+    /// Runs `generate` inputs through the queue, all at once (up to its size concurrently), and
+    /// waits for each: a greedy continuation `{"text", "token_ids", "stop"}` per input, or an
+    /// error message for that input alone.
+    pub fn generate(&self, inputs: &[&Input]) -> Vec<std::result::Result<Value, String>> {
+        let WorkerModel::Generator(queue) = self else {
+            let why = self.refuses(Op::Generate).unwrap_or_default();
+            return inputs.iter().map(|_| Err(why.clone())).collect();
+        };
+        let generator = queue.generator();
+        let mut waiting = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let Input::Generate {
+                prompt,
+                max_new_tokens,
+            } = input
+            else {
+                waiting.push(Err("op `generate` needs a prompt".to_string()));
+                continue;
+            };
+            let submitted = generator.encode(prompt).and_then(|ids| {
+                let (tx, rx) = mpsc::channel();
+                let options = GenerateOptions {
+                    max_new_tokens: *max_new_tokens,
+                    ..GenerateOptions::default()
+                };
+                let sink = Box::new(move |event: GenerationEvent| match event {
+                    GenerationEvent::Token(_) => true,
+                    last => tx.send(last).is_ok(),
+                });
+                queue.submit(ids, options, sink).map(|()| rx)
+            });
+            waiting.push(submitted.map_err(|e| format!("the model failed: {e}")));
+        }
+        waiting
+            .into_iter()
+            .map(|w| {
+                // The sink is dropped when its sequence ends, so this cannot wait forever.
+                match w?.recv() {
+                    Ok(GenerationEvent::Finished(g)) => {
+                        let text = generator
+                            .decode(&g.new_ids)
+                            .map_err(|e| format!("the model failed: {e}"))?;
+                        Ok(json!({"text": text, "token_ids": g.new_ids, "stop": g.stop.as_str()}))
+                    }
+                    Ok(GenerationEvent::Failed(e)) => Err(format!("the model failed: {e}")),
+                    Ok(GenerationEvent::Token(_)) | Err(_) => {
+                        Err("the generation ended without a result".to_string())
+                    }
+                }
+            })
+            .collect()
     }
 
     /// Runs the inputs of one op as one batch (`forward_batch` texts per forward pass) and

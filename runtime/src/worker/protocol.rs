@@ -25,11 +25,13 @@ pub enum Op {
     Rerank,
     /// Label scores of each text (a sequence classifier).
     Classify,
+    /// A greedy continuation of a prompt (a causal language model).
+    Generate,
 }
 
 impl Op {
     /// Every operation, in the order messages list them.
-    pub const ALL: [Op; 3] = [Op::Embed, Op::Rerank, Op::Classify];
+    pub const ALL: [Op; 4] = [Op::Embed, Op::Rerank, Op::Classify, Op::Generate];
 
     /// The name a request's `op` field carries.
     pub fn name(self) -> &'static str {
@@ -37,6 +39,7 @@ impl Op {
             Op::Embed => "embed",
             Op::Rerank => "rerank",
             Op::Classify => "classify",
+            Op::Generate => "generate",
         }
     }
 
@@ -57,6 +60,13 @@ pub enum Input {
         /// The texts (documents), scored in this order.
         texts: Vec<String>,
     },
+    /// `generate`: `{"prompt": "...", "max_new_tokens": n}`.
+    Generate {
+        /// The prompt text (tokenized with the model's tokenizer).
+        prompt: String,
+        /// New tokens at most (default 32).
+        max_new_tokens: usize,
+    },
 }
 
 impl Input {
@@ -64,6 +74,7 @@ impl Input {
     pub fn len(&self) -> usize {
         match self {
             Input::Texts(t) | Input::Rerank { texts: t, .. } => t.len(),
+            Input::Generate { .. } => 1,
         }
     }
 
@@ -206,7 +217,21 @@ struct RerankInput {
     texts: Vec<String>,
 }
 
-fn input(op: Op, text: &str, max_texts: usize) -> Result<Input, String> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenerateInput {
+    prompt: String,
+    #[serde(default = "default_new_tokens")]
+    max_new_tokens: usize,
+}
+
+fn default_new_tokens() -> usize {
+    32
+}
+
+/// Checks a request's `input` against its op. `limits`: texts per request, new tokens per
+/// generation.
+fn input(op: Op, text: &str, limits: Limits) -> Result<Input, String> {
     let json: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         format!(
             "field `input` is not JSON: {}",
@@ -234,7 +259,28 @@ fn input(op: Op, text: &str, max_texts: usize) -> Result<Input, String> {
                     safe_message(&e.to_string())
                 )
             })?,
+        Op::Generate => {
+            let g = serde_json::from_value::<GenerateInput>(json).map_err(|e| {
+                format!(
+                    "field `input`: op `generate` takes {{\"prompt\": string, \"max_new_tokens\": \
+                     integer}} ({})",
+                    safe_message(&e.to_string())
+                )
+            })?;
+            if g.max_new_tokens > limits.max_new_tokens {
+                return Err(format!(
+                    "field `input`: max_new_tokens {} is more than the worker's \
+                     --max-new-tokens ({})",
+                    g.max_new_tokens, limits.max_new_tokens
+                ));
+            }
+            Input::Generate {
+                prompt: g.prompt,
+                max_new_tokens: g.max_new_tokens,
+            }
+        }
     };
+    let max_texts = limits.max_texts;
     if input.len() > max_texts {
         return Err(format!(
             "field `input` holds {} texts, more than the worker's --max-texts ({max_texts})",
@@ -244,13 +290,22 @@ fn input(op: Op, text: &str, max_texts: usize) -> Result<Input, String> {
     Ok(input)
 }
 
+/// What one request may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Texts in one request.
+    pub max_texts: usize,
+    /// New tokens in one generation.
+    pub max_new_tokens: usize,
+}
+
 /// Reads one stream entry of the request stream `stream`: a [`Request`], or a [`Refusal`]
 /// naming the first field at fault.
 pub fn parse_entry(
     entry: &str,
     stream: &str,
     fields: &HashMap<String, Value>,
-    max_texts: usize,
+    limits: Limits,
 ) -> Result<Request, Refusal> {
     let (head, error) = head(entry, stream, fields);
     let refuse = |head: Head, error: String| Err(Refusal { head, error });
@@ -261,7 +316,7 @@ pub fn parse_entry(
         Ok(None) => {
             return refuse(
                 head,
-                "missing field `op` (embed, rerank or classify)".into(),
+                "missing field `op` (embed, rerank, classify or generate)".into(),
             )
         }
         Ok(Some(s)) => match Op::parse(&s) {
@@ -270,8 +325,8 @@ pub fn parse_entry(
                 return refuse(
                     head,
                     format!(
-                        "field `op`: unknown operation {} (the worker runs embed, rerank or \
-                         classify)",
+                        "field `op`: unknown operation {} (the worker runs embed, rerank, \
+                         classify or generate)",
                         crate::error::shown(&s)
                     ),
                 )
@@ -289,7 +344,7 @@ pub fn parse_entry(
         }
         Err(e) => return refuse(head, e),
     };
-    match input(op, &text, max_texts) {
+    match input(op, &text, limits) {
         Ok(input) => {
             let Some(id) = head.id.clone() else {
                 return refuse(head, "missing field `id` (the request id)".into());
@@ -309,6 +364,11 @@ pub fn parse_entry(
 mod tests {
     use super::*;
 
+    const LIMITS: Limits = Limits {
+        max_texts: 8,
+        max_new_tokens: 16,
+    };
+
     fn entry(pairs: &[(&str, &str)]) -> HashMap<String, Value> {
         pairs
             .iter()
@@ -317,7 +377,7 @@ mod tests {
     }
 
     fn refusal(pairs: &[(&str, &str)]) -> Refusal {
-        parse_entry("1-0", "requests", &entry(pairs), 8).unwrap_err()
+        parse_entry("1-0", "requests", &entry(pairs), LIMITS).unwrap_err()
     }
 
     #[test]
@@ -331,7 +391,7 @@ mod tests {
                 ("op", "rerank"),
                 ("input", r#"{"query": "q", "texts": ["a", ""]}"#),
             ]),
-            8,
+            LIMITS,
         )
         .unwrap();
         assert_eq!(r.id, "r1");
@@ -357,7 +417,20 @@ mod tests {
             "missing field `reply_to` or `reply_key` (where the result goes)"
         );
         let e = refusal(&[("id", "a"), ("reply_key", "k"), ("input", "[]")]);
-        assert_eq!(e.error, "missing field `op` (embed, rerank or classify)");
+        assert_eq!(
+            e.error,
+            "missing field `op` (embed, rerank, classify or generate)"
+        );
+        let e = refusal(&[
+            ("id", "a"),
+            ("reply_key", "k"),
+            ("op", "generate"),
+            ("input", r#"{"prompt": "p", "max_new_tokens": 17}"#),
+        ]);
+        assert_eq!(
+            e.error,
+            "field `input`: max_new_tokens 17 is more than the worker's --max-new-tokens (16)"
+        );
         assert_eq!(e.head.id.as_deref(), Some("a"));
         let e = refusal(&[("id", "a"), ("reply_key", "k"), ("op", "fly")]);
         assert!(e.error.starts_with("field `op`: unknown operation \"fly\""));
@@ -400,7 +473,7 @@ mod tests {
         assert!(e.error.contains("names the request stream"));
         let mut bad = entry(&[("reply_key", "k"), ("op", "embed"), ("input", "[]")]);
         bad.insert("id".into(), Value::BulkString(vec![0xff, 0xfe]));
-        let e = parse_entry("1-0", "requests", &bad, 8).unwrap_err();
+        let e = parse_entry("1-0", "requests", &bad, LIMITS).unwrap_err();
         assert_eq!(e.error, "field `id` is not UTF-8");
     }
 

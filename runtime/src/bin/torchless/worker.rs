@@ -12,21 +12,25 @@ use crate::run_options::RunOptions;
 
 /// Serve a model to a Redis stream: each request answered, then acknowledged.
 ///
-/// Requests are read with a consumer group (XREADGROUP), in batches. The model folder is a sentence encoder (op `embed`) or a `*ForSequenceClassification`
-/// model (ops `rerank` and `classify`). A request is a stream entry with the fields:
+/// Requests are read with a consumer group (XREADGROUP), in batches. The model folder is a
+/// sentence encoder (op `embed`), a `*ForSequenceClassification` model (ops `rerank` and
+/// `classify`) or a causal language model with its tokenizer.json (op `generate`). A request
+/// is a stream entry with the fields:
 ///
 ///   id         the request id (required; the response carries it)
 ///   reply_to   a stream the response is added to (fields `id` and `result`), and/or
 ///   reply_key  a key the response is SET under (expires after --result-ttl)
-///   op         embed | rerank | classify
+///   op         embed | rerank | classify | generate
 ///   input      JSON: ["text", ...] for embed and classify;
-///              {"query": "...", "texts": ["...", ...]} for rerank
+///              {"query": "...", "texts": ["...", ...]} for rerank;
+///              {"prompt": "...", "max_new_tokens": 32} for generate (greedy)
 ///
 /// The response is JSON: {"id": .., "ok": true, "result": ..} where result is one embedding
-/// per text (embed), one score per text (rerank: the cross-encoder's activated score), or per
-/// text the labels with their scores, best first (classify); or {"id": .., "ok": false,
-/// "error": "..."} naming the field at fault. A malformed request is answered with an error and
-/// acknowledged at once; so is one delivered more than --max-deliveries times.
+/// per text (embed), one score per text (rerank: the cross-encoder's activated score), per
+/// text the labels with their scores, best first (classify), or {"text", "token_ids", "stop"}
+/// (generate); or {"id": .., "ok": false, "error": "..."} naming the field at fault. A
+/// malformed request is answered with an error and acknowledged at once; so is one delivered
+/// more than --max-deliveries times.
 ///
 /// Every response is also recorded under `torchless:result:{stream}:{id}` (SET NX, expiring
 /// after --result-ttl): the first answer for an id wins, and an entry answered twice (a worker
@@ -43,7 +47,7 @@ use crate::run_options::RunOptions;
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The model folder (a sentence encoder, or a *ForSequenceClassification model).
+    /// The model folder (a sentence encoder, a *ForSequenceClassification model, or a decoder).
     #[arg(long, value_name = "DIR")]
     model: PathBuf,
     #[command(flatten)]
@@ -61,7 +65,7 @@ pub struct Args {
     /// the same name answers its own pending entries first.
     #[arg(long, value_name = "NAME")]
     consumer: Option<String>,
-    /// Entries read and run as one batch.
+    /// Entries read and run as one batch (for a decoder, also the sequences generated at once).
     #[arg(long, default_value_t = 32, value_name = "N")]
     max_batch_size: usize,
     /// How long one read waits for new entries (also how soon a stop is noticed when idle).
@@ -82,6 +86,9 @@ pub struct Args {
     /// Texts per forward pass of the model.
     #[arg(long, default_value_t = 32, value_name = "N")]
     forward_batch_size: usize,
+    /// New tokens one `generate` request may ask for.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_new_tokens: usize,
     /// Seconds Redis may keep failing (retried with backoff, 100 ms up to 5 s) before the
     /// worker exits with an error.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
@@ -107,6 +114,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     cfg.result_ttl = Duration::from_secs(a.result_ttl);
     cfg.max_texts = a.max_texts;
     cfg.forward_batch = a.forward_batch_size;
+    cfg.max_new_tokens = a.max_new_tokens;
     cfg.give_up_after = Duration::from_secs(a.give_up_after);
     if let Ok(ms) = std::env::var(TEST_DELAY_ENV) {
         let ms: u64 = ms
@@ -116,7 +124,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     cfg.validate()?;
     let opts = a.run.load_options()?;
-    let model = WorkerModel::load(&a.model, &opts)
+    let model = WorkerModel::load(&a.model, &opts, a.max_batch_size)
         .with_context(|| format!("cannot load {}", a.model.display()))?;
 
     // The first SIGINT/SIGTERM asks for a stop after the batch in flight; a second one exits
