@@ -21,4 +21,5 @@ mod resnet;
 mod runtime_hostile;
 mod serve;
 mod vit;
+mod worker;
 mod xlmr;

@@ -21,6 +21,7 @@
 //! - [`chat`]: chat templates (`apply_chat_template`) and streamed text for decoders.
 //! - `serve` (feature `serve`): the HTTP server of `torchless serve` (OpenAI- and
 //!   TEI-compatible routes, dynamic batching, Prometheus metrics, graceful drain).
+//! - `worker` (feature `worker`): the Redis stream worker behind `torchless worker`.
 //! - `capi` (feature `capi`): the C ABI that `bindings/c` builds into `libtorchless.so`.
 #![deny(missing_docs)]
 
@@ -43,6 +44,8 @@ mod sampling;
 pub mod serve;
 mod text_classifier;
 mod weights;
+#[cfg(feature = "worker")]
+pub mod worker;
 
 pub use classifier::{top_k, Classifier, TopK};
 pub use clip::{ClipEmbedder, ClipImageProcessor};

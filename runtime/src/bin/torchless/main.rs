@@ -10,6 +10,7 @@ mod rerank;
 mod run_options;
 mod serve;
 mod verify;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -35,14 +36,16 @@ enum Command {
     Classify(classify::Args),
     Rerank(rerank::Args),
     Serve(serve::Args),
+    Worker(worker::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // SIGINT/SIGTERM: remove the temporary file of a conversion in flight, then exit as a
     // signal-killed process would (128 + signal number; ctrlc does not say which, so 130).
-    // `serve` handles the signals itself: it drains in-flight requests and exits 0.
-    if !matches!(cli.command, Command::Serve(_)) {
+    // `serve` and `worker` handle the signals themselves: `serve` drains in-flight requests, the
+    // worker finishes the batch in flight; both exit 0.
+    if !matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
         let _ = ctrlc::set_handler(|| {
             torchless::convert::remove_temp_files();
             std::process::exit(130);
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Classify(a) => classify::run(a),
         Command::Rerank(a) => rerank::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Worker(a) => worker::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
