@@ -105,10 +105,11 @@ fi
 echo "== models: PyTorch side (scripts/gpu_models.py, --device $device, sizes $size)"
 rm -rf "$WORK" && mkdir -p "$WORK"
 if [ $has_torch = 0 ] && [ $dry = 0 ]; then
-  echo "error: no torch in $PY"; status=1
+  echo "error: no torch in $PY (set PYTHON)"; status=1
+else
+  "$PY" scripts/gpu_models.py --out "$WORK" --device $device --size $size 2>&1 | tee "$OUT/models-torch.log"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
-"$PY" scripts/gpu_models.py --out "$WORK" --device $device --size $size 2>&1 | tee "$OUT/models-torch.log"
-[ "${PIPESTATUS[0]}" = 0 ] || status=1
 cp "$WORK/manifest.json" "$WORK/torch-timings.json" "$OUT/" 2>/dev/null
 cp -r "$WORK/refs" "$OUT/" 2>/dev/null
 
@@ -116,9 +117,13 @@ echo "== models: torchless side (scripts/gpu_compare.py)"
 dryflag=()
 [ $dry = 1 ] && dryflag=(--dry-run)
 cp gpu-bundle/COMMIT "$BIN/" 2>/dev/null || git rev-parse HEAD > "$BIN/COMMIT" 2>/dev/null
-"$PY" scripts/gpu_compare.py --work "$WORK" --bin "$BIN" --out "$OUT" --device $device "${dryflag[@]}" \
-  2>&1 | tee "$OUT/models.out"
-[ "${PIPESTATUS[0]}" = 0 ] || status=1
+if [ -f "$WORK/manifest.json" ]; then
+  "$PY" scripts/gpu_compare.py --work "$WORK" --bin "$BIN" --out "$OUT" --device $device "${dryflag[@]}" \
+    2>&1 | tee "$OUT/models.out"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+else
+  echo "model section: FAIL (no $WORK/manifest.json)" | tee "$OUT/models.out"; status=1
+fi
 
 echo
 echo "== summary ($(( $(date +%s) - start )) s)"

@@ -139,7 +139,7 @@ class Check:
                 torch_err = rel_err(ref[key], ref32[key])
                 limit = 1e-4 if dt == "f32" else max(1e-2, 2 * torch_err)
                 ok = err <= limit and math.isfinite(limit)
-                note = f"limit {limit:.0e}" if math.isfinite(limit) else "PyTorch's own output is not finite"
+                note = f"limit {limit:.1e}" if math.isfinite(limit) else "PyTorch's own output is not finite"
                 if kind in ("gpt2", "llama"):
                     same = out["new_ids"] == ref["new_ids"]
                     note += "; greedy ids " + ("identical" if same else "DIFFER")
@@ -279,7 +279,7 @@ class Check:
                     share = ""
                     if bw:
                         # torchless runs one forward per sequence and token; PyTorch one per step.
-                        share = f"{ours * wbytes / bw:.2f} / " + (f"{tt / b * wbytes / bw:.2f}" if tt else "-")
+                        share = f"{ours * wbytes / bw:.2g} / " + (f"{tt / b * wbytes / bw:.2g}" if tt else "-")
                     self.row(label, dt, "PASS", ours=f"{ours:.1f} tok/s",
                              theirs=f"{tt:.1f} tok/s" if tt else self.no_torch(),
                              ratio=f"{ours / tt:.2f}x" if tt else "", share=share,

@@ -671,6 +671,9 @@ def main():
         import torch
     except ImportError:
         torch = None
+    if torch is None and args.size == "full":
+        print("error: full-size folders need torch (pure Python writes tiny ones only)", file=sys.stderr)
+        return 1
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
     if torch is not None:
