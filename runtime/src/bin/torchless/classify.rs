@@ -8,7 +8,7 @@ use torchless::npy::read_npy;
 use torchless::preprocess::{ImageProcessor, Preprocess};
 use torchless::{top_k, Classifier, ResNetArch, Task, TextClassifier};
 
-use crate::output::print_json;
+use crate::output::{device_name, print_json};
 use crate::run_options::RunOptions;
 
 /// Classify images with a torchvision ResNet state_dict or a ViT folder, or texts with a
@@ -65,8 +65,9 @@ pub struct Args {
     /// How many classes to list per input (highest softmax probability first).
     #[arg(long, default_value_t = 5, value_name = "K")]
     top_k: usize,
-    /// Print one JSON object `{"logits": [[...]], "top_k": [[{"index", "score"}]]}`, one row per
-    /// input in order; `score` is the softmax probability. With --text, also `"model"` and
+    /// Print one JSON object `{"device", "logits": [[...]], "top_k": [[{"index", "score"}]]}`,
+    /// one row per input in order; `score` is the softmax probability, `device` what the model
+    /// ran on (`cpu` or `cuda:N`). With --text, also `"model"` and
     /// `"labels"` (id2label), and each top-k entry has its `"label"`.
     #[arg(long)]
     json: bool,
@@ -144,7 +145,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return print_labelled(&a, &model, labels, &names, &logits, &tops);
     }
     if a.json {
-        return print_json(&serde_json::json!({ "logits": logits, "top_k": tops }));
+        return print_json(&serde_json::json!({
+            "device": device_name(model.device()),
+            "logits": logits,
+            "top_k": tops,
+        }));
     }
     let mut out = std::io::stdout().lock();
     for (name, t) in names.iter().zip(&tops) {
@@ -177,6 +182,7 @@ fn print_labelled(
             .collect();
         return print_json(&serde_json::json!({
             "model": model.name(),
+            "device": device_name(model.device()),
             "labels": labels,
             "logits": logits,
             "top_k": tops,
@@ -232,6 +238,7 @@ fn run_text(a: Args) -> anyhow::Result<()> {
     if a.json {
         return print_json(&serde_json::json!({
             "model": model.name(),
+            "device": device_name(model.device()),
             "labels": labels,
             "logits": logits,
             "top_k": tops,

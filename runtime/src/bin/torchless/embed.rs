@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use torchless::{ClipEmbedder, SentenceEncoder};
 
-use crate::output::print_json;
+use crate::output::{device_name, print_json};
 use crate::run_options::RunOptions;
 
 /// Embed sentences with a BERT-family sentence-transformers (or plain BERT) model folder, or
@@ -46,7 +46,8 @@ pub struct Args {
     /// A JSON file holding an array of strings.
     #[arg(long, value_name = "FILE.json")]
     input: Option<PathBuf>,
-    /// Print one JSON object `{"model", "dim", "embeddings"}` on stdout.
+    /// Print one JSON object `{"model", "device", "dim", "embeddings"}` on stdout (`device`: what
+    /// the model ran on, `cpu` or `cuda:N`; CLIP: `{"model", "dim", "embeddings"}`).
     #[arg(long)]
     json: bool,
 }
@@ -84,6 +85,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.json {
         return print_json(&serde_json::json!({
             "model": enc.name(),
+            "device": device_name(enc.device()),
             "dim": enc.dim(),
             "embeddings": embeddings,
         }));

@@ -7,7 +7,7 @@ use anyhow::Context;
 use torchless::chat::{ChatMessage, ChatTemplate, TextStream};
 use torchless::{GenerateOptions, SamplerConfig, Sampling, TextGenerator};
 
-use crate::output::print_json;
+use crate::output::{device_name, print_json};
 use crate::run_options::RunOptions;
 
 /// Generate text with a GPT-2 or Llama-style (llama, mistral, qwen2, qwen3) model folder.
@@ -16,8 +16,8 @@ use crate::run_options::RunOptions;
 /// `pytorch_model.bin`, converted in memory) and, for --prompt, `tokenizer.json`. Generation
 /// stops at the end-of-sequence ids of `generation_config.json` (else `config.json`) or after
 /// --max-new-tokens. Without --json the new text is printed as it is produced; with --json one
-/// object `{"prompt_ids", "new_ids", "text", "first_step_logits", "stop"}` is printed at the
-/// end, `first_step_logits` being the logits (before any penalty or warping) that chose the
+/// object `{"model", "device", "prompt_ids", "new_ids", "text", "first_step_logits", "stop"}` is
+/// printed at the end (`device`: what the model ran on, `cpu` or `cuda:N`), `first_step_logits` being the logits (before any penalty or warping) that chose the
 /// first new token. Sampling is greedy unless --temperature, --top-k or --top-p is given;
 /// --seed makes sampling reproducible.
 ///
@@ -142,6 +142,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         };
         return print_json(&serde_json::json!({
             "model": gen.name(),
+            "device": device_name(gen.device()),
             "prompt_ids": prompt_ids,
             "new_ids": out.new_ids,
             "text": text,

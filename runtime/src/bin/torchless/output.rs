@@ -38,6 +38,16 @@ impl ReadArgs {
     }
 }
 
+/// A device's name for `--json` outputs (`cpu`, `cuda:0`): what the model really runs on, so a
+/// caller (the GPU check) can tell a CUDA run from a CPU one.
+pub fn device_name(device: &candle_core::Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    }
+}
+
 /// Prints a value as one JSON object on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
