@@ -283,7 +283,7 @@ class Check:
                     self.row(label, dt, "PASS", ours=f"{ours:.1f} tok/s",
                              theirs=f"{tt:.1f} tok/s" if tt else self.no_torch(),
                              ratio=f"{ours / tt:.2f}x" if tt else "", share=share,
-                             note="batch > 1: concurrent sequences (GenerationQueue), no batched decode yet" if b > 1 else "")
+                             note="batch > 1: continuous batching (GenerationQueue) vs one padded batch in PyTorch" if b > 1 else "")
                 else:
                     ours = out["prefill_ms"] if what.startswith("prefill") else out["ms"]
                     tt = t["ms"] if t else None

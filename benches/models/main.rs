@@ -14,8 +14,8 @@
 //! - resnet: `Classifier::classify_hw` on a `batch × 3 × image × image` host batch, logits back.
 //! - decoder: `TextGenerator::generate` (greedy, end-of-sequence ignored): `prefill_ms` is the
 //!   prompt pass and the first token; decode tokens/s counts every new token after the first.
-//!   `--batch N` > 1 runs N sequences at once through `batching::GenerationQueue` (one forward
-//!   per sequence and step: torchless has no batched decode yet) and reports the aggregate
+//!   `--batch N` > 1 runs N sequences at once through `batching::GenerationQueue` (continuous
+//!   batching: one batched decode step for every running sequence) and reports the aggregate
 //!   tokens/s over the N sequences.
 //!
 //! Build: `cargo bench -p torchless-benches --bench models --no-run [--features cuda]`.
