@@ -15,7 +15,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "tests" / "fixtures" / "resnet" / "image.png"
 OUT = ROOT / "tests" / "fixtures" / "resize"
-SIZES = [(150, 130), (97, 61), (224, 224), (32, 27), (480, 413), (258, 224)]
+SIZES = [(150, 130), (97, 61), (224, 224), (32, 27), (480, 413), (258, 224), (301, 259), (290, 60)]
 FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
 README = """# Pillow resize fixtures

@@ -407,52 +407,73 @@ pub fn pil_bilinear_resize(img: &RgbImage, nw: usize, nh: usize) -> RgbImage {
     pil_resize(img, nw, nh, Resample::Bilinear)
 }
 
-/// `PIL.Image.resize((nw, nh), filter)` for an RGB image, bit for bit: horizontal pass (8-bit
-/// result, clipped), then vertical pass, each skipped when that side keeps its size.
+/// `PIL.Image.resize((nw, nh), filter)` for an RGB image, bit for bit (Pillow 13's
+/// `ImagingResampleInner`): a horizontal and a vertical pass, each rounded and clipped to 8 bits
+/// and skipped when that side keeps its size; the vertical one runs first when the height
+/// shrinks by more than twice as many pixels as the width does (Pillow ≤ 12 always ran the
+/// horizontal pass first, so it differs by a rounding step on those sizes).
 pub fn pil_resize(img: &RgbImage, nw: usize, nh: usize, filter: Resample) -> RgbImage {
-    let (w, h) = (img.width, img.height);
-    let horizontal = if nw != w {
-        let (bounds, kk, ksize) = coeffs(w, nw, filter);
-        let mut out = vec![0u8; nw * h * 3];
-        for y in 0..h {
-            let row = &img.data[y * w * 3..(y + 1) * w * 3];
-            for (xx, &(xmin, n)) in bounds.iter().enumerate() {
-                let k = &kk[xx * ksize..xx * ksize + n];
-                for c in 0..3 {
-                    let mut ss: i32 = 1 << (PRECISION_BITS - 1);
-                    for (x, &kx) in k.iter().enumerate() {
-                        ss += row[(x + xmin) * 3 + c] as i32 * kx;
-                    }
-                    out[(y * nw + xx) * 3 + c] = clip8(ss);
-                }
-            }
-        }
-        RgbImage {
-            width: nw,
-            height: h,
-            data: out,
-        }
+    let (w, h) = (img.width as i64, img.height as i64);
+    let vertical_first = h > nh as i64 && h - nh as i64 > (w - nw as i64) * 2;
+    let pass_h = |im: &RgbImage| (nw != im.width).then(|| resample_rows(im, nw, filter));
+    let pass_v = |im: &RgbImage| (nh != im.height).then(|| resample_columns(im, nh, filter));
+    let mid = if vertical_first {
+        pass_v(img)
     } else {
-        img.clone()
+        pass_h(img)
     };
-    if nh == h {
-        return horizontal;
-    }
-    let (bounds, kk, ksize) = coeffs(h, nh, filter);
-    let src = &horizontal.data;
-    let mut out = vec![0u8; nw * nh * 3];
-    for (yy, &(ymin, n)) in bounds.iter().enumerate() {
-        let k = &kk[yy * ksize..yy * ksize + n];
-        for i in 0..nw * 3 {
-            let mut ss: i32 = 1 << (PRECISION_BITS - 1);
-            for (y, &ky) in k.iter().enumerate() {
-                ss += src[(y + ymin) * nw * 3 + i] as i32 * ky;
+    let src = mid.as_ref().unwrap_or(img);
+    let out = if vertical_first {
+        pass_h(src)
+    } else {
+        pass_v(src)
+    };
+    out.or(mid).unwrap_or_else(|| img.clone())
+}
+
+/// Pillow's horizontal pass (`ImagingResampleHorizontal_8bpc`): every row to `nw` pixels.
+fn resample_rows(img: &RgbImage, nw: usize, filter: Resample) -> RgbImage {
+    let (w, h) = (img.width, img.height);
+    let (bounds, kk, ksize) = coeffs(w, nw, filter);
+    let mut out = vec![0u8; nw * h * 3];
+    for y in 0..h {
+        let row = &img.data[y * w * 3..(y + 1) * w * 3];
+        for (xx, &(xmin, n)) in bounds.iter().enumerate() {
+            let k = &kk[xx * ksize..xx * ksize + n];
+            for c in 0..3 {
+                let mut ss: i32 = 1 << (PRECISION_BITS - 1);
+                for (x, &kx) in k.iter().enumerate() {
+                    ss += row[(x + xmin) * 3 + c] as i32 * kx;
+                }
+                out[(y * nw + xx) * 3 + c] = clip8(ss);
             }
-            out[yy * nw * 3 + i] = clip8(ss);
         }
     }
     RgbImage {
         width: nw,
+        height: h,
+        data: out,
+    }
+}
+
+/// Pillow's vertical pass (`ImagingResampleVertical_8bpc`): every column to `nh` pixels.
+fn resample_columns(img: &RgbImage, nh: usize, filter: Resample) -> RgbImage {
+    let (w, h) = (img.width, img.height);
+    let (bounds, kk, ksize) = coeffs(h, nh, filter);
+    let src = &img.data;
+    let mut out = vec![0u8; w * nh * 3];
+    for (yy, &(ymin, n)) in bounds.iter().enumerate() {
+        let k = &kk[yy * ksize..yy * ksize + n];
+        for i in 0..w * 3 {
+            let mut ss: i32 = 1 << (PRECISION_BITS - 1);
+            for (y, &ky) in k.iter().enumerate() {
+                ss += src[(y + ymin) * w * 3 + i] as i32 * ky;
+            }
+            out[yy * w * 3 + i] = clip8(ss);
+        }
+    }
+    RgbImage {
+        width: w,
         height: nh,
         data: out,
     }
