@@ -21,7 +21,7 @@ prompts) against the same S run one after the other, on one `torchless serve` of
 GPT-2-small-shaped folder with random weights (written by this script with transformers if
 missing; no tokenizer.json, so prompts are token ids and tokens are counted from `token_ids`).
 
-Missing model folders are created with random weights (--make-models): a MiniLM-L6-shaped
+Missing model folders are created with random weights: a MiniLM-L6-shaped
 BertModel (hidden 384, 6 layers, 12 heads, MLP 1536, 512 positions) with the WordPiece
 tokenizer of tests/fixtures/bert (so its vocabulary is that tokenizer's 1200 tokens, not
 MiniLM's 30522) as a sentence-transformers folder (Transformer + mean Pooling + Normalize),
