@@ -378,7 +378,7 @@ def main():
                     help="torch.set_num_threads / RAYON_NUM_THREADS of every server (default: nproc)")
     ap.add_argument("--repeat", type=int, default=1, help="runs of every configuration")
     ap.add_argument("--max-batch", type=int, default=32, help="batch size of the batching servers")
-    ap.add_argument("--max-wait-ms", type=float, default=5, help="batch wait of the batching servers")
+    ap.add_argument("--max-wait-ms", type=int, default=5, help="batch wait (ms) of the batching servers")
     ap.add_argument("--gen", action="store_true", help="also run the generation benchmark")
     ap.add_argument("--gen-streams", type=int, default=16)
     ap.add_argument("--gen-new", type=int, default=32, help="new tokens per stream")
