@@ -382,6 +382,37 @@ fn resolve_config(config_path: &Path, config: &serde_json::Value) -> Result<Reso
     })
 }
 
+/// A loaded model of any task, as the registry resolved its folder (or bare state_dict file).
+/// What `torchless serve`, `torchless worker` and the C ABI hold: a new task is one variant
+/// here and one arm in [`AnyModel::load`].
+pub enum AnyModel {
+    /// A sentence encoder ([`Task::Embed`]).
+    Encoder(crate::SentenceEncoder),
+    /// An image classifier ([`Task::Classify`]; a ResNet state_dict's depth read from its blocks).
+    Classifier(crate::Classifier),
+    /// A text generator ([`Task::Generate`]).
+    Generator(crate::TextGenerator),
+    /// A sequence classifier ([`Task::SequenceClassify`]).
+    TextClassifier(crate::TextClassifier),
+    /// An image-text embedder ([`Task::ImageTextEmbed`]).
+    ImageText(crate::ClipEmbedder),
+}
+
+impl AnyModel {
+    /// Loads `path` with the loader of `task` (the task [`resolve`] gave for it).
+    pub fn load(path: &Path, task: Task, opts: &LoadOptions) -> Result<AnyModel> {
+        Ok(match task {
+            Task::Embed => AnyModel::Encoder(crate::SentenceEncoder::load(path, opts)?),
+            Task::Classify => AnyModel::Classifier(crate::Classifier::load_detected(path, opts)?),
+            Task::Generate => AnyModel::Generator(crate::TextGenerator::load(path, opts)?),
+            Task::SequenceClassify => {
+                AnyModel::TextClassifier(crate::TextClassifier::load(path, opts)?)
+            }
+            Task::ImageTextEmbed => AnyModel::ImageText(crate::ClipEmbedder::load(path, opts)?),
+        })
+    }
+}
+
 /// [`resolve`] for a task: a model of another task is refused naming the command that runs it.
 pub fn resolve_for(path: &Path, task: Task) -> Result<Resolved> {
     for_task(path, resolve(path)?, task)

@@ -4,13 +4,8 @@
 use std::ffi::CString;
 use std::path::Path;
 
-use crate::classifier::Classifier;
-use crate::clip::ClipEmbedder;
-use crate::encoder::SentenceEncoder;
 use crate::error::Result;
-use crate::generator::TextGenerator;
-use crate::registry::{self, LoadOptions, Task};
-use crate::text_classifier::TextClassifier;
+use crate::registry::{self, LoadOptions};
 
 /// What a loaded model computes; decides which of embed / classify / generate / rerank /
 /// classify_text it accepts.
@@ -31,15 +26,9 @@ pub enum TorchlessModelKind {
     ImageTextEmbedder = 5,
 }
 
-/// The loaded model, one variant per task: a new family needs nothing here (the registry
-/// resolves it); a new task is a variant, an arm in [`Loaded::load`] and its call in `ffi.rs`.
-pub(crate) enum Loaded {
-    Encoder(SentenceEncoder),
-    Classifier(Classifier),
-    Generator(TextGenerator),
-    TextClassifier(TextClassifier),
-    ImageText(ClipEmbedder),
-}
+/// The loaded model, one variant per task ([`registry::AnyModel`]): a new family needs nothing
+/// here (the registry resolves it); a new task is a variant there and its call in `ffi.rs`.
+pub(crate) use crate::registry::AnyModel as Loaded;
 
 /// An opaque handle to a loaded model: created by `torchless_model_load`, released by
 /// `torchless_model_free`. `Send + Sync`: any number of threads may call it at once.
@@ -53,36 +42,6 @@ pub struct TorchlessModel {
 }
 
 impl Loaded {
-    /// Loads a model folder (or a bare state_dict file); the registry says what it is.
-    fn load(dir: &Path, opts: &LoadOptions) -> Result<(Loaded, String)> {
-        let resolved = registry::resolve(dir)?;
-        Ok(match resolved.family.task {
-            // A bare weights file is a torchvision ResNet state_dict; its depth is read from
-            // its blocks.
-            Task::Classify => {
-                let c = Classifier::load_detected(dir, opts)?;
-                let arch = c.architecture().to_string();
-                (Loaded::Classifier(c), arch)
-            }
-            Task::Generate => (
-                Loaded::Generator(TextGenerator::load(dir, opts)?),
-                resolved.model_type.to_string(),
-            ),
-            Task::Embed => (
-                Loaded::Encoder(SentenceEncoder::load(dir, opts)?),
-                resolved.model_type.to_string(),
-            ),
-            Task::SequenceClassify => (
-                Loaded::TextClassifier(TextClassifier::load(dir, opts)?),
-                resolved.model_type.to_string(),
-            ),
-            Task::ImageTextEmbed => (
-                Loaded::ImageText(ClipEmbedder::load(dir, opts)?),
-                resolved.model_type.to_string(),
-            ),
-        })
-    }
-
     pub(crate) fn kind(&self) -> TorchlessModelKind {
         match self {
             Loaded::Encoder(_) => TorchlessModelKind::Encoder,
@@ -118,7 +77,14 @@ impl Loaded {
 
 impl TorchlessModel {
     pub(crate) fn load(dir: &Path, opts: &LoadOptions) -> Result<Self> {
-        let (model, arch) = Loaded::load(dir, opts)?;
+        let resolved = registry::resolve(dir)?;
+        let model = Loaded::load(dir, resolved.family.task, opts)?;
+        // A bare weights file is a torchvision ResNet state_dict: its architecture is the
+        // depth read from its blocks.
+        let arch = match &model {
+            Loaded::Classifier(c) => c.architecture().to_string(),
+            _ => resolved.model_type.to_string(),
+        };
         let c = |s: &str| CString::new(s.replace('\0', "")).unwrap_or_default();
         let labels = match &model {
             Loaded::TextClassifier(t) => t.id2label().iter().map(|l| c(l)).collect(),

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::batching::{BatchLimits, GenerationQueue};
-use crate::registry::{self, LoadOptions, Task};
-use crate::{Classifier, SentenceEncoder, TextClassifier, TextGenerator};
+use crate::registry::{self, AnyModel, LoadOptions, Task};
+use crate::{Classifier, SentenceEncoder, TextClassifier};
 
 use super::batcher::{Batcher, RunBatch};
 use super::config::{Limits, ServeConfig};
@@ -218,27 +218,25 @@ pub async fn load(
         path: slot.path.display().to_string(),
         cause: Box::new(cause),
     };
-    let loaded = tokio::task::spawn_blocking(move || -> crate::Result<Loaded> {
-        Ok(match task {
-            Task::Embed => Loaded::Embed(
-                SentenceEncoder::load(&path, &opts)?,
-                crate::pipeline(&path)?.normalize,
-            ),
-            Task::SequenceClassify => Loaded::Text(TextClassifier::load(&path, &opts)?),
-            Task::Classify => Loaded::Image(Classifier::load_detected(&path, &opts)?),
-            Task::Generate => Loaded::Generate(TextGenerator::load(&path, &opts)?),
-            Task::ImageTextEmbed => {
-                return Err(crate::Error::Option(
-                    "CLIP models are not served over HTTP".into(),
-                ))
-            }
-        })
+    let clip_refused = || crate::Error::Option("CLIP models are not served over HTTP".into());
+    let loaded = tokio::task::spawn_blocking(move || -> crate::Result<(AnyModel, bool)> {
+        // `AppState::new` refuses them already; nothing is loaded for them here either.
+        if task == Task::ImageTextEmbed {
+            return Err(clip_refused());
+        }
+        let model = AnyModel::load(&path, task, &opts)?;
+        // Whether the folder's pipeline ends with `Normalize` (`/embed`'s `normalize`).
+        let normalizes = match &model {
+            AnyModel::Encoder(_) => crate::pipeline(&path)?.normalize,
+            _ => false,
+        };
+        Ok((model, normalizes))
     })
     .await
     .map_err(|e| err(crate::Error::Option(format!("loading panicked: {e}"))))?
     .map_err(err)?;
     let served = match loaded {
-        Loaded::Embed(m, normalizes) => {
+        (AnyModel::Encoder(m), normalizes) => {
             let model = Arc::new(m);
             let m2 = Arc::clone(&model);
             let run: RunBatch<String, Vec<f32>> = Arc::new(move |texts: Vec<String>| {
@@ -251,7 +249,7 @@ pub async fn load(
                 normalizes,
             }
         }
-        Loaded::Text(m) => {
+        (AnyModel::TextClassifier(m), _) => {
             let model = Arc::new(m);
             let m2 = Arc::clone(&model);
             let run: RunBatch<TextInput, Vec<f32>> =
@@ -261,7 +259,7 @@ pub async fn load(
                 model,
             }
         }
-        Loaded::Image(m) => {
+        (AnyModel::Classifier(m), _) => {
             let model = Arc::new(m);
             let m2 = Arc::clone(&model);
             let run: RunBatch<ImageInput, Vec<f32>> =
@@ -271,7 +269,8 @@ pub async fn load(
                 model,
             }
         }
-        Loaded::Generate(g) => Served::Generate {
+        (AnyModel::ImageText(_), _) => return Err(err(clip_refused())),
+        (AnyModel::Generator(g), _) => Served::Generate {
             queue: Arc::new(GenerationQueue::new(
                 Arc::new(g),
                 BatchLimits {
@@ -284,13 +283,6 @@ pub async fn load(
     };
     let _ = slot.loaded.set(served);
     Ok(())
-}
-
-enum Loaded {
-    Embed(SentenceEncoder, bool),
-    Text(TextClassifier),
-    Image(Classifier),
-    Generate(TextGenerator),
 }
 
 /// Single texts (logits) and pairs (activated scores) of one batch, each kind in one pass.
