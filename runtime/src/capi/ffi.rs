@@ -238,9 +238,6 @@ pub unsafe extern "C" fn torchless_embed(
     guard(|| {
         let m = model_ref(model)?;
         check_sizes(out_rows, out_dim, "out_dim")?;
-        if n_texts == 0 {
-            return Err(invalid("empty batch: n_texts is 0"));
-        }
         // SAFETY: the caller guarantees `n_texts` pointers to NUL-terminated strings.
         let texts = unsafe { c_texts(texts, n_texts, "texts") }?;
         // SAFETY (both arms): out_rows, out_dim checked non-NULL; the caller guarantees the
@@ -417,8 +414,8 @@ pub unsafe extern "C" fn torchless_classify(
     })
 }
 
-/// `n` NUL-terminated UTF-8 strings at `ptrs` (NULL array, NULL entry and non-UTF-8 checked),
-/// borrowed.
+/// `n` NUL-terminated UTF-8 strings at `ptrs` (an empty batch, NULL array, NULL entry and
+/// non-UTF-8 checked; the count is named `n_{what}`), borrowed.
 ///
 /// # Safety
 /// `ptrs` is NULL or `n` pointers, each NULL or a NUL-terminated string live for `'a`.
@@ -427,6 +424,9 @@ unsafe fn c_texts<'a>(
     n: usize,
     what: &str,
 ) -> Result<Vec<&'a str>, CallError> {
+    if n == 0 {
+        return Err(invalid(format!("empty batch: n_{what} is 0")));
+    }
     // SAFETY: the caller guarantees `n` readable pointers.
     let ptrs = unsafe { args::slice(ptrs, n, what) }?;
     ptrs.iter()
@@ -516,9 +516,6 @@ pub unsafe extern "C" fn torchless_rerank(
         check_sizes(out_rows, out_labels, "out_labels")?;
         // SAFETY: the caller guarantees a NUL-terminated string.
         let query = unsafe { args::utf8(query, "query") }?;
-        if n_documents == 0 {
-            return Err(invalid("empty batch: n_documents is 0"));
-        }
         // SAFETY: the caller guarantees `n_documents` pointers to NUL-terminated strings.
         let documents = unsafe { c_texts(documents, n_documents, "documents") }?;
         match &m.model {
@@ -566,9 +563,6 @@ pub unsafe extern "C" fn torchless_classify_text(
     guard(|| {
         let m = model_ref(model)?;
         check_sizes(out_rows, out_labels, "out_labels")?;
-        if n_texts == 0 {
-            return Err(invalid("empty batch: n_texts is 0"));
-        }
         // SAFETY: the caller guarantees `n_texts` pointers to NUL-terminated strings.
         let texts = unsafe { c_texts(texts, n_texts, "texts") }?;
         match &m.model {
