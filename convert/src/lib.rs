@@ -30,6 +30,7 @@ mod error;
 mod formats;
 pub mod pickle;
 mod plan;
+pub mod program;
 mod report;
 pub mod tensor;
 mod tree;

@@ -13,6 +13,7 @@ pub mod family;
 pub mod fold;
 pub mod gemma;
 pub mod gpt2;
+pub mod graph;
 mod kv_cache;
 mod linear;
 pub mod llama;

@@ -11,6 +11,7 @@ mod torch_zip;
 mod torchscript;
 
 pub use hf::inside_folder;
+pub(crate) use pt2::ProgramFiles;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -103,6 +104,33 @@ pub(crate) fn open(path: &Path, options: &OpenOptions) -> Result<Checkpoint> {
     }
     finish(&mut ckpt, &path.display().to_string(), options)?;
     Ok(ckpt)
+}
+
+/// Opens a `torch.export` archive for running one of its programs: the program's weights and
+/// constants as a checkpoint, and its JSON.
+pub(crate) fn open_program(
+    path: &Path,
+    options: &OpenOptions,
+    want: Option<&str>,
+) -> Result<(Checkpoint, ProgramFiles)> {
+    let mut src = SourceFile::open(path, Format::Pt2)?;
+    let label = path.display().to_string();
+    let bytes = src.bytes();
+    if !(bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")) {
+        return Err(Error::UnknownFormat {
+            path: path.to_path_buf(),
+            reason: "not a zip archive, so not a torch.export .pt2 program".into(),
+        });
+    }
+    let mut ckpt = Checkpoint::new(Format::Pt2);
+    let files = {
+        let a = archive::Archive::open(label.clone(), 0, 0, bytes)?;
+        pt2::read_program(&mut ckpt, &a, options, want)?
+    };
+    src.format = Format::Pt2;
+    ckpt.files.push(src);
+    finish(&mut ckpt, &label, options)?;
+    Ok((ckpt, files))
 }
 
 /// Validates every view, sets and checks the byte budget, and adds hints.
