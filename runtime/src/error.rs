@@ -124,6 +124,9 @@ pub enum Error {
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(candle_core::Error),
+    /// A `torch.export` program cannot be loaded or run (unsupported ops, wrong inputs).
+    #[error(transparent)]
+    Graph(#[from] torchless_models::graph::GraphError),
 }
 
 fn gib(bytes: u64) -> f64 {

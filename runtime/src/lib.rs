@@ -13,6 +13,8 @@
 //!   reranking as sentence-transformers' `CrossEncoder.predict`, and text classification.
 //! - [`ClipEmbedder`]: CLIP image and text embeddings in one space (L2-normalised, as
 //!   `CLIPModel.forward`'s `image_embeds` / `text_embeds`).
+//! - [`Program`]: any model exported with `torch.export` (`.pt2`), run by the graph
+//!   interpreter of `torchless-models` (`torchless run`).
 //! - [`registry`]: the table from `model_type` (or a state_dict's key layout) to the family
 //!   that loads it, per [`Task`]; every loader above goes through it.
 //! - [`batching`]: a bounded queue that runs many callers' generations on one
@@ -38,6 +40,7 @@ mod folder;
 mod generator;
 pub mod npy;
 pub mod preprocess;
+mod program;
 pub mod registry;
 mod sampling;
 #[cfg(feature = "serve")]
@@ -54,6 +57,7 @@ pub use encoder::{l2_normalize, pool, Batch, SentenceEncoder};
 pub use error::{Error, Result};
 pub use folder::{pipeline, PipelineConfig, PoolingMode};
 pub use generator::{model_types, GenerateOptions, Generation, StopReason, TextGenerator};
+pub use program::{Program, TypedTensor};
 pub use registry::{LoadOptions, Task};
 pub use sampling::{Sampler, SamplerConfig, Sampling};
 pub use text_classifier::{softmax, ScoreActivation, TextClassifier};

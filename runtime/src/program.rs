@@ -1,0 +1,170 @@
+//! `torch.export` programs run without Python: [`Program::load`] reads a `.pt2` archive
+//! (never executing anything in it), refuses every op the interpreter lacks in one message,
+//! and compiles the graph once; [`Program::run`] checks the inputs against the exported
+//! signature (dtypes, static sizes, symbol ranges) and returns the user outputs in
+//! flattened order.
+//!
+//! ```no_run
+//! use torchless::{LoadOptions, Program};
+//! let program = Program::load("model.pt2".as_ref(), &LoadOptions::default())?;
+//! let x = candle_core::Tensor::zeros((2, 16), candle_core::DType::F32, program.device())?;
+//! let outputs = program.run(&[x])?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use torchless_convert::DType as TorchDType;
+use torchless_models::graph::{Dt, GraphModel, GraphSummary, InputDecl, Tv};
+
+use crate::error::{Error, Result};
+use crate::registry::LoadOptions;
+
+/// A tensor and its PyTorch dtype (which tells a bool from a `uint8`, an `int32` from an
+/// `int64`).
+#[derive(Debug, Clone)]
+pub struct TypedTensor {
+    /// The values (candle dtype: see [`Program::run`]).
+    pub tensor: Tensor,
+    /// The PyTorch dtype.
+    pub dtype: TorchDType,
+}
+
+/// A loaded `torch.export` program. `Send + Sync`: one program serves many threads.
+#[derive(Debug)]
+pub struct Program {
+    graph: GraphModel,
+    schema: (i64, i64),
+    torch_version: String,
+}
+
+impl Program {
+    /// Loads the program of a `.pt2` archive onto `options.device` (weights keep their own
+    /// dtypes: `options.dtype` does not apply to a program, whose dtypes are part of it).
+    pub fn load(path: &Path, options: &LoadOptions) -> Result<Program> {
+        let meta = std::fs::metadata(path).map_err(|cause| Error::Io {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        if !meta.is_file() {
+            return Err(Error::NotRegularFile {
+                path: path.to_path_buf(),
+                kind: crate::folder::kind_of(meta.file_type()),
+            });
+        }
+        let device = options.device.open()?;
+        let program = torchless_convert::program::open_program(
+            path,
+            &torchless_convert::OpenOptions::default(),
+            None,
+        )?;
+        let graph = GraphModel::load(&program, &device)?;
+        Ok(Program {
+            graph,
+            schema: program.schema_version,
+            torch_version: program.torch_version,
+        })
+    }
+
+    /// The device it runs on.
+    pub fn device(&self) -> &Device {
+        self.graph.device()
+    }
+
+    /// The user inputs, in call order.
+    pub fn inputs(&self) -> &[InputDecl] {
+        self.graph.inputs()
+    }
+
+    /// The user outputs' names, in flattened order.
+    pub fn output_names(&self) -> Vec<String> {
+        self.graph.output_names()
+    }
+
+    /// The op histogram, the fusions that fired and the step count.
+    pub fn summary(&self) -> &GraphSummary {
+        self.graph.summary()
+    }
+
+    /// The archive's schema version and the torch that wrote it.
+    pub fn written_by(&self) -> (String, (i64, i64)) {
+        (self.torch_version.clone(), self.schema)
+    }
+
+    /// Runs the program. Inputs use candle's dtype for each PyTorch dtype (float types as
+    /// themselves, `int64` as `I64`, `int32` as `I32`, `int16` as `I16`, `bool` and `uint8` as
+    /// `U8`, told apart by the declared dtype); outputs come back the same way (`int8` as
+    /// `I64`). Use [`Program::run_typed`] to keep the PyTorch dtypes.
+    pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
+        let typed = inputs
+            .iter()
+            .zip(self.graph.inputs().iter().map(Some).chain(std::iter::repeat(None)))
+            .map(|(t, decl)| {
+                let dtype = match (t.dtype(), decl.map(|d| d.dtype)) {
+                    (DType::U8, Some(Dt::Bool)) => TorchDType::Bool,
+                    (DType::I64, Some(d)) if d.is_int() => d.to_torch(),
+                    (d, _) => candle_to_torch(d)?,
+                };
+                Ok(TypedTensor {
+                    tensor: t.clone(),
+                    dtype,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self
+            .run_typed(&typed)?
+            .into_iter()
+            .map(|t| t.tensor)
+            .collect())
+    }
+
+    /// Runs the program on inputs with their PyTorch dtypes.
+    pub fn run_typed(&self, inputs: &[TypedTensor]) -> Result<Vec<TypedTensor>> {
+        let tvs = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let dt = Dt::from_torch(t.dtype).ok_or_else(|| {
+                    Error::Option(format!("input {i}: dtype {} is not supported", t.dtype))
+                })?;
+                let v = if dt == Dt::Bool {
+                    t.tensor.ne(&t.tensor.zeros_like()?)?
+                } else {
+                    t.tensor.to_dtype(dt.storage())?
+                };
+                Ok(Tv::new(v, dt))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let out = self.graph.run(&tvs)?;
+        out.into_iter()
+            .map(|tv| {
+                let tensor = match tv.dt {
+                    Dt::I32 => tv.t.to_dtype(DType::I32)?,
+                    Dt::I16 => tv.t.to_dtype(DType::I16)?,
+                    Dt::U8 => tv.t.to_dtype(DType::U8)?,
+                    _ => tv.t,
+                };
+                Ok(TypedTensor {
+                    tensor,
+                    dtype: tv.dt.to_torch(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn candle_to_torch(d: DType) -> Result<TorchDType> {
+    Ok(match d {
+        DType::F32 => TorchDType::F32,
+        DType::F16 => TorchDType::F16,
+        DType::BF16 => TorchDType::BF16,
+        DType::F64 => TorchDType::F64,
+        DType::I64 => TorchDType::I64,
+        DType::I32 => TorchDType::I32,
+        DType::I16 => TorchDType::I16,
+        DType::U8 => TorchDType::U8,
+        DType::U32 => TorchDType::U32,
+        other => return Err(Error::Option(format!("candle dtype {other:?} is not supported as a program input"))),
+    })
+}
