@@ -505,7 +505,7 @@ class OpsShape(nn.Module):
 class OpsIndex(nn.Module):
     OUT = [
         "gather(dim=1)", "index_select(dim=-1)", "index(x[0][idx])", "index(x[:,idx])",
-        "index_put(x[:, idx]=7.0)", "masked assignment (index_put bool)",
+        "setitem y[:, idx] = 7.0 (training IR: index_fill_ on a clone; core: index_put)", "setitem z[x > 0.5] = 0.0 (training IR: masked_fill_ on a clone; core: where)",
         "index_put(accumulate)", "scatter(dim=1,src)", "scatter_add", "embedding", "one_hot(5)",
         "index(x[0][idx2d])", "where(x>0, x, zeros_like)",
     ]
@@ -810,6 +810,8 @@ def case_defs():
         build=OpsIndex, args=lambda: idx_args(2), dyn=lambda: idx_args(3),
         ds=({0: B}, None, {0: B}), dynamic="x and gidx batch in [1,16]; export 2, dyn 3",
         out_ops=OpsIndex.OUT,
+        notes="not included: reading x[bool_mask], masked_select and nonzero (output size depends "
+              "on the data: unbacked symbols); idx is a static-size int64 input [3]",
     )
     cases["ops_nn"] = dict(
         build=lambda: randomize_bn1d(OpsNn()),
