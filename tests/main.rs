@@ -13,6 +13,7 @@ mod distilbert;
 mod embed_cli;
 mod encoder_fixture;
 mod generate_cli;
+mod graph;
 mod hostile;
 mod modernbert;
 mod rerank;

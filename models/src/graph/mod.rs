@@ -520,7 +520,18 @@ impl GraphModel {
                 vals: resolved,
                 device: &self.device,
             };
-            let out = (step.f)(&args).map_err(|e| match e {
+            // candle panics on a few dtype/op pairs it lacks; a program must not take the
+            // process (or a Go service linking it) down with it.
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (step.f)(&args)))
+                .unwrap_or_else(|p| {
+                    let what = p
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| p.downcast_ref::<&str>().copied())
+                        .unwrap_or("a panic");
+                    Err(GraphError::msg(format!("internal error: {what}")))
+                })
+                .map_err(|e| match e {
                 GraphError::Msg(m) => node_err(m),
                 GraphError::Candle(c) => node_err(c.to_string()),
                 other => other,

@@ -11,7 +11,7 @@ use super::{one, OpFn, Result};
 pub(super) const NAMES: &[&str] = &[
     "arange", "full", "full_like", "ones", "ones_like", "zeros", "zeros_like", "empty",
     "empty_like", "empty_strided", "new_ones", "new_zeros", "new_full", "new_empty",
-    "scalar_tensor", "linspace", "triu", "tril", "fill", "fill_", "zero_",
+    "scalar_tensor", "linspace", "eye", "triu", "tril", "fill", "fill_", "zero_",
 ];
 
 pub(super) fn lookup(base: &str, _overload: &str) -> Option<OpFn> {
@@ -71,6 +71,18 @@ pub(super) fn lookup(base: &str, _overload: &str) -> Option<OpFn> {
             filled(a, &[], s, dt)
         },
         "linspace" => linspace,
+        "eye" => |a| {
+            let n = a.int("n")?;
+            let m = a.int_or("m", n)?;
+            let (n, m) = (
+                usize::try_from(n).map_err(|_| a.err("n is negative"))?,
+                usize::try_from(m).map_err(|_| a.err("m is negative"))?,
+            );
+            let dt = a.dtype("dtype")?.unwrap_or(Dt::F32);
+            let v: Vec<f64> = (0..n * m).map(|i| f64::from(u8::from(i / m == i % m))).collect();
+            let t = Tv::new(Tensor::from_vec(v, (n, m), a.device)?, Dt::F64);
+            one(t.to(dt)?)
+        },
         "triu" => |a| tri(a, true),
         "tril" => |a| tri(a, false),
         _ => return None,

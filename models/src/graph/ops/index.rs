@@ -13,6 +13,7 @@ use super::{one, OpFn, Result};
 pub(super) const NAMES: &[&str] = &[
     "gather", "index_select", "index", "index_put", "index_put_", "_unsafe_index",
     "_unsafe_index_put", "scatter", "scatter_", "scatter_add", "one_hot",
+    "index_fill", "index_fill_",
 ];
 
 pub(super) fn lookup(base: &str, _overload: &str) -> Option<OpFn> {
@@ -24,6 +25,7 @@ pub(super) fn lookup(base: &str, _overload: &str) -> Option<OpFn> {
         "scatter" | "scatter_" => |a| scatter(a, false),
         "scatter_add" => |a| scatter(a, true),
         "one_hot" => one_hot,
+        "index_fill" | "index_fill_" => index_fill,
         _ => return None,
     })
 }
@@ -316,4 +318,25 @@ fn one_hot(a: &Args) -> Result<Vec<Value>> {
     let mut shape = x.dims().to_vec();
     shape.push(n);
     one(Tv::new(Tensor::from_vec(out, shape, x.t.device())?, Dt::I64))
+}
+
+fn index_fill(a: &Args) -> Result<Vec<Value>> {
+    let x = a.tensor("self")?;
+    let d = norm_dim(a.int("dim")?, x.rank())?;
+    let idx = a.tensor("index")?;
+    let n = x.dims().get(d).copied().unwrap_or(1);
+    let v = checked(a, &idx.t, n, true)?;
+    let value = match a.operand("value")? {
+        Operand::T(t) => t.to(x.dt)?,
+        Operand::S(s) => s.tensor(x.dt, a.device)?,
+    };
+    let mut mask = vec![0u8; n];
+    for i in v {
+        mask[i as usize] = 1;
+    }
+    let mut shape = vec![1usize; x.rank().max(1)];
+    shape[d] = n;
+    let m = Tv::new(Tensor::from_vec(mask, shape, x.t.device())?, Dt::Bool);
+    let t = super::pointwise::select_where(&m, &value, &x)?;
+    one(Tv::new(t, x.dt))
 }

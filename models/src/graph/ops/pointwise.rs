@@ -16,7 +16,7 @@ pub(super) const NAMES: &[&str] = &[
     "floor_divide", "remainder", "fmod", "pow", "maximum", "minimum", "max.other",
     "min.other", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
     "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
-    "__and__", "__or__", "where", "masked_fill", "masked_fill_", "clamp", "clamp_",
+    "__and__", "__or__", "__xor__", "where", "masked_fill", "masked_fill_", "clamp", "clamp_",
     "clamp_min", "clamp_max", "relu", "relu_", "relu6", "gelu", "gelu_", "silu", "silu_",
     "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "expm1", "log", "log2", "log10", "log1p",
     "sqrt", "rsqrt", "neg", "abs", "reciprocal", "sin", "cos", "tan", "erf", "floor", "ceil",
@@ -59,7 +59,7 @@ pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
         "logical_not" => logical_not,
         "bitwise_and" | "__and__" => |a| bitwise(a, |x, y| x & y),
         "bitwise_or" | "__or__" => |a| bitwise(a, |x, y| x | y),
-        "bitwise_xor" => |a| bitwise(a, |x, y| x ^ y),
+        "bitwise_xor" | "__xor__" => |a| bitwise(a, |x, y| x ^ y),
         "bitwise_not" => bitwise_not,
         "where" => where_,
         "masked_fill" | "masked_fill_" => masked_fill,
@@ -91,7 +91,7 @@ pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
         "square" => |a| {
             let x = a.tensor("self")?;
             let x = if x.dt == Dt::Bool { x.to(Dt::I64)? } else { x };
-            one(Tv::new(x.t.sqr()?, x.dt))
+            one(Tv::new(x.t.mul(&x.t)?, x.dt))
         },
         "floor" => |a| int_keeping(a, f64::floor),
         "ceil" => |a| int_keeping(a, f64::ceil),
@@ -572,7 +572,11 @@ fn neg(a: &Args) -> Result<Vec<Value>> {
     if x.dt == Dt::Bool {
         return Err(a.err("negation of a bool tensor is not allowed (use logical_not)"));
     }
-    one(Tv::new(x.t.neg()?, x.dt))
+    if x.dt.is_float() {
+        return one(Tv::new(x.t.neg()?, x.dt));
+    }
+    // candle's unary ops are float-only: integers subtract from zero.
+    one(Tv::new(x.t.zeros_like()?.sub(&x.t)?, x.dt))
 }
 
 fn abs(a: &Args) -> Result<Vec<Value>> {
@@ -580,7 +584,7 @@ fn abs(a: &Args) -> Result<Vec<Value>> {
     if x.dt.is_float() {
         return one(Tv::new(x.t.abs()?, x.dt));
     }
-    let t = x.t.broadcast_maximum(&x.t.neg()?)?;
+    let t = x.t.maximum(&x.t.zeros_like()?.sub(&x.t)?)?;
     one(Tv::new(t, x.dt))
 }
 

@@ -12,7 +12,7 @@ use super::{one, OpFn, Result};
 
 pub(super) const NAMES: &[&str] = &[
     "view", "_unsafe_view", "reshape", "view_copy", "view_as", "reshape_as", "permute",
-    "transpose", "swapaxes", "t", "expand", "expand_as", "expand_copy", "slice", "slice_copy",
+    "transpose", "swapaxes", "t", "mT", "mH", "expand", "expand_as", "expand_copy", "slice", "slice_copy",
     "select", "narrow", "squeeze", "unsqueeze", "flatten", "unflatten", "cat", "concat",
     "concatenate", "stack", "split", "split_with_sizes", "chunk", "unbind", "repeat", "flip",
     "roll", "movedim", "clone", "contiguous", "alias", "detach", "detach_", "lift_fresh_copy",
@@ -32,6 +32,13 @@ pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
         },
         "permute" => permute,
         "transpose" | "swapaxes" => transpose,
+        "mT" | "mH" => |a| {
+            let x = a.tensor("self")?;
+            if x.rank() < 2 {
+                return Err(a.err("mT needs at least 2 dims"));
+            }
+            one(Tv::new(x.t.transpose(x.rank() - 2, x.rank() - 1)?, x.dt))
+        },
         "t" => |a| {
             let x = a.tensor("self")?;
             if x.rank() < 2 {

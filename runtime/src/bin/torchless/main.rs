@@ -7,6 +7,7 @@ mod generate;
 mod inspect;
 mod output;
 mod rerank;
+mod run;
 mod run_options;
 mod serve;
 mod verify;
@@ -35,6 +36,7 @@ enum Command {
     Generate(generate::Args),
     Classify(classify::Args),
     Rerank(rerank::Args),
+    Run(run::Args),
     Serve(serve::Args),
     Worker(worker::Args),
 }
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => generate::run(a),
         Command::Classify(a) => classify::run(a),
         Command::Rerank(a) => rerank::run(a),
+        Command::Run(a) => run::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Worker(a) => worker::run(a),
     };
