@@ -90,12 +90,29 @@ enum CArg {
     SymInts(Vec<std::result::Result<i64, usize>>),
 }
 
+/// What a step runs: an op of the table, or a fused op the compile step built (with its
+/// prepared weights).
+#[derive(Clone)]
+enum Exec {
+    Op(OpFn),
+    Fused(Arc<dyn compile::FusedOp>),
+}
+
+impl std::fmt::Debug for Exec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exec::Op(_) => f.write_str("Op"),
+            Exec::Fused(x) => write!(f, "Fused({x:?})"),
+        }
+    }
+}
+
 /// One executable node.
 #[derive(Debug, Clone)]
 struct Step {
     name: String,
     op: String,
-    f: OpFn,
+    exec: Exec,
     args: Vec<(String, CArg)>,
     /// Output slots (None for outputs nobody reads), one per value the op returns; a list
     /// output is a list of slots.
@@ -161,6 +178,8 @@ pub struct GraphModel {
     /// Parameters, buffers and constants, by slot.
     consts: Vec<(usize, Value)>,
     nslots: usize,
+    /// Declared dtype of each tensor slot.
+    slot_dtype: Vec<Option<Dt>>,
     ranges: BTreeMap<String, torchless_convert::program::Range>,
     summary: GraphSummary,
 }
@@ -304,7 +323,7 @@ impl GraphModel {
             steps.push(Step {
                 name: n.name.clone(),
                 op,
-                f,
+                exec: Exec::Op(f),
                 args,
                 outs,
                 free: Vec::new(),
@@ -357,7 +376,14 @@ impl GraphModel {
             outputs.push(OutputDecl { name, src });
         }
         let nslots = slots.len();
+        let mut slot_dtype = vec![None; nslots];
+        for (name, meta) in &program.graph.tensor_values {
+            if let Some(&s) = slots.get(name) {
+                slot_dtype[s] = Dt::from_torch(meta.dtype);
+            }
+        }
         let mut model = GraphModel {
+            slot_dtype,
             label,
             device: device.clone(),
             inputs,
@@ -522,7 +548,10 @@ impl GraphModel {
             };
             // candle panics on a few dtype/op pairs it lacks; a program must not take the
             // process (or a Go service linking it) down with it.
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (step.f)(&args)))
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &step.exec {
+                Exec::Op(f) => f(&args),
+                Exec::Fused(f) => f.run(&args),
+            }))
                 .unwrap_or_else(|p| {
                     let what = p
                         .downcast_ref::<String>()
