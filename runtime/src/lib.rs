@@ -57,7 +57,7 @@ pub use encoder::{l2_normalize, pool, Batch, SentenceEncoder};
 pub use error::{Error, Result};
 pub use folder::{pipeline, PipelineConfig, PoolingMode};
 pub use generator::{model_types, GenerateOptions, Generation, StopReason, TextGenerator};
-pub use program::{Program, TypedTensor};
+pub use program::{describe_program, Program, ProgramInput, ProgramReport, TypedTensor};
 pub use registry::{LoadOptions, Task};
 pub use sampling::{Sampler, SamplerConfig, Sampling};
 pub use text_classifier::{softmax, ScoreActivation, TextClassifier};

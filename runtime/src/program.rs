@@ -31,6 +31,125 @@ pub struct TypedTensor {
     pub dtype: TorchDType,
 }
 
+/// What `torchless inspect` shows of a program: its signature, ops, the fusions the compile
+/// step applies and every op it cannot run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgramReport {
+    /// The program's name in the archive.
+    pub name: String,
+    /// The torch version that exported it.
+    pub torch_version: String,
+    /// `major.minor` of the export schema.
+    pub schema_version: String,
+    /// The dialect (`TRAINING`, `ATEN`).
+    pub verifiers: Vec<String>,
+    /// User inputs: name, dtype, sizes (symbolic ones as expressions).
+    pub inputs: Vec<ProgramInput>,
+    /// User outputs' names, in flattened order.
+    pub outputs: Vec<String>,
+    /// Size symbols and their ranges (`s0: [2, 64]`).
+    pub ranges: std::collections::BTreeMap<String, String>,
+    /// Ops by target with counts.
+    pub ops: std::collections::BTreeMap<String, usize>,
+    /// Nodes this interpreter cannot run (empty when the program runs).
+    pub unsupported: Vec<String>,
+    /// Fusions applied at load (when it loads).
+    pub fusions: std::collections::BTreeMap<String, usize>,
+    /// Steps left after the compile passes (0 when it does not load).
+    pub steps: usize,
+    /// Why it does not load, when it does not.
+    pub load_error: Option<String>,
+}
+
+/// One user input of a program.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgramInput {
+    /// Placeholder name.
+    pub name: String,
+    /// Declared dtype.
+    pub dtype: String,
+    /// Sizes: numbers, or the symbolic expression.
+    pub sizes: Vec<String>,
+}
+
+/// Describes the program of a `.pt2` archive on the CPU: never fails for an unsupported op
+/// (they are listed), only for an unreadable archive.
+pub fn describe_program(path: &Path) -> Result<ProgramReport> {
+    use torchless_convert::program::{Argument, InputSpec, SymInt};
+    let program = torchless_convert::program::open_program(
+        path,
+        &torchless_convert::OpenOptions::default(),
+        None,
+    )?;
+    let (ops, unsupported) = torchless_models::graph::check_ops(&program);
+    let inputs = program
+        .inputs
+        .iter()
+        .filter_map(|s| match s {
+            InputSpec::User(Argument::Tensor(n)) => Some(n),
+            _ => None,
+        })
+        .map(|n| {
+            let meta = program.graph.tensor_values.get(n);
+            ProgramInput {
+                name: n.clone(),
+                dtype: meta.map(|m| m.dtype.torch_name().to_string()).unwrap_or_default(),
+                sizes: meta
+                    .map(|m| {
+                        m.sizes
+                            .iter()
+                            .map(|s| match s {
+                                SymInt::Int(i) => i.to_string(),
+                                SymInt::Expr { expr, .. } => expr.to_string(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let ranges = program
+        .range_constraints
+        .iter()
+        .map(|(k, r)| {
+            let max = r.max.map_or("inf".to_string(), |m| m.to_string());
+            (k.clone(), format!("[{}, {max}]", r.min))
+        })
+        .collect();
+    let (fusions, steps, load_error) = if unsupported.is_empty() {
+        match GraphModel::load(&program, &Device::Cpu) {
+            Ok(g) => (g.summary().fusions.clone(), g.summary().steps, None),
+            Err(e) => (Default::default(), 0, Some(e.to_string())),
+        }
+    } else {
+        (Default::default(), 0, None)
+    };
+    let outputs = program
+        .outputs
+        .iter()
+        .zip(&program.graph.outputs)
+        .filter(|(s, _)| matches!(s, torchless_convert::program::OutputSpec::User(_)))
+        .map(|(_, a)| match a {
+            Argument::Tensor(n) => n.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    Ok(ProgramReport {
+        name: program.name.clone(),
+        torch_version: program.torch_version.clone(),
+        schema_version: format!("{}.{}", program.schema_version.0, program.schema_version.1),
+        verifiers: program.verifiers.clone(),
+        inputs,
+        outputs,
+        ranges,
+        ops,
+        unsupported,
+        fusions,
+        steps,
+        load_error,
+    })
+}
+
 /// A loaded `torch.export` program. `Send + Sync`: one program serves many threads.
 #[derive(Debug)]
 pub struct Program {

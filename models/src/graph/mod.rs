@@ -184,6 +184,37 @@ pub struct GraphModel {
     summary: GraphSummary,
 }
 
+/// The op histogram of a program and every node this interpreter cannot run
+/// (`aten.X.overload (node N)[: why]`), without loading anything.
+pub fn check_ops(program: &ExportedProgram) -> (BTreeMap<String, usize>, Vec<String>) {
+    let mut ops = BTreeMap::new();
+    let mut unsupported = Vec::new();
+    for n in &program.graph.nodes {
+        let op = short_target(&n.target);
+        *ops.entry(op.to_string()).or_default() += 1;
+        if let Some(why) = ops::refusal(op) {
+            unsupported.push(format!("{op} (node {}): {why}", n.name));
+        } else if ops::lookup(op).is_none() {
+            unsupported.push(format!("{op} (node {})", n.name));
+        } else if let Some(a) = n.inputs.iter().find(|a| matches!(a.arg, Argument::Other(_))) {
+            let kind = match &a.arg {
+                Argument::Other(k) => k.as_str(),
+                _ => "",
+            };
+            unsupported.push(format!(
+                "{op} (node {}): argument `{}` is of kind {kind}",
+                n.name, a.name
+            ));
+        }
+    }
+    (ops, unsupported)
+}
+
+/// Every op name (`aten.<name>`, without overloads) the interpreter runs.
+pub fn supported_ops() -> Vec<&'static str> {
+    ops::known()
+}
+
 /// The op name without the `torch.ops.` prefix (`aten.add.Tensor`).
 pub fn short_target(target: &str) -> &str {
     target.strip_prefix("torch.ops.").unwrap_or(target)
@@ -198,27 +229,11 @@ impl GraphModel {
             reason,
         };
         // 1. Every op known, every argument kind usable.
-        let mut unsupported = Vec::new();
-        let mut summary = GraphSummary::default();
-        for n in &program.graph.nodes {
-            let op = short_target(&n.target);
-            *summary.ops.entry(op.to_string()).or_default() += 1;
-            if let Some(why) = ops::refusal(op) {
-                unsupported.push(format!("{op} (node {}): {why}", n.name));
-            } else if ops::lookup(op).is_none() {
-                unsupported.push(format!("{op} (node {})", n.name));
-            } else if let Some(a) = n.inputs.iter().find(|a| matches!(a.arg, Argument::Other(_)))
-            {
-                let kind = match &a.arg {
-                    Argument::Other(k) => k.as_str(),
-                    _ => "",
-                };
-                unsupported.push(format!(
-                    "{op} (node {}): argument `{}` is of kind {kind}",
-                    n.name, a.name
-                ));
-            }
-        }
+        let (ops, unsupported) = check_ops(program);
+        let summary = GraphSummary {
+            ops,
+            ..GraphSummary::default()
+        };
         if !unsupported.is_empty() {
             return Err(GraphError::Unsupported {
                 program: label,

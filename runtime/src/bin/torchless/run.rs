@@ -165,8 +165,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         report.push(serde_json::json!({
             "name": names.get(i),
             "file": path.display().to_string(),
-            "dtype": out.dtype.to_string(),
-            "saved_as": dtype.to_string(),
+            "dtype": out.dtype.torch_name(),
+            "saved_as": dtype.torch_name(),
             "shape": out.tensor.dims(),
         }));
     }
