@@ -8,7 +8,7 @@ use super::super::super::args::Args;
 use super::super::super::value::{Dt, Tv, Value};
 use super::super::Result;
 use super::matmul::matmul_t;
-use super::{back, empty, float_in};
+use super::{back, float_in};
 
 struct Out {
     y: Tv,
@@ -117,21 +117,32 @@ pub(super) fn flash_for_cpu(a: &Args) -> Result<Vec<Value>> {
 }
 
 /// `_scaled_dot_product_efficient_attention` → (output, log_sumexp, philox_seed,
-/// philox_offset); the seeds are empty int64 tensors (no dropout).
+/// philox_offset). As the CUDA kernel's, log_sumexp is float32 `[B, H, ceil(L/32)*32]`
+/// (`[B, H, 0]` without `compute_log_sumexp`); the padding columns here hold 0 (the kernel
+/// leaves them unspecified). The seeds are 0-dim int64 zeros (no dropout).
 pub(super) fn efficient(a: &Args) -> Result<Vec<Value>> {
     check_dropout(a)?;
     let o = attend(a, "attn_bias", false)?;
     let dev = o.y.t.device().clone();
+    let lse = o.lse.t.to_dtype(DType::F32)?;
+    let r = lse.rank();
+    let l = lse.dims()[r - 1];
     let lse = if a.bool_or("compute_log_sumexp", false)? {
-        o.lse
+        lse.pad_with_zeros(r - 1, 0, l.div_ceil(32) * 32 - l)?
     } else {
-        empty(Dt::F32, &dev)?
+        lse.narrow(r - 1, 0, 0)?
+    };
+    let zero = || -> Result<Value> {
+        Ok(Value::Tensor(Tv::new(
+            Tensor::zeros((), DType::I64, &dev)?,
+            Dt::I64,
+        )))
     };
     Ok(vec![
         Value::Tensor(o.y),
-        Value::Tensor(lse),
-        Value::Tensor(empty(Dt::I64, &dev)?),
-        Value::Tensor(empty(Dt::I64, &dev)?),
+        Value::Tensor(Tv::new(lse, Dt::F32)),
+        zero()?,
+        zero()?,
     ])
 }
 

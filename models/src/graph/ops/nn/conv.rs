@@ -5,7 +5,7 @@
 //! (transposed), unequal strides run at stride 1 and subsample (plain) or dilate the input
 //! with zeros (transposed). Unequal dilations are refused. Transposed groups run per group.
 
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 
 use super::super::super::args::Args;
 use super::super::super::value::Value;
@@ -264,6 +264,5 @@ fn transposed_conv(
         }
         y = y.narrow(2 + i, pl, want)?;
     }
-    let _ = D::Minus1;
     Ok(y)
 }

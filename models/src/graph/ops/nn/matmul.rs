@@ -44,13 +44,22 @@ pub(super) fn matmul_t(x: &Tensor, y: &Tensor) -> Result<Tensor> {
         let d = x.dims();
         let (k, n) = (y.dims()[0], y.dims()[1]);
         let rows: usize = d[..rx - 1].iter().product();
-        let r = x
-            .contiguous()?
-            .reshape((rows, d[rx - 1]))?
-            .matmul(&y.contiguous()?)?;
+        if d[rx - 1] != k {
+            return Err(super::super::super::GraphError::msg(format!(
+                "matmul: shapes {:?} and {:?} cannot be multiplied",
+                x.dims(),
+                y.dims()
+            )));
+        }
+        // A transposed weight (`linear`) multiplies as it is: no copy.
+        let y = if y.is_contiguous() || y.t()?.is_contiguous() {
+            y.clone()
+        } else {
+            y.contiguous()?
+        };
+        let r = x.contiguous()?.reshape((rows, k))?.matmul(&y)?;
         let mut shape = d[..rx - 1].to_vec();
         shape.push(n);
-        let _ = k;
         return Ok(r.reshape(shape)?);
     }
     let x2 = if rx == 1 { x.unsqueeze(0)? } else { x.clone() };

@@ -182,11 +182,10 @@ pub(super) fn batch_norm_no_training(a: &Args) -> Result<Vec<Value>> {
     Ok(vec![t(y), t(m), t(r)])
 }
 
-/// `torch.finfo(dt).eps`.
-fn finfo_eps(dt: Dt) -> f64 {
+/// The default eps: `torch.finfo` of the compute dtype (float32 for half inputs, as ATen's
+/// kernels and decomposition use).
+fn default_eps(dt: Dt) -> f64 {
     match dt {
-        Dt::F16 => 0.000_976_562_5,
-        Dt::BF16 => 0.007_812_5,
         Dt::F64 => f64::EPSILON,
         _ => f64::from(f32::EPSILON),
     }
@@ -195,7 +194,7 @@ fn finfo_eps(dt: Dt) -> f64 {
 fn rms_all(a: &Args) -> Result<(Tv, Tensor, Dt)> {
     let (x, dt) = float_in(a, "input")?;
     let ns = a.ints("normalized_shape")?;
-    let eps = a.opt_float("eps")?.unwrap_or_else(|| finfo_eps(dt));
+    let eps = a.opt_float("eps")?.unwrap_or_else(|| default_eps(dt));
     let (m, n) = split_last(a, &x, &ns)?;
     let x2 = x.reshape((m, n))?;
     let rstd = (x2.sqr()?.mean_keepdim(1)? + eps)?.sqrt()?.recip()?;
@@ -209,7 +208,7 @@ fn rms_all(a: &Args) -> Result<(Tv, Tensor, Dt)> {
 }
 
 /// `rms_norm(input, normalized_shape, weight=None, eps=None)`; eps None is
-/// `torch.finfo(input.dtype).eps`.
+/// `torch.finfo(float32).eps` (float64's for float64 inputs).
 pub(super) fn rms_norm(a: &Args) -> Result<Vec<Value>> {
     one(rms_all(a)?.0)
 }

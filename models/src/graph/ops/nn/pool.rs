@@ -69,7 +69,7 @@ fn matrix(v: Vec<f64>, rows: usize, cols: usize, like: &Tensor) -> Result<Tensor
     Ok(Tensor::from_vec(v, (rows, cols), like.device())?.to_dtype(like.dtype())?)
 }
 
-/// Lifts a 1-D op's input to 2-D (`[.., 1, L]`); returns (tensor, n) with n spatial dims 2.
+/// Lifts a 1-D op's input to 2-D (`[.., 1, L]`).
 fn lift(x: &Tensor, n: usize) -> Result<Tensor> {
     Ok(if n == 1 {
         x.unsqueeze(x.rank() - 1)?
@@ -393,8 +393,6 @@ fn upsample_sizes(a: &Args, x: &Tensor, n: usize) -> Result<(Vec<usize>, Vec<Opt
         return Err(a.err(format!("input {:?} has too few dims", x.dims())));
     }
     let ins = &x.dims()[r - n..];
-    let name = if a.has("input") { "input" } else { "self" };
-    let _ = name;
     let scales_given = a.floats("scale_factors")?;
     if a.has("output_size") {
         let o = a.ints("output_size")?;
