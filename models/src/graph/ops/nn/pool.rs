@@ -2,16 +2,16 @@
 //!
 //! Windows are tables built on the host: max pooling gathers one input position per window
 //! offset (index_select) and keeps the first strict maximum (NaN wins), as ATen's loops do;
-//! average pooling and bilinear interpolation are products with small window/weight
-//! matrices (`L @ x @ Rᵀ`); nearest interpolation and the reflect/replicate/circular pads are
-//! index_selects.
+//! average pooling sums the same gathers in ATen's order (rows outer, columns inner), so
+//! NaN and inf stay in the windows that hold them; bilinear interpolation gathers its four
+//! taps and weights them as ATen does; nearest interpolation and the reflect/replicate/
+//! circular pads are index_selects.
 
 use candle_core::{DType, Tensor};
 
 use super::super::super::args::Args;
 use super::super::super::value::{Dt, Tv, Value};
 use super::super::{one, Result};
-use super::matmul::matmul_t;
 use super::{back, idx_tensor, opmath, spatial, usize_of};
 
 /// `x` with `l` / `r` values `v` added at the ends of dim `d`.
@@ -49,24 +49,6 @@ fn full(shape: &[usize], v: f64, like: &Tensor) -> Result<Tensor> {
     s[last] = 0;
     let e = Tensor::zeros(s, like.dtype(), like.device())?;
     pad_const(&e, last, 0, n, v)
-}
-
-/// `[..., H, W]` → `[..., O1, O2]` as `left @ x @ rightᵀ` (each optional).
-fn apply_lr(x: &Tensor, left: Option<&Tensor>, right: Option<&Tensor>) -> Result<Tensor> {
-    let r = x.rank();
-    let mut y = x.clone();
-    if let Some(rm) = right {
-        y = matmul_t(&y, &rm.t()?)?;
-    }
-    if let Some(lm) = left {
-        y = matmul_t(&y.transpose(r - 2, r - 1)?, &lm.t()?)?.transpose(r - 2, r - 1)?;
-    }
-    Ok(y)
-}
-
-/// A dense `[rows, cols]` matrix from host values, in `dtype` on `x`'s device.
-fn matrix(v: Vec<f64>, rows: usize, cols: usize, like: &Tensor) -> Result<Tensor> {
-    Ok(Tensor::from_vec(v, (rows, cols), like.device())?.to_dtype(like.dtype())?)
 }
 
 /// Lifts a 1-D op's input to 2-D (`[.., 1, L]`).
@@ -226,6 +208,34 @@ fn max_by_tables(x: &Tensor, th: &Table, tw: &Table) -> Result<(Tensor, Tensor)>
     Ok((best, best_idx))
 }
 
+/// Sum over windows given by tables on the last two dims, in ATen's order (rows outer,
+/// columns inner); padding positions add 0.
+fn sum_by_tables(x: &Tensor, th: &Table, tw: &Table) -> Result<Tensor> {
+    let r = x.rank();
+    let (h, w) = (x.dims()[r - 2], x.dims()[r - 1]);
+    let dev = x.device();
+    let xp = pad_const(&pad_const(x, r - 2, 0, 1, 0.0)?, r - 1, 0, 1, 0.0)?;
+    let mut acc: Option<Tensor> = None;
+    for rows in th {
+        let ri: Vec<i64> = rows.iter().map(|p| p.unwrap_or(h) as i64).collect();
+        let xr = xp.index_select(&idx_tensor(ri, dev)?, r - 2)?;
+        for cols in tw {
+            let ci: Vec<i64> = cols.iter().map(|p| p.unwrap_or(w) as i64).collect();
+            let v = xr.index_select(&idx_tensor(ci, dev)?, r - 1)?;
+            acc = Some(match acc {
+                None => v,
+                Some(a) => (a + v)?,
+            });
+        }
+    }
+    acc.ok_or_else(|| super::super::super::GraphError::msg("empty pooling window"))
+}
+
+/// A `[rows, cols]` table of divisors on `like`'s device and dtype.
+fn divisors(v: Vec<f64>, rows: usize, cols: usize, like: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::from_vec(v, (rows, cols), like.device())?.to_dtype(like.dtype())?)
+}
+
 /// `max_pool1d` / `max_pool2d` / `max_pool2d_with_indices`.
 pub(super) fn max_pool(a: &Args, n: usize, with_indices: bool) -> Result<Vec<Value>> {
     let x = a.tensor("self")?;
@@ -309,30 +319,30 @@ pub(super) fn adaptive_avg_pool(a: &Args, n: usize) -> Result<Vec<Value>> {
     let xt = lift(&x.t.to_dtype(opmath(x.dt))?, n)?;
     let outs = if n == 1 { vec![1, outs[0]] } else { outs };
     let r = xt.rank();
-    let mut mats = Vec::new();
+    let mut tables = Vec::new();
     let mut counts = Vec::new();
     for (i, &o) in outs.iter().enumerate() {
         let input = xt.dims()[r - 2 + i];
-        let mut m = vec![0f64; o * input];
-        let mut c = Vec::with_capacity(o);
-        for j in 0..o {
-            let (s, e) = adaptive_bounds(input, o, j);
-            m[j * input + s..j * input + e]
-                .iter_mut()
-                .for_each(|v| *v = 1.0);
-            c.push((e - s) as f64);
-        }
-        mats.push(matrix(m, o, input, &xt)?);
-        counts.push(c);
+        let b: Vec<(usize, usize)> = (0..o).map(|j| adaptive_bounds(input, o, j)).collect();
+        let kmax = b.iter().map(|(s, e)| e - s).max().unwrap_or(1);
+        tables.push(
+            (0..kmax)
+                .map(|k| {
+                    b.iter()
+                        .map(|&(s, e)| (s + k < e).then_some(s + k))
+                        .collect()
+                })
+                .collect::<Table>(),
+        );
+        counts.push(b.iter().map(|(s, e)| (e - s) as f64).collect::<Vec<_>>());
     }
-    let sum = apply_lr(&xt, Some(&mats[0]), Some(&mats[1]))?;
+    let sum = sum_by_tables(&xt, &tables[0], &tables[1])?;
     let div: Vec<f64> = counts[0]
         .iter()
         .flat_map(|h| counts[1].iter().map(move |w| h * w))
         .collect();
-    let div = matrix(div, outs[0], outs[1], &xt)?;
-    let y = sum.broadcast_div(&div)?;
-    one(back(lower(y, n)?, x.dt)?)
+    let div = divisors(div, outs[0], outs[1], &xt)?;
+    one(back(lower(sum.broadcast_div(&div)?, n)?, x.dt)?)
 }
 
 /// `avg_pool1d` / `avg_pool2d` (`count_include_pad`, `ceil_mode`, `divisor_override`).
@@ -349,29 +359,25 @@ pub(super) fn avg_pool(a: &Args, n: usize) -> Result<Vec<Value>> {
     };
     let xt = lift(&x.t.to_dtype(opmath(x.dt))?, n)?;
     let r = xt.rank();
-    let mut mats = Vec::new();
+    let mut tables = Vec::new();
     // Per dim, per output: (window size with padding, window size inside the input).
     let mut sizes = Vec::new();
     for i in 0..2 {
         let input = xt.dims()[r - 2 + i];
         let (k, s, p) = (win.k[i], win.s[i], win.p[i]);
         let o = out_size(a, input, k, s, p, 1, win.ceil)?;
-        let mut m = vec![0f64; o * input];
-        let mut sz = Vec::with_capacity(o);
-        for j in 0..o {
-            let start = (j * s) as i64 - p as i64;
-            let end = (start + k as i64).min((input + p) as i64);
-            let pool = end - start;
-            let (cs, ce) = (start.max(0), end.min(input as i64));
-            for q in cs..ce {
-                m[j * input + q as usize] = 1.0;
-            }
-            sz.push((pool as f64, (ce - cs).max(0) as f64));
-        }
-        mats.push(matrix(m, o, input, &xt)?);
+        tables.push(sliding_table(input, o, k, s, p, 1));
+        let sz: Vec<(f64, f64)> = (0..o)
+            .map(|j| {
+                let start = (j * s) as i64 - p as i64;
+                let end = (start + k as i64).min((input + p) as i64);
+                let (cs, ce) = (start.max(0), end.min(input as i64));
+                ((end - start) as f64, (ce - cs).max(0) as f64)
+            })
+            .collect();
         sizes.push(sz);
     }
-    let sum = apply_lr(&xt, Some(&mats[0]), Some(&mats[1]))?;
+    let sum = sum_by_tables(&xt, &tables[0], &tables[1])?;
     let div: Vec<f64> = sizes[0]
         .iter()
         .flat_map(|h| sizes[1].iter().map(move |w| (h, w)))
@@ -381,7 +387,7 @@ pub(super) fn avg_pool(a: &Args, n: usize) -> Result<Vec<Value>> {
             None => h.1 * w.1,
         })
         .collect();
-    let div = matrix(div, sizes[0].len(), sizes[1].len(), &xt)?;
+    let div = divisors(div, sizes[0].len(), sizes[1].len(), &xt)?;
     one(back(lower(sum.broadcast_div(&div)?, n)?, x.dt)?)
 }
 
@@ -466,8 +472,13 @@ pub(super) fn upsample_nearest(a: &Args, n: usize, exact: bool) -> Result<Vec<Va
     one(Tv::new(y, x.dt))
 }
 
-/// The `[out, in]` linear interpolation matrix of one dim.
-fn linear_matrix(input: usize, out: usize, align: bool, scale: Option<f64>) -> Vec<f64> {
+/// Per output position of one dim: (i0, i1, w0, w1) as ATen's linear kernels compute them.
+fn linear_taps(
+    input: usize,
+    out: usize,
+    align: bool,
+    scale: Option<f64>,
+) -> Vec<(usize, usize, f32, f32)> {
     let sc = if align {
         if out > 1 {
             (input as f32 - 1.0) / (out as f32 - 1.0)
@@ -477,23 +488,23 @@ fn linear_matrix(input: usize, out: usize, align: bool, scale: Option<f64>) -> V
     } else {
         scale_value(scale, input, out)
     };
-    let mut m = vec![0f64; out * input];
-    for o in 0..out {
-        let real = if align {
-            sc * o as f32
-        } else {
-            (sc * (o as f32 + 0.5) - 0.5).max(0.0)
-        };
-        let i0 = (real.floor() as usize).min(input - 1);
-        let lambda = (real - i0 as f32).clamp(0.0, 1.0);
-        let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
-        m[o * input + i0] += f64::from(1.0 - lambda);
-        m[o * input + i1] += f64::from(lambda);
-    }
-    m
+    (0..out)
+        .map(|o| {
+            let real = if align {
+                sc * o as f32
+            } else {
+                (sc * (o as f32 + 0.5) - 0.5).max(0.0)
+            };
+            let i0 = (real.floor() as usize).min(input - 1);
+            let lambda = (real - i0 as f32).clamp(0.0, 1.0);
+            let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
+            (i0, i1, 1.0 - lambda, lambda)
+        })
+        .collect()
 }
 
-/// `upsample_bilinear2d` (`.vec` and `.default`), `align_corners` either way.
+/// `upsample_bilinear2d` (`.vec` and `.default`), `align_corners` either way:
+/// `h0w * (w0w * x[h0, w0] + w1w * x[h0, w1]) + h1w * (w0w * x[h1, w0] + w1w * x[h1, w1])`.
 pub(super) fn upsample_bilinear2d(a: &Args) -> Result<Vec<Value>> {
     let x = if a.has("input") {
         a.tensor("input")?
@@ -511,19 +522,36 @@ pub(super) fn upsample_bilinear2d(a: &Args) -> Result<Vec<Value>> {
     if h == 0 || w == 0 {
         return Err(a.err("input has an empty spatial dim"));
     }
-    let mh = matrix(
-        linear_matrix(h, sizes[0], align, scales[0]),
-        sizes[0],
-        h,
-        &xt,
-    )?;
-    let mw = matrix(
-        linear_matrix(w, sizes[1], align, scales[1]),
-        sizes[1],
-        w,
-        &xt,
-    )?;
-    one(back(apply_lr(&xt, Some(&mh), Some(&mw))?, x.dt)?)
+    let dev = xt.device();
+    let th = linear_taps(h, sizes[0], align, scales[0]);
+    let tw = linear_taps(w, sizes[1], align, scales[1]);
+    let col = |v: Vec<f32>, shape: (usize, usize)| -> Result<Tensor> {
+        Ok(Tensor::from_vec(v, shape, dev)?.to_dtype(xt.dtype())?)
+    };
+    let (oh, ow) = (sizes[0], sizes[1]);
+    let ww0 = col(tw.iter().map(|t| t.2).collect(), (1, ow))?;
+    let ww1 = col(tw.iter().map(|t| t.3).collect(), (1, ow))?;
+    let wh0 = col(th.iter().map(|t| t.2).collect(), (oh, 1))?;
+    let wh1 = col(th.iter().map(|t| t.3).collect(), (oh, 1))?;
+    let sel = |t: &Tensor, idx: Vec<i64>, d: usize| -> Result<Tensor> {
+        Ok(t.index_select(&idx_tensor(idx, dev)?, d)?)
+    };
+    let w0: Vec<i64> = tw.iter().map(|t| t.0 as i64).collect();
+    let w1: Vec<i64> = tw.iter().map(|t| t.1 as i64).collect();
+    let mut rows = Vec::with_capacity(2);
+    for idx in [
+        th.iter().map(|t| t.0 as i64).collect::<Vec<_>>(),
+        th.iter().map(|t| t.1 as i64).collect(),
+    ] {
+        let xr = sel(&xt, idx, r - 2)?;
+        let a0 = sel(&xr, w0.clone(), r - 1)?.broadcast_mul(&ww0)?;
+        let a1 = sel(&xr, w1.clone(), r - 1)?.broadcast_mul(&ww1)?;
+        rows.push((a0 + a1)?);
+    }
+    let y = rows[0]
+        .broadcast_mul(&wh0)?
+        .add(&rows[1].broadcast_mul(&wh1)?)?;
+    one(back(y, x.dt)?)
 }
 
 /// `constant_pad_nd(self, pad, value=0)`: pairs from the last dim back; negative pads crop.
