@@ -8,6 +8,7 @@
 
 mod attention;
 mod conv;
+mod einsum;
 mod matmul;
 mod norm;
 mod pool;
@@ -31,6 +32,7 @@ pub(super) const NAMES: &[&str] = &[
     "mv",
     "dot",
     "addmv",
+    "einsum",
     // conv.rs
     "convolution",
     "_convolution",
@@ -93,6 +95,7 @@ pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
         ("mv", _) => matmul::mv,
         ("dot", _) => matmul::dot,
         ("addmv", _) => matmul::addmv,
+        ("einsum", _) => einsum::einsum,
         ("convolution", _) | ("_convolution", _) => conv::convolution,
         ("conv1d", _) => |a| conv::conv_nd(a, 1),
         ("conv2d", _) => |a| conv::conv_nd(a, 2),
