@@ -228,3 +228,22 @@ pub(super) fn fused_rms_norm(a: &Args) -> Result<Vec<Value>> {
     );
     Ok(vec![t(y), t(rstd)])
 }
+
+/// `instance_norm(input, weight, bias, running_mean, running_var, use_input_stats,
+/// momentum, eps, cudnn_enabled)`: per-sample, per-channel statistics (a group norm with one
+/// channel per group), or the running statistics when `use_input_stats` is false.
+pub(super) fn instance_norm(a: &Args) -> Result<Vec<Value>> {
+    let eps = a.float_or("eps", 1e-5)?;
+    if !a.bool_or("use_input_stats", true)? {
+        return one(batch_norm_all(a, false)?.0);
+    }
+    let x = a.tensor("input")?;
+    if x.rank() < 3 {
+        return Err(a.err(format!(
+            "expects a batched input [N, C, ...], got {:?}",
+            x.dims()
+        )));
+    }
+    let c = x.dims()[1];
+    one(group_norm_all(a, c, eps)?.0)
+}

@@ -51,19 +51,6 @@ fn full(shape: &[usize], v: f64, like: &Tensor) -> Result<Tensor> {
     pad_const(&e, last, 0, n, v)
 }
 
-/// Lifts a 1-D op's input to 2-D (`[.., 1, L]`).
-fn lift(x: &Tensor, n: usize) -> Result<Tensor> {
-    Ok(if n == 1 {
-        x.unsqueeze(x.rank() - 1)?
-    } else {
-        x.clone()
-    })
-}
-
-fn lower(y: Tensor, n: usize) -> Result<Tensor> {
-    Ok(if n == 1 { y.squeeze(y.rank() - 2)? } else { y })
-}
-
 struct Window {
     k: Vec<usize>,
     s: Vec<usize>,
@@ -95,20 +82,9 @@ fn window(a: &Args, n: usize, dilation: bool) -> Result<Window> {
         }
         if p[i] > k[i] / 2 {
             return Err(a.err(format!(
-                "padding {:?} should be at most half of kernel_size {:?}",
-                p, k
+                "padding {p:?} should be at most half of kernel_size {k:?}"
             )));
         }
-    }
-    // 1-D windows become [1, k] ones.
-    if n == 1 {
-        return Ok(Window {
-            k: vec![1, k[0]],
-            s: vec![1, s[0]],
-            p: vec![0, p[0]],
-            d: vec![1, d[0]],
-            ceil,
-        });
     }
     Ok(Window { k, s, p, d, ceil })
 }
@@ -124,7 +100,7 @@ fn out_size(
     ceil: bool,
 ) -> Result<usize> {
     let num = (input + 2 * p) as i64 - (d * (k - 1)) as i64 - 1;
-    let (num, s64) = (num, s as i64);
+    let s64 = s as i64;
     let mut o = if ceil {
         (num + s64 - 1).div_euclid(s64)
     } else {
@@ -157,106 +133,169 @@ fn sliding_table(input: usize, out: usize, k: usize, s: usize, p: usize, d: usiz
         .collect()
 }
 
-/// Max over windows given by tables on the last two dims; values and flat `h * W + w`
-/// indices (I64).
-fn max_by_tables(x: &Tensor, th: &Table, tw: &Table) -> Result<(Tensor, Tensor)> {
-    let r = x.rank();
-    let (h, w) = (x.dims()[r - 2], x.dims()[r - 1]);
-    let (oh, ow) = (
-        th.first().map_or(0, Vec::len),
-        tw.first().map_or(0, Vec::len),
-    );
-    let dev = x.device();
-    // One -inf row / column at the end stands for every padding position.
-    let xp = pad_const(
-        &pad_const(x, r - 2, 0, 1, f64::NEG_INFINITY)?,
-        r - 1,
-        0,
-        1,
-        f64::NEG_INFINITY,
-    )?;
-    let mut out_shape = x.dims()[..r - 2].to_vec();
-    out_shape.extend([oh, ow]);
-    let first = |t: &Table, o: usize| t.iter().find_map(|row| row[o]).unwrap_or(0);
-    let init_idx: Vec<i64> = (0..oh)
-        .flat_map(|i| (0..ow).map(move |j| (i, j)))
-        .map(|(i, j)| (first(th, i) * w + first(tw, j)) as i64)
-        .collect();
-    let mut best_idx = Tensor::from_vec(init_idx, (oh, ow), dev)?
-        .broadcast_as(out_shape.as_slice())?
-        .contiguous()?;
-    let mut best = full(&out_shape, f64::NEG_INFINITY, x)?;
-    for rows in th {
-        let ri: Vec<i64> = rows.iter().map(|p| p.unwrap_or(h) as i64).collect();
-        let xr = xp.index_select(&idx_tensor(ri, dev)?, r - 2)?;
-        for cols in tw {
-            let ci: Vec<i64> = cols.iter().map(|p| p.unwrap_or(w) as i64).collect();
-            let v = xr.index_select(&idx_tensor(ci, dev)?, r - 1)?;
-            let flat: Vec<i64> = rows
-                .iter()
-                .flat_map(|ph| {
-                    cols.iter()
-                        .map(move |pw| (ph.unwrap_or(0) * w + pw.unwrap_or(0)) as i64)
+/// Every window offset (one index per dim), in row-major order.
+fn offsets(tables: &[Table]) -> Vec<Vec<usize>> {
+    let mut combos = vec![Vec::new()];
+    for t in tables {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                (0..t.len()).map(move |k| {
+                    let mut c = c.clone();
+                    c.push(k);
+                    c
                 })
-                .collect();
-            let flat = Tensor::from_vec(flat, (oh, ow), dev)?.broadcast_as(out_shape.as_slice())?;
-            let cond = v.gt(&best)?.maximum(&v.ne(&v)?)?;
-            best = cond.where_cond(&v, &best)?;
-            best_idx = cond.where_cond(&flat, &best_idx)?;
-        }
+            })
+            .collect();
+    }
+    combos
+}
+
+/// `x` with one `v` row at the end of each of its last `n` dims: the padding position.
+fn pad_ends(x: &Tensor, n: usize, v: f64) -> Result<Tensor> {
+    let r = x.rank();
+    let mut t = x.clone();
+    for d in r - n..r {
+        t = pad_const(&t, d, 0, 1, v)?;
+    }
+    Ok(t)
+}
+
+/// The values at one window offset: `[..., O1, .., On]`.
+fn gather(xp: &Tensor, sizes: &[usize], tables: &[Table], combo: &[usize]) -> Result<Tensor> {
+    let r = xp.rank();
+    let n = tables.len();
+    let mut v = xp.clone();
+    for i in 0..n {
+        let idx: Vec<i64> = tables[i][combo[i]]
+            .iter()
+            .map(|p| p.unwrap_or(sizes[i]) as i64)
+            .collect();
+        v = v.index_select(&idx_tensor(idx, xp.device())?, r - n + i)?;
+    }
+    Ok(v)
+}
+
+/// Row-major flat index of an output grid `[O1, .., On]` from per-dim positions.
+fn flat_grid(per_dim: &[Vec<usize>], sizes: &[usize]) -> Vec<i64> {
+    let mut flat = vec![0i64];
+    for (pos, &size) in per_dim.iter().zip(sizes) {
+        flat = flat
+            .iter()
+            .flat_map(|&f| pos.iter().map(move |&p| f * size as i64 + p as i64))
+            .collect();
+    }
+    flat
+}
+
+/// Max over windows given by per-dim tables on the last `n` dims; values and flat input
+/// indices (I64). The first strict maximum wins, NaN beats everything (ATen's loop).
+fn max_by_tables(x: &Tensor, tables: &[Table]) -> Result<(Tensor, Tensor)> {
+    let r = x.rank();
+    let n = tables.len();
+    let sizes = x.dims()[r - n..].to_vec();
+    let outs: Vec<usize> = tables
+        .iter()
+        .map(|t| t.first().map_or(0, Vec::len))
+        .collect();
+    let dev = x.device();
+    let xp = pad_ends(x, n, f64::NEG_INFINITY)?;
+    let mut out_shape = x.dims()[..r - n].to_vec();
+    out_shape.extend(&outs);
+    // Before any offset: the first valid position of each window.
+    let first: Vec<Vec<usize>> = tables
+        .iter()
+        .zip(&outs)
+        .map(|(t, &o)| {
+            (0..o)
+                .map(|j| t.iter().find_map(|row| row[j]).unwrap_or(0))
+                .collect()
+        })
+        .collect();
+    let init = Tensor::from_vec(flat_grid(&first, &sizes), outs.as_slice(), dev)?;
+    let mut best_idx = init.broadcast_as(out_shape.as_slice())?.contiguous()?;
+    let mut best = full(&out_shape, f64::NEG_INFINITY, x)?;
+    for combo in offsets(tables) {
+        let v = gather(&xp, &sizes, tables, &combo)?;
+        let pos: Vec<Vec<usize>> = tables
+            .iter()
+            .zip(&combo)
+            .map(|(t, &k)| t[k].iter().map(|p| p.unwrap_or(0)).collect())
+            .collect();
+        let flat = Tensor::from_vec(flat_grid(&pos, &sizes), outs.as_slice(), dev)?
+            .broadcast_as(out_shape.as_slice())?;
+        let cond = v.gt(&best)?.maximum(&v.ne(&v)?)?;
+        best = cond.where_cond(&v, &best)?;
+        best_idx = cond.where_cond(&flat, &best_idx)?;
     }
     Ok((best, best_idx))
 }
 
-/// Sum over windows given by tables on the last two dims, in ATen's order (rows outer,
-/// columns inner); padding positions add 0.
-fn sum_by_tables(x: &Tensor, th: &Table, tw: &Table) -> Result<Tensor> {
+/// Sum over windows given by per-dim tables, in ATen's order (outer dims first); padding
+/// positions add 0.
+fn sum_by_tables(x: &Tensor, tables: &[Table]) -> Result<Tensor> {
     let r = x.rank();
-    let (h, w) = (x.dims()[r - 2], x.dims()[r - 1]);
-    let dev = x.device();
-    let xp = pad_const(&pad_const(x, r - 2, 0, 1, 0.0)?, r - 1, 0, 1, 0.0)?;
+    let n = tables.len();
+    let sizes = x.dims()[r - n..].to_vec();
+    let xp = pad_ends(x, n, 0.0)?;
     let mut acc: Option<Tensor> = None;
-    for rows in th {
-        let ri: Vec<i64> = rows.iter().map(|p| p.unwrap_or(h) as i64).collect();
-        let xr = xp.index_select(&idx_tensor(ri, dev)?, r - 2)?;
-        for cols in tw {
-            let ci: Vec<i64> = cols.iter().map(|p| p.unwrap_or(w) as i64).collect();
-            let v = xr.index_select(&idx_tensor(ci, dev)?, r - 1)?;
-            acc = Some(match acc {
-                None => v,
-                Some(a) => (a + v)?,
-            });
-        }
+    for combo in offsets(tables) {
+        let v = gather(&xp, &sizes, tables, &combo)?;
+        acc = Some(match acc {
+            None => v,
+            Some(a) => (a + v)?,
+        });
     }
     acc.ok_or_else(|| super::super::super::GraphError::msg("empty pooling window"))
 }
 
-/// A `[rows, cols]` table of divisors on `like`'s device and dtype.
-fn divisors(v: Vec<f64>, rows: usize, cols: usize, like: &Tensor) -> Result<Tensor> {
-    Ok(Tensor::from_vec(v, (rows, cols), like.device())?.to_dtype(like.dtype())?)
+/// A table of divisors shaped `outs` on `like`'s device and dtype.
+fn divisors(v: Vec<f64>, outs: &[usize], like: &Tensor) -> Result<Tensor> {
+    Ok(Tensor::from_vec(v, outs, like.device())?.to_dtype(like.dtype())?)
 }
 
-/// `max_pool1d` / `max_pool2d` / `max_pool2d_with_indices`.
+/// The row-major product grid of per-dim factors.
+fn product_grid(per_dim: &[Vec<f64>]) -> Vec<f64> {
+    let mut g = vec![1f64];
+    for f in per_dim {
+        g = g
+            .iter()
+            .flat_map(|&a| f.iter().map(move |&b| a * b))
+            .collect();
+    }
+    g
+}
+
+fn check_rank(a: &Args, x: &Tv, n: usize) -> Result<()> {
+    if x.rank() != n + 1 && x.rank() != n + 2 {
+        return Err(a.err(format!(
+            "expects a {}-D or {}-D input, got {:?}",
+            n + 1,
+            n + 2,
+            x.dims()
+        )));
+    }
+    Ok(())
+}
+
+/// `max_pool{1,2,3}d` and `max_pool{2,3}d_with_indices` (indices flat over the spatial dims).
 pub(super) fn max_pool(a: &Args, n: usize, with_indices: bool) -> Result<Vec<Value>> {
     let x = a.tensor("self")?;
-    if x.rank() < n + 1 {
-        return Err(a.err(format!("input {:?} has too few dims", x.dims())));
-    }
+    check_rank(a, &x, n)?;
     let win = window(a, n, true)?;
-    let xt = lift(&x.t, n)?;
-    let r = xt.rank();
+    let r = x.rank();
     let mut tables = Vec::new();
-    for i in 0..2 {
-        let input = xt.dims()[r - 2 + i];
+    for i in 0..n {
+        let input = x.dims()[r - n + i];
         let o = out_size(a, input, win.k[i], win.s[i], win.p[i], win.d[i], win.ceil)?;
         tables.push(sliding_table(
             input, o, win.k[i], win.s[i], win.p[i], win.d[i],
         ));
     }
-    let (v, idx) = max_by_tables(&xt, &tables[0], &tables[1])?;
-    let v = Value::Tensor(Tv::new(lower(v, n)?, x.dt));
+    let (v, idx) = max_by_tables(&x.t, &tables)?;
+    let v = Value::Tensor(Tv::new(v, x.dt));
     if with_indices {
-        Ok(vec![v, Value::Tensor(Tv::new(lower(idx, n)?, Dt::I64))])
+        Ok(vec![v, Value::Tensor(Tv::new(idx, Dt::I64))])
     } else {
         Ok(vec![v])
     }
@@ -269,126 +308,124 @@ fn adaptive_bounds(input: usize, out: usize, o: usize) -> (usize, usize) {
     (start, end)
 }
 
-fn adaptive_sizes(a: &Args, x: &Tensor, n: usize) -> Result<Vec<usize>> {
+fn adaptive_sizes(a: &Args, x: &Tv, n: usize) -> Result<Vec<usize>> {
+    check_rank(a, x, n)?;
     let v = a.ints("output_size")?;
     let r = x.rank();
-    if v.len() != n || r < n + 1 {
-        return Err(a.err(format!("output_size {v:?} / input {:?} mismatch", x.dims())));
+    if v.len() != n {
+        return Err(a.err(format!("output_size {v:?} should have {n} values")));
     }
     v.iter()
         .enumerate()
         .map(|(i, &o)| match o {
             o if o > 0 => Ok(o as usize),
-            // None in a list comes through as the input size.
+            0 => Err(a.err("output_size 0 is not supported")),
+            // -1 (None in a Python list) keeps the input size.
             _ => Ok(x.dims()[r - n + i]),
         })
         .collect()
 }
 
-/// `adaptive_max_pool2d(self, output_size)` → (values, indices).
-pub(super) fn adaptive_max_pool2d(a: &Args) -> Result<Vec<Value>> {
-    let x = a.tensor("self")?;
-    let outs = adaptive_sizes(a, &x.t, 2)?;
+/// Per dim: adaptive window tables, padded by `None` (`clamp`: repeating the last element)
+/// up to the longest window, and the window sizes.
+fn adaptive_tables(x: &Tv, outs: &[usize], clamp: bool) -> (Vec<Table>, Vec<Vec<f64>>) {
     let r = x.rank();
-    let mut tables = Vec::new();
-    for (i, &o) in outs.iter().enumerate() {
-        let input = x.dims()[r - 2 + i];
-        let b: Vec<(usize, usize)> = (0..o).map(|j| adaptive_bounds(input, o, j)).collect();
-        let kmax = b.iter().map(|(s, e)| e - s).max().unwrap_or(1);
-        // Offsets past a window's end repeat its last element (no change to the max).
-        tables.push(
-            (0..kmax)
-                .map(|k| b.iter().map(|&(s, e)| Some((s + k).min(e - 1))).collect())
-                .collect::<Table>(),
-        );
-    }
-    let (v, idx) = max_by_tables(&x.t, &tables[0], &tables[1])?;
-    Ok(vec![
-        Value::Tensor(Tv::new(v, x.dt)),
-        Value::Tensor(Tv::new(idx, Dt::I64)),
-    ])
-}
-
-/// `adaptive_avg_pool1d` / `adaptive_avg_pool2d` / `_adaptive_avg_pool2d`.
-pub(super) fn adaptive_avg_pool(a: &Args, n: usize) -> Result<Vec<Value>> {
-    let x = a.tensor("self")?;
-    if !x.dt.is_float() {
-        return Err(a.err("adaptive_avg_pool takes floating tensors"));
-    }
-    let outs = adaptive_sizes(a, &x.t, n)?;
-    let xt = lift(&x.t.to_dtype(opmath(x.dt))?, n)?;
-    let outs = if n == 1 { vec![1, outs[0]] } else { outs };
-    let r = xt.rank();
+    let n = outs.len();
     let mut tables = Vec::new();
     let mut counts = Vec::new();
     for (i, &o) in outs.iter().enumerate() {
-        let input = xt.dims()[r - 2 + i];
+        let input = x.dims()[r - n + i];
         let b: Vec<(usize, usize)> = (0..o).map(|j| adaptive_bounds(input, o, j)).collect();
         let kmax = b.iter().map(|(s, e)| e - s).max().unwrap_or(1);
         tables.push(
             (0..kmax)
                 .map(|k| {
                     b.iter()
-                        .map(|&(s, e)| (s + k < e).then_some(s + k))
+                        .map(|&(s, e)| match (s + k < e, clamp) {
+                            (true, _) => Some(s + k),
+                            (false, true) => Some(e - 1),
+                            (false, false) => None,
+                        })
                         .collect()
                 })
                 .collect::<Table>(),
         );
-        counts.push(b.iter().map(|(s, e)| (e - s) as f64).collect::<Vec<_>>());
+        counts.push(b.iter().map(|(s, e)| (e - s) as f64).collect());
     }
-    let sum = sum_by_tables(&xt, &tables[0], &tables[1])?;
-    let div: Vec<f64> = counts[0]
-        .iter()
-        .flat_map(|h| counts[1].iter().map(move |w| h * w))
-        .collect();
-    let div = divisors(div, outs[0], outs[1], &xt)?;
-    one(back(lower(sum.broadcast_div(&div)?, n)?, x.dt)?)
+    (tables, counts)
 }
 
-/// `avg_pool1d` / `avg_pool2d` (`count_include_pad`, `ceil_mode`, `divisor_override`).
+/// `adaptive_max_pool{1,2,3}d(self, output_size)` → (values, indices).
+pub(super) fn adaptive_max_pool(a: &Args, n: usize) -> Result<Vec<Value>> {
+    let x = a.tensor("self")?;
+    let outs = adaptive_sizes(a, &x, n)?;
+    // Offsets past a window's end repeat its last element (no change to the max).
+    let (tables, _) = adaptive_tables(&x, &outs, true);
+    let (v, idx) = max_by_tables(&x.t, &tables)?;
+    Ok(vec![
+        Value::Tensor(Tv::new(v, x.dt)),
+        Value::Tensor(Tv::new(idx, Dt::I64)),
+    ])
+}
+
+/// `adaptive_avg_pool{1,2,3}d` / `_adaptive_avg_pool{2,3}d`.
+pub(super) fn adaptive_avg_pool(a: &Args, n: usize) -> Result<Vec<Value>> {
+    let x = a.tensor("self")?;
+    if !x.dt.is_float() {
+        return Err(a.err("adaptive_avg_pool takes floating tensors"));
+    }
+    let outs = adaptive_sizes(a, &x, n)?;
+    let (tables, counts) = adaptive_tables(&x, &outs, false);
+    let xt = x.t.to_dtype(opmath(x.dt))?;
+    let sum = sum_by_tables(&xt, &tables)?;
+    let div = divisors(product_grid(&counts), &outs, &xt)?;
+    one(back(sum.broadcast_div(&div)?, x.dt)?)
+}
+
+/// `avg_pool{1,2,3}d` (`count_include_pad`, `ceil_mode`, `divisor_override`).
 pub(super) fn avg_pool(a: &Args, n: usize) -> Result<Vec<Value>> {
     let x = a.tensor("self")?;
     if !x.dt.is_float() {
         return Err(a.err("avg_pool takes floating tensors"));
     }
+    check_rank(a, &x, n)?;
     let win = window(a, n, false)?;
     let include_pad = a.bool_or("count_include_pad", true)?;
     let divisor = match a.opt_int("divisor_override")? {
         Some(0) => return Err(a.err("divisor_override must be non-zero")),
         d => d,
     };
-    let xt = lift(&x.t.to_dtype(opmath(x.dt))?, n)?;
+    let xt = x.t.to_dtype(opmath(x.dt))?;
     let r = xt.rank();
     let mut tables = Vec::new();
-    // Per dim, per output: (window size with padding, window size inside the input).
-    let mut sizes = Vec::new();
-    for i in 0..2 {
-        let input = xt.dims()[r - 2 + i];
+    let mut outs = Vec::new();
+    // Per dim, per output: the window size counting padding, and inside the input.
+    let (mut with_pad, mut inside) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let input = xt.dims()[r - n + i];
         let (k, s, p) = (win.k[i], win.s[i], win.p[i]);
         let o = out_size(a, input, k, s, p, 1, win.ceil)?;
         tables.push(sliding_table(input, o, k, s, p, 1));
-        let sz: Vec<(f64, f64)> = (0..o)
-            .map(|j| {
-                let start = (j * s) as i64 - p as i64;
-                let end = (start + k as i64).min((input + p) as i64);
-                let (cs, ce) = (start.max(0), end.min(input as i64));
-                ((end - start) as f64, (ce - cs).max(0) as f64)
-            })
-            .collect();
-        sizes.push(sz);
+        outs.push(o);
+        let (mut wp, mut ins) = (Vec::new(), Vec::new());
+        for j in 0..o {
+            let start = (j * s) as i64 - p as i64;
+            let end = (start + k as i64).min((input + p) as i64);
+            let (cs, ce) = (start.max(0), end.min(input as i64));
+            wp.push((end - start) as f64);
+            ins.push((ce - cs).max(0) as f64);
+        }
+        with_pad.push(wp);
+        inside.push(ins);
     }
-    let sum = sum_by_tables(&xt, &tables[0], &tables[1])?;
-    let div: Vec<f64> = sizes[0]
-        .iter()
-        .flat_map(|h| sizes[1].iter().map(move |w| (h, w)))
-        .map(|(h, w)| match divisor {
-            Some(d) => d as f64,
-            None if include_pad => h.0 * w.0,
-            None => h.1 * w.1,
-        })
-        .collect();
-    let div = divisors(div, sizes[0].len(), sizes[1].len(), &xt)?;
-    one(back(lower(sum.broadcast_div(&div)?, n)?, x.dt)?)
+    let sum = sum_by_tables(&xt, &tables)?;
+    let div = match divisor {
+        Some(d) => vec![d as f64; outs.iter().product()],
+        None if include_pad => product_grid(&with_pad),
+        None => product_grid(&inside),
+    };
+    let div = divisors(div, &outs, &xt)?;
+    one(back(sum.broadcast_div(&div)?, x.dt)?)
 }
 
 /// Output sizes and scales of an upsample op (`.vec`: output_size or scale_factors;
@@ -411,10 +448,16 @@ fn upsample_sizes(a: &Args, x: &Tensor, n: usize) -> Result<(Vec<usize>, Vec<Opt
             .collect::<Result<Vec<_>>>()?;
         let scales = if a.has("scale_factors") {
             vec![None; n]
-        } else if n == 1 {
-            vec![a.opt_float("scales")?]
         } else {
-            vec![a.opt_float("scales_h")?, a.opt_float("scales_w")?]
+            match n {
+                1 => vec![a.opt_float("scales")?],
+                2 => vec![a.opt_float("scales_h")?, a.opt_float("scales_w")?],
+                _ => vec![
+                    a.opt_float("scales_d")?,
+                    a.opt_float("scales_h")?,
+                    a.opt_float("scales_w")?,
+                ],
+            }
         };
         return Ok((sizes, scales));
     }
@@ -472,14 +515,12 @@ pub(super) fn upsample_nearest(a: &Args, n: usize, exact: bool) -> Result<Vec<Va
     one(Tv::new(y, x.dt))
 }
 
-/// Per output position of one dim: (i0, i1, w0, w1) as ATen's linear kernels compute them.
-fn linear_taps(
-    input: usize,
-    out: usize,
-    align: bool,
-    scale: Option<f64>,
-) -> Vec<(usize, usize, f32, f32)> {
-    let sc = if align {
+/// One output position's taps along a dim: input indices and weights.
+type Taps = Vec<(Vec<usize>, Vec<f32>)>;
+
+/// ATen's `area_pixel_compute_scale` (f32).
+fn pixel_scale(input: usize, out: usize, align: bool, scale: Option<f64>) -> f32 {
+    if align {
         if out > 1 {
             (input as f32 - 1.0) / (out as f32 - 1.0)
         } else {
@@ -487,7 +528,13 @@ fn linear_taps(
         }
     } else {
         scale_value(scale, input, out)
-    };
+    }
+}
+
+/// Linear taps as ATen's kernels compute them: source `max(s*(o+0.5)-0.5, 0)` (or `s*o`
+/// with aligned corners), `i0 = min(floor, in-1)`, `i1 = i0 + (i0 < in-1)`.
+fn linear_taps(input: usize, out: usize, align: bool, scale: Option<f64>) -> Taps {
+    let sc = pixel_scale(input, out, align, scale);
     (0..out)
         .map(|o| {
             let real = if align {
@@ -498,60 +545,98 @@ fn linear_taps(
             let i0 = (real.floor() as usize).min(input - 1);
             let lambda = (real - i0 as f32).clamp(0.0, 1.0);
             let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
-            (i0, i1, 1.0 - lambda, lambda)
+            (vec![i0, i1], vec![1.0 - lambda, lambda])
         })
         .collect()
 }
 
-/// `upsample_bilinear2d` (`.vec` and `.default`), `align_corners` either way:
-/// `h0w * (w0w * x[h0, w0] + w1w * x[h0, w1]) + h1w * (w0w * x[h1, w0] + w1w * x[h1, w1])`.
-pub(super) fn upsample_bilinear2d(a: &Args) -> Result<Vec<Value>> {
+/// Bicubic taps (A = -0.75): source `s*(o+0.5)-0.5` without the clamp at 0, four
+/// neighbours clamped into the input.
+fn cubic_taps(input: usize, out: usize, align: bool, scale: Option<f64>) -> Taps {
+    const A: f32 = -0.75;
+    let cc1 = |x: f32| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
+    let cc2 = |x: f32| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    let sc = pixel_scale(input, out, align, scale);
+    let last = input as i64 - 1;
+    (0..out)
+        .map(|o| {
+            let real = if align {
+                sc * o as f32
+            } else {
+                sc * (o as f32 + 0.5) - 0.5
+            };
+            let i = (real.floor() as i64).min(last);
+            let t = (real - i as f32).clamp(0.0, 1.0);
+            let idx = (0..4)
+                .map(|k| (i - 1 + k).clamp(0, last) as usize)
+                .collect();
+            (idx, vec![cc2(t + 1.0), cc1(t), cc1(1.0 - t), cc2(2.0 - t)])
+        })
+        .collect()
+}
+
+/// Separable interpolation over the last `taps.len()` dims: outer dims weight the
+/// interpolated inner ones (`Σ_i w_i · (Σ_j w_j · x[i, j])`, in tap order, as ATen).
+fn interpolate(x: &Tensor, taps: &[Taps]) -> Result<Tensor> {
+    let r = x.rank();
+    let n = taps.len();
+    let Some(first) = taps.first() else {
+        return Ok(x.clone());
+    };
+    let d = r - n;
+    let dev = x.device();
+    let ntaps = first.first().map_or(0, |t| t.0.len());
+    // Weights of this dim shaped to broadcast over the remaining dims.
+    let mut wshape = vec![first.len()];
+    wshape.extend(std::iter::repeat_n(1, n - 1));
+    let mut acc: Option<Tensor> = None;
+    for k in 0..ntaps {
+        let idx: Vec<i64> = first.iter().map(|t| t.0[k] as i64).collect();
+        let w: Vec<f32> = first.iter().map(|t| t.1[k]).collect();
+        let xs = x.index_select(&idx_tensor(idx, dev)?, d)?;
+        let inner = interpolate(&xs, &taps[1..])?;
+        let w = Tensor::from_vec(w, wshape.as_slice(), dev)?.to_dtype(x.dtype())?;
+        let term = inner.broadcast_mul(&w)?;
+        acc = Some(match acc {
+            None => term,
+            Some(a) => (a + term)?,
+        });
+    }
+    acc.ok_or_else(|| super::super::super::GraphError::msg("interpolation without taps"))
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum Interp {
+    Linear,
+    Cubic,
+}
+
+/// `upsample_linear1d`, `upsample_bilinear2d`, `upsample_bicubic2d`, `upsample_trilinear3d`
+/// (`.vec` and `.default`), `align_corners` either way.
+pub(super) fn upsample_interp(a: &Args, n: usize, mode: Interp) -> Result<Vec<Value>> {
     let x = if a.has("input") {
         a.tensor("input")?
     } else {
         a.tensor("self")?
     };
     if !x.dt.is_float() {
-        return Err(a.err("bilinear interpolation takes floating tensors"));
+        return Err(a.err("interpolation takes floating tensors"));
     }
     let align = a.bool_or("align_corners", false)?;
-    let (sizes, scales) = upsample_sizes(a, &x.t, 2)?;
+    let (sizes, scales) = upsample_sizes(a, &x.t, n)?;
     let xt = x.t.to_dtype(opmath(x.dt))?;
     let r = xt.rank();
-    let (h, w) = (xt.dims()[r - 2], xt.dims()[r - 1]);
-    if h == 0 || w == 0 {
-        return Err(a.err("input has an empty spatial dim"));
+    let ins = &xt.dims()[r - n..];
+    if ins.contains(&0) || sizes.contains(&0) {
+        return Err(a.err("empty spatial dims cannot be interpolated"));
     }
-    let dev = xt.device();
-    let th = linear_taps(h, sizes[0], align, scales[0]);
-    let tw = linear_taps(w, sizes[1], align, scales[1]);
-    let col = |v: Vec<f32>, shape: (usize, usize)| -> Result<Tensor> {
-        Ok(Tensor::from_vec(v, shape, dev)?.to_dtype(xt.dtype())?)
-    };
-    let (oh, ow) = (sizes[0], sizes[1]);
-    let ww0 = col(tw.iter().map(|t| t.2).collect(), (1, ow))?;
-    let ww1 = col(tw.iter().map(|t| t.3).collect(), (1, ow))?;
-    let wh0 = col(th.iter().map(|t| t.2).collect(), (oh, 1))?;
-    let wh1 = col(th.iter().map(|t| t.3).collect(), (oh, 1))?;
-    let sel = |t: &Tensor, idx: Vec<i64>, d: usize| -> Result<Tensor> {
-        Ok(t.index_select(&idx_tensor(idx, dev)?, d)?)
-    };
-    let w0: Vec<i64> = tw.iter().map(|t| t.0 as i64).collect();
-    let w1: Vec<i64> = tw.iter().map(|t| t.1 as i64).collect();
-    let mut rows = Vec::with_capacity(2);
-    for idx in [
-        th.iter().map(|t| t.0 as i64).collect::<Vec<_>>(),
-        th.iter().map(|t| t.1 as i64).collect(),
-    ] {
-        let xr = sel(&xt, idx, r - 2)?;
-        let a0 = sel(&xr, w0.clone(), r - 1)?.broadcast_mul(&ww0)?;
-        let a1 = sel(&xr, w1.clone(), r - 1)?.broadcast_mul(&ww1)?;
-        rows.push((a0 + a1)?);
-    }
-    let y = rows[0]
-        .broadcast_mul(&wh0)?
-        .add(&rows[1].broadcast_mul(&wh1)?)?;
-    one(back(y, x.dt)?)
+    let taps: Vec<Taps> = (0..n)
+        .map(|i| match mode {
+            Interp::Linear => linear_taps(ins[i], sizes[i], align, scales[i]),
+            Interp::Cubic => cubic_taps(ins[i], sizes[i], align, scales[i]),
+        })
+        .collect();
+    one(back(interpolate(&xt, &taps)?, x.dt)?)
 }
 
 /// `constant_pad_nd(self, pad, value=0)`: pairs from the last dim back; negative pads crop.
