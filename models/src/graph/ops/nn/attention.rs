@@ -146,6 +146,38 @@ pub(super) fn efficient(a: &Args) -> Result<Vec<Value>> {
     ])
 }
 
+/// `_scaled_dot_product_flash_attention` (the CUDA kernel's op) → (output, logsumexp,
+/// cum_seq_q = None, cum_seq_k = None, max_q, max_k, philox_seed, philox_offset,
+/// debug_attn_mask): logsumexp float32 `[B, H, L]`, the seeds int64 zeros (no dropout), the
+/// debug mask empty (`return_debug_mask` is refused).
+pub(super) fn flash(a: &Args) -> Result<Vec<Value>> {
+    check_dropout(a)?;
+    if a.bool_or("return_debug_mask", false)? {
+        return Err(a.err("return_debug_mask=True is not supported"));
+    }
+    let q = a.tensor("query")?;
+    let k = a.tensor("key")?;
+    if q.rank() != 4 || k.rank() != 4 {
+        return Err(a.err("query and key should be [B, H, L, E]"));
+    }
+    let (l, s) = (q.dims()[2] as i64, k.dims()[2] as i64);
+    let o = attend(a, "attn_mask", false)?;
+    let dev = o.y.t.device().clone();
+    let lse = Tv::new(o.lse.t.to_dtype(DType::F32)?, Dt::F32);
+    let debug = Tv::new(Tensor::zeros(0, q.dt.storage(), &dev)?, q.dt);
+    Ok(vec![
+        Value::Tensor(o.y),
+        Value::Tensor(lse),
+        Value::None,
+        Value::None,
+        Value::Int(l),
+        Value::Int(s),
+        Value::Tensor(Tv::new(Tensor::zeros(2, DType::I64, &dev)?, Dt::I64)),
+        Value::Tensor(Tv::new(Tensor::zeros((), DType::I64, &dev)?, Dt::I64)),
+        Value::Tensor(debug),
+    ])
+}
+
 fn check_dropout(a: &Args) -> Result<()> {
     let p = a.float_or("dropout_p", 0.0)?;
     if p > 0.0 {

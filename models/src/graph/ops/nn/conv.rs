@@ -105,9 +105,10 @@ pub(super) fn conv_transpose_nd(a: &Args, n: usize) -> Result<Vec<Value>> {
 fn run(a: &Args, n: usize, transposed: bool, p: &Params) -> Result<Vec<Value>> {
     let (x, dt) = float_in(a, "input")?;
     let w = a.tensor("weight")?.t.to_dtype(x.dtype())?;
-    if !(1..=2).contains(&n) {
+    if !(1..=3).contains(&n) || (n == 3 && transposed) {
         return Err(a.err(format!(
-            "{n}-D convolution is not supported (1-D and 2-D are)"
+            "{n}-D {}convolution is not supported (1-D, 2-D and plain 3-D are)",
+            if transposed { "transposed " } else { "" }
         )));
     }
     if p.groups == 0 || p.stride.contains(&0) || p.dilation.contains(&0) {
@@ -123,7 +124,8 @@ fn run(a: &Args, n: usize, transposed: bool, p: &Params) -> Result<Vec<Value>> {
             w.dims()
         )));
     }
-    let Some(dil) = uniform(&p.dilation) else {
+    // 3-D runs as 2-D convolutions per depth tap: only H and W dilations must agree.
+    let Some(dil) = uniform(&p.dilation[n.saturating_sub(2)..]) else {
         return Err(a.err(format!(
             "unequal dilations {:?} are not supported",
             p.dilation
@@ -131,6 +133,8 @@ fn run(a: &Args, n: usize, transposed: bool, p: &Params) -> Result<Vec<Value>> {
     };
     let mut y = if transposed {
         transposed_conv(a, &x, &w, n, dil, p)?
+    } else if n == 3 {
+        conv3d(a, &x, &w, p)?
     } else {
         plain_conv(a, &x, &w, n, dil, p)?
     };
@@ -189,6 +193,46 @@ fn plain_conv(
         y = y.index_select(&idx_tensor(idx, y.device())?, 2 + i)?;
     }
     Ok(y)
+}
+
+/// A 3-D convolution as a sum over depth taps of 2-D convolutions of depth slices.
+fn conv3d(a: &Args, x: &Tensor, w: &Tensor, p: &Params) -> Result<Tensor> {
+    let (pl, pr) = p.pad[0];
+    let (sd, dd) = (p.stride[0], p.dilation[0]);
+    let kd = w.dims()[2];
+    let x = x.pad_with_zeros(2, pl, pr)?;
+    let depth = x.dims()[2];
+    let span = dd * (kd.max(1) - 1) + 1;
+    if depth < span {
+        return Err(a.err(format!(
+            "input depth {depth} (padded) is smaller than the kernel's {span}"
+        )));
+    }
+    let od = (depth - span) / sd + 1;
+    let p2 = Params {
+        stride: p.stride[1..].to_vec(),
+        pad: p.pad[1..].to_vec(),
+        dilation: p.dilation[1..].to_vec(),
+        output_padding: vec![0, 0],
+        groups: p.groups,
+    };
+    let dil = p2.dilation[0];
+    let mut planes = Vec::with_capacity(od);
+    for o in 0..od {
+        let mut acc: Option<Tensor> = None;
+        for k in 0..kd {
+            let xs = x.narrow(2, o * sd + k * dd, 1)?.squeeze(2)?.contiguous()?;
+            let ws = w.narrow(2, k, 1)?.squeeze(2)?.contiguous()?;
+            let y = plain_conv(a, &xs, &ws, 2, dil, &p2)?;
+            acc = Some(match acc {
+                None => y,
+                Some(s) => (s + y)?,
+            });
+        }
+        let plane = acc.ok_or_else(|| a.err("empty kernel"))?;
+        planes.push(plane.unsqueeze(2)?);
+    }
+    Ok(Tensor::cat(&planes, 2)?)
 }
 
 /// Inserts `s - 1` zeros between the elements of dim `d`.

@@ -38,6 +38,7 @@ pub(super) const NAMES: &[&str] = &[
     "_convolution",
     "conv1d",
     "conv2d",
+    "conv3d",
     "conv_transpose1d",
     "conv_transpose2d",
     // norm.rs
@@ -90,6 +91,7 @@ pub(super) const NAMES: &[&str] = &[
     "scaled_dot_product_attention",
     "_scaled_dot_product_flash_attention_for_cpu",
     "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_flash_attention",
     // here
     "embedding",
     "pixel_shuffle",
@@ -114,6 +116,7 @@ pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
         ("convolution", _) | ("_convolution", _) => conv::convolution,
         ("conv1d", _) => |a| conv::conv_nd(a, 1),
         ("conv2d", _) => |a| conv::conv_nd(a, 2),
+        ("conv3d", _) => |a| conv::conv_nd(a, 3),
         ("conv_transpose1d", _) => |a| conv::conv_transpose_nd(a, 1),
         ("conv_transpose2d", _) => |a| conv::conv_transpose_nd(a, 2),
         ("batch_norm", _) => norm::batch_norm,
@@ -164,6 +167,7 @@ pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
         ("scaled_dot_product_attention", _) => attention::sdpa,
         ("_scaled_dot_product_flash_attention_for_cpu", _) => attention::flash_for_cpu,
         ("_scaled_dot_product_efficient_attention", _) => attention::efficient,
+        ("_scaled_dot_product_flash_attention", _) => attention::flash,
         ("embedding", _) => embedding,
         ("pixel_shuffle", _) => |a| pixel_shuffle(a, true),
         ("pixel_unshuffle", _) => |a| pixel_shuffle(a, false),
