@@ -105,6 +105,9 @@ fn repeat_heads(x: &Tensor, n: usize) -> Result<Tensor> {
 /// enable_gqa)`.
 pub(super) fn sdpa(a: &Args) -> Result<Vec<Value>> {
     check_dropout(a)?;
+    if a.has("attn_mask") && a.bool_or("is_causal", false)? {
+        return Err(a.err("an explicit attn_mask should not be set when is_causal=True"));
+    }
     let gqa = a.bool_or("enable_gqa", false)?;
     Ok(vec![Value::Tensor(attend(a, "attn_mask", gqa)?.y)])
 }

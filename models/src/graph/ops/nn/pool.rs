@@ -44,6 +44,11 @@ fn pad_const(x: &Tensor, d: usize, l: usize, r: usize, v: f64) -> Result<Tensor>
 /// A tensor of `shape` filled with `v`, in `like`'s dtype and device.
 fn full(shape: &[usize], v: f64, like: &Tensor) -> Result<Tensor> {
     let mut s = shape.to_vec();
+    if s.is_empty() {
+        return pad_const(&Tensor::zeros(0, like.dtype(), like.device())?, 0, 0, 1, v)?
+            .reshape(())
+            .map_err(Into::into);
+    }
     let last = s.len() - 1;
     let n = s[last];
     s[last] = 0;
