@@ -1,9 +1,11 @@
-//! Convolutions (1-D and 2-D, plain and transposed) on candle's kernels.
+//! Convolutions (1-D, 2-D and 3-D; plain and 1-D/2-D transposed) on candle's kernels.
 //!
 //! candle takes one padding, stride and dilation for all spatial dims and pads symmetrically:
 //! unequal paddings are applied to the input first (plain) or cropped from the output
 //! (transposed), unequal strides run at stride 1 and subsample (plain) or dilate the input
-//! with zeros (transposed). Unequal dilations are refused. Transposed groups run per group.
+//! with zeros (transposed). Unequal dilations run as a sum over kernel rows (plain) or are
+//! refused (transposed). Transposed groups run per group; 3-D convolutions are sums of 2-D
+//! ones over depth taps.
 
 use candle_core::Tensor;
 
@@ -124,19 +126,18 @@ fn run(a: &Args, n: usize, transposed: bool, p: &Params) -> Result<Vec<Value>> {
             w.dims()
         )));
     }
-    // 3-D runs as 2-D convolutions per depth tap: only H and W dilations must agree.
-    let Some(dil) = uniform(&p.dilation[n.saturating_sub(2)..]) else {
-        return Err(a.err(format!(
-            "unequal dilations {:?} are not supported",
-            p.dilation
-        )));
-    };
     let mut y = if transposed {
+        let Some(dil) = uniform(&p.dilation) else {
+            return Err(a.err(format!(
+                "unequal dilations {:?} are not supported in transposed convolutions",
+                p.dilation
+            )));
+        };
         transposed_conv(a, &x, &w, n, dil, p)?
     } else if n == 3 {
         conv3d(a, &x, &w, p)?
     } else {
-        plain_conv(a, &x, &w, n, dil, p)?
+        plain_conv(a, &x, &w, n, p)?
     };
     if let Some(b) = opt_as(a, "bias", y.dtype())? {
         let mut shape = vec![1usize; n + 2];
@@ -147,14 +148,11 @@ fn run(a: &Args, n: usize, transposed: bool, p: &Params) -> Result<Vec<Value>> {
     one(back(y, dt)?)
 }
 
-fn plain_conv(
-    a: &Args,
-    x: &Tensor,
-    w: &Tensor,
-    n: usize,
-    dil: usize,
-    p: &Params,
-) -> Result<Tensor> {
+fn plain_conv(a: &Args, x: &Tensor, w: &Tensor, n: usize, p: &Params) -> Result<Tensor> {
+    if n == 2 && p.dilation[0] != p.dilation[1] {
+        return conv2d_by_rows(a, x, w, p);
+    }
+    let dil = p.dilation[0];
     let c_in = x.dims()[1];
     if c_in != w.dims()[1] * p.groups {
         return Err(a.err(format!(
@@ -195,6 +193,42 @@ fn plain_conv(
     Ok(y)
 }
 
+/// A 2-D convolution with unequal H and W dilations: a sum over the kernel's rows of
+/// convolutions with one-row kernels (whose W dilation is then the only one).
+fn conv2d_by_rows(a: &Args, x: &Tensor, w: &Tensor, p: &Params) -> Result<Tensor> {
+    let mut xp = x.clone();
+    for (i, &(l, r)) in p.pad.iter().enumerate() {
+        xp = xp.pad_with_zeros(2 + i, l, r)?;
+    }
+    let (kh, dh) = (w.dims()[2], p.dilation[0]);
+    let hp = xp.dims()[2];
+    let reach = dh * (kh.max(1) - 1);
+    if hp <= reach {
+        return Err(a.err(format!(
+            "input height {hp} (padded) is smaller than the dilated kernel's {}",
+            reach + 1
+        )));
+    }
+    let rows = Params {
+        stride: p.stride.clone(),
+        pad: vec![(0, 0); 2],
+        dilation: vec![p.dilation[1]; 2],
+        output_padding: vec![0, 0],
+        groups: p.groups,
+    };
+    let mut acc: Option<Tensor> = None;
+    for k in 0..kh {
+        let xs = xp.narrow(2, k * dh, hp - reach)?.contiguous()?;
+        let ws = w.narrow(2, k, 1)?.contiguous()?;
+        let y = plain_conv(a, &xs, &ws, 2, &rows)?;
+        acc = Some(match acc {
+            None => y,
+            Some(s) => (s + y)?,
+        });
+    }
+    acc.ok_or_else(|| a.err("empty kernel"))
+}
+
 /// A 3-D convolution as a sum over depth taps of 2-D convolutions of depth slices.
 fn conv3d(a: &Args, x: &Tensor, w: &Tensor, p: &Params) -> Result<Tensor> {
     let (pl, pr) = p.pad[0];
@@ -216,14 +250,13 @@ fn conv3d(a: &Args, x: &Tensor, w: &Tensor, p: &Params) -> Result<Tensor> {
         output_padding: vec![0, 0],
         groups: p.groups,
     };
-    let dil = p2.dilation[0];
     let mut planes = Vec::with_capacity(od);
     for o in 0..od {
         let mut acc: Option<Tensor> = None;
         for k in 0..kd {
             let xs = x.narrow(2, o * sd + k * dd, 1)?.squeeze(2)?.contiguous()?;
             let ws = w.narrow(2, k, 1)?.squeeze(2)?.contiguous()?;
-            let y = plain_conv(a, &xs, &ws, 2, dil, &p2)?;
+            let y = plain_conv(a, &xs, &ws, 2, &p2)?;
             acc = Some(match acc {
                 None => y,
                 Some(s) => (s + y)?,
