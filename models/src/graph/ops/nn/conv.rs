@@ -1,4 +1,4 @@
-//! Convolutions (1-D, 2-D and 3-D; plain and 1-D/2-D transposed) on candle's kernels.
+//! Convolutions (1-D, 2-D and 3-D, plain and transposed) on candle's kernels.
 //!
 //! candle takes one padding, stride and dilation for all spatial dims and pads symmetrically:
 //! unequal paddings are applied to the input first (plain) or cropped from the output
@@ -107,10 +107,9 @@ pub(super) fn conv_transpose_nd(a: &Args, n: usize) -> Result<Vec<Value>> {
 fn run(a: &Args, n: usize, transposed: bool, p: &Params) -> Result<Vec<Value>> {
     let (x, dt) = float_in(a, "input")?;
     let w = a.tensor("weight")?.t.to_dtype(x.dtype())?;
-    if !(1..=3).contains(&n) || (n == 3 && transposed) {
+    if !(1..=3).contains(&n) {
         return Err(a.err(format!(
-            "{n}-D {}convolution is not supported (1-D, 2-D and plain 3-D are)",
-            if transposed { "transposed " } else { "" }
+            "{n}-D convolution is not supported (1-D, 2-D and 3-D are)"
         )));
     }
     if p.groups == 0 || p.stride.contains(&0) || p.dilation.contains(&0) {
@@ -127,13 +126,17 @@ fn run(a: &Args, n: usize, transposed: bool, p: &Params) -> Result<Vec<Value>> {
         )));
     }
     let mut y = if transposed {
-        let Some(dil) = uniform(&p.dilation) else {
+        let Some(dil) = uniform(&p.dilation[n.saturating_sub(2)..]) else {
             return Err(a.err(format!(
                 "unequal dilations {:?} are not supported in transposed convolutions",
                 p.dilation
             )));
         };
-        transposed_conv(a, &x, &w, n, dil, p)?
+        if n == 3 {
+            conv_transpose3d(a, &x, &w, dil, p)?
+        } else {
+            transposed_conv(a, &x, &w, n, dil, p)?
+        }
     } else if n == 3 {
         conv3d(a, &x, &w, p)?
     } else {
@@ -266,6 +269,56 @@ fn conv3d(a: &Args, x: &Tensor, w: &Tensor, p: &Params) -> Result<Tensor> {
         planes.push(plane.unsqueeze(2)?);
     }
     Ok(Tensor::cat(&planes, 2)?)
+}
+
+/// A 3-D transposed convolution: each (input plane, depth tap) pair adds a 2-D transposed
+/// convolution to output plane `i * stride + k * dilation`; the depth padding is cropped
+/// and the output padding added as in [`transposed_conv`].
+fn conv_transpose3d(a: &Args, x: &Tensor, w: &Tensor, dil: usize, p: &Params) -> Result<Tensor> {
+    let (sd, dd) = (p.stride[0], p.dilation[0]);
+    let (id, kd) = (x.dims()[2], w.dims()[2]);
+    if id == 0 || kd == 0 {
+        return Err(a.err("empty input depth or kernel depth"));
+    }
+    let p2 = Params {
+        stride: p.stride[1..].to_vec(),
+        pad: p.pad[1..].to_vec(),
+        dilation: p.dilation[1..].to_vec(),
+        output_padding: p.output_padding[1..].to_vec(),
+        groups: p.groups,
+    };
+    let full = (id - 1) * sd + dd * (kd - 1) + 1;
+    let mut planes: Vec<Option<Tensor>> = vec![None; full];
+    for i in 0..id {
+        let xs = x.narrow(2, i, 1)?.squeeze(2)?.contiguous()?;
+        for k in 0..kd {
+            let ws = w.narrow(2, k, 1)?.squeeze(2)?.contiguous()?;
+            let y = transposed_conv(a, &xs, &ws, 2, dil, &p2)?;
+            let slot = &mut planes[i * sd + k * dd];
+            *slot = Some(match slot.take() {
+                None => y,
+                Some(s) => (s + y)?,
+            });
+        }
+    }
+    let Some(shape) = planes.iter().flatten().next().map(|t| t.dims().to_vec()) else {
+        return Err(a.err("no output planes"));
+    };
+    let (pl, pr) = p.pad[0];
+    let want = (full + p.output_padding[0])
+        .checked_sub(pl + pr)
+        .ok_or_else(|| a.err(format!("padding {:?} is larger than the output", p.pad)))?;
+    let zeros = Tensor::zeros(shape.as_slice(), x.dtype(), x.device())?;
+    let out: Vec<Tensor> = (pl..pl + want)
+        .map(|d| {
+            planes
+                .get(d)
+                .and_then(|t| t.clone())
+                .unwrap_or_else(|| zeros.clone())
+                .unsqueeze(2)
+        })
+        .collect::<candle_core::Result<_>>()?;
+    Ok(Tensor::cat(&out, 2)?)
 }
 
 /// Inserts `s - 1` zeros between the elements of dim `d`.

@@ -41,6 +41,7 @@ pub(super) const NAMES: &[&str] = &[
     "conv3d",
     "conv_transpose1d",
     "conv_transpose2d",
+    "conv_transpose3d",
     // norm.rs
     "batch_norm",
     "native_batch_norm",
@@ -119,6 +120,7 @@ pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
         ("conv3d", _) => |a| conv::conv_nd(a, 3),
         ("conv_transpose1d", _) => |a| conv::conv_transpose_nd(a, 1),
         ("conv_transpose2d", _) => |a| conv::conv_transpose_nd(a, 2),
+        ("conv_transpose3d", _) => |a| conv::conv_transpose_nd(a, 3),
         ("batch_norm", _) => norm::batch_norm,
         ("native_batch_norm", _) | ("_native_batch_norm_legit", _) => norm::native_batch_norm,
         ("_native_batch_norm_legit_no_training", _) => norm::batch_norm_no_training,
