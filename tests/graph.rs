@@ -60,8 +60,8 @@ fn candle_of(d: TorchDType) -> DType {
 
 /// An `.npy` array as a tensor of the declared dtype (bf16 is saved as f32: cast).
 fn input(npy: &NpyTyped, declared: TorchDType) -> TypedTensor {
-    let t = Tensor::from_raw_buffer(&npy.data, candle_of(npy.dtype), &npy.shape, &Device::Cpu)
-        .unwrap();
+    let t =
+        Tensor::from_raw_buffer(&npy.data, candle_of(npy.dtype), &npy.shape, &Device::Cpu).unwrap();
     let t = if npy.dtype != declared {
         assert_eq!(
             (npy.dtype, declared),
@@ -143,6 +143,9 @@ fn run_set(case: &str, file: &str, set: &Path, json: &Value) {
     let outs = program
         .run_typed(&inputs)
         .unwrap_or_else(|e| panic!("{case}/{file} on {}: {e}", set.display()));
+    // case.json's rtol is 2x PyTorch's own half-precision deviation from f32 at the export
+    // size; at the dyn size of mlp_f16 PyTorch's f16 softmax is 1.9e-3 off the f32 reference
+    // (ours 9.2e-4), so half-precision outputs get at least 4e-3.
     let rtol = json["rtol"].as_f64().unwrap_or(1e-4);
     let specs = json["outputs"].as_array().unwrap();
     assert_eq!(outs.len(), specs.len(), "{case}/{file}: output count");
@@ -153,7 +156,13 @@ fn run_set(case: &str, file: &str, set: &Path, json: &Value) {
             set.file_name().and_then(|n| n.to_str()).unwrap_or(""),
             spec["op"].as_str().unwrap_or("")
         );
-        compare(&label, got, &want, torch_dtype(spec["dtype"].as_str().unwrap()), rtol);
+        compare(
+            &label,
+            got,
+            &want,
+            torch_dtype(spec["dtype"].as_str().unwrap()),
+            rtol,
+        );
     }
 }
 
@@ -210,7 +219,10 @@ fn refuses_control_flow_and_custom_ops_by_name() {
     let e = load_err(&dir("refuse_custom_op").join("program.pt2"));
     assert!(e.contains("mylib.twice") && e.contains("custom op"), "{e}");
     let e = load_err(&dir("refuse_cond").join("program.pt2"));
-    assert!(e.contains("higher_order.cond") && e.contains("torch.cond"), "{e}");
+    assert!(
+        e.contains("higher_order.cond") && e.contains("torch.cond"),
+        "{e}"
+    );
     let e = load_err(&dir("refuse_while").join("program.pt2"));
     assert!(e.contains("while_loop"), "{e}");
 }
@@ -267,13 +279,17 @@ fn refuses_malformed_archives() {
     });
     assert!(Program::load(&p, &cpu()).is_ok());
     // Broken JSON.
-    let p = patched("mlp_acts", "models/model.json", |d| Some(d[..d.len() / 2].to_vec()));
+    let p = patched("mlp_acts", "models/model.json", |d| {
+        Some(d[..d.len() / 2].to_vec())
+    });
     let e = load_err(&p);
     assert!(e.contains("not JSON"), "{e}");
     // A weight shorter than its meta.
-    let p = patched("mlp_acts", "data/weights/weight_0", |d| Some(d[..d.len() - 4].to_vec()));
+    let p = patched("mlp_acts", "data/weights/weight_0", |d| {
+        Some(d[..d.len() - 4].to_vec())
+    });
     let e = load_err(&p);
-    assert!(e.contains("weight_0") || e.contains("bytes"), "{e}");
+    assert!(e.contains("fc1.weight") && e.contains("storage"), "{e}");
     // A missing weight record.
     let p = patched("mlp_acts", "data/weights/weight_0", |_| None);
     let e = load_err(&p);
@@ -307,8 +323,14 @@ fn refuses_wrong_inputs() {
     assert!(e.contains("takes 3 input(s)") && e.contains("got 1"), "{e}");
     // Dtype.
     let f = Tensor::zeros((2, 8), DType::F32, &Device::Cpu).unwrap();
-    let e = program.run(&[f, ids((2, 8)), ids((2, 8))]).unwrap_err().to_string();
-    assert!(e.contains("input_ids") && e.contains("float32") && e.contains("int64"), "{e}");
+    let e = program
+        .run(&[f, ids((2, 8)), ids((2, 8))])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("input_ids") && e.contains("float32") && e.contains("int64"),
+        "{e}"
+    );
     // A range constraint (seq in [2, 64]).
     let e = program
         .run(&[ids((2, 65)), ids((2, 65)), ids((2, 65))])
@@ -361,7 +383,10 @@ fn cli_runs_a_program_and_writes_npy_outputs() {
     let report: Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(report["outputs"].as_array().unwrap().len(), 2);
     assert_eq!(report["outputs"][0]["dtype"], "float32");
-    assert_eq!(report["outputs"][0]["shape"], serde_json::json!([3, 13, 32]));
+    assert_eq!(
+        report["outputs"][0]["shape"],
+        serde_json::json!([3, 13, 32])
+    );
     let got = read_npy_typed(&out.join("out_0.npy")).unwrap();
     let want = read_npy_typed(&d.join("dyn/out_0.npy")).unwrap();
     let g = TypedTensor {

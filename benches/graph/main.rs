@@ -38,7 +38,9 @@ fn bert(c: &mut Criterion, dir: &Path, name: &str) {
     g.sample_size(10);
     g.warm_up_time(Duration::from_secs(1));
     for batch in [1usize, 32] {
-        let ids: Vec<i64> = (0..batch * 128).map(|i| (i * 7919 % 30522) as i64).collect();
+        let ids: Vec<i64> = (0..batch * 128)
+            .map(|i| (i * 7919 % 30522) as i64)
+            .collect();
         let ids64 = Tensor::from_vec(ids.clone(), (batch, 128), &Device::Cpu).expect("ids");
         let mask = Tensor::ones((batch, 128), DType::I64, &Device::Cpu).expect("mask");
         let ids32 = ids64.to_dtype(DType::U32).expect("ids");
@@ -61,8 +63,12 @@ fn bert(c: &mut Criterion, dir: &Path, name: &str) {
 fn resnet(c: &mut Criterion, dir: &Path) {
     let folder = dir.join("resnet50");
     let program = Program::load(&folder.join("program.pt2"), &cpu()).expect("load program");
-    let hand = Classifier::load(&folder.join("model.safetensors"), ResNetArch::ResNet50, &cpu())
-        .expect("load hand-written");
+    let hand = Classifier::load(
+        &folder.join("model.safetensors"),
+        ResNetArch::ResNet50,
+        &cpu(),
+    )
+    .expect("load hand-written");
     let mut g = c.benchmark_group("graph resnet50");
     g.sample_size(10);
     g.warm_up_time(Duration::from_secs(1));

@@ -76,14 +76,20 @@ pub fn parse_npy_typed(b: &[u8]) -> std::result::Result<NpyTyped, String> {
             format!(
                 "dtype {} is not supported: expected one of {} (little-endian)",
                 shown_descr(&descr),
-                DESCRS.iter().map(|(d, _)| *d).collect::<Vec<_>>().join(", ")
+                DESCRS
+                    .iter()
+                    .map(|(d, _)| *d)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?;
     let n = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or("the .npy shape overflows")?;
-    let want = n.checked_mul(dtype.size()).ok_or("the .npy shape overflows")?;
+    let want = n
+        .checked_mul(dtype.size())
+        .ok_or("the .npy shape overflows")?;
     if data.len() != want {
         return Err(format!(
             "shape {shape:?} needs {want} bytes of data, the file has {}",
@@ -275,6 +281,8 @@ mod tests {
         assert!(write_npy_typed(&[1], DType::BF16, &[0, 0]).is_none());
         let f8 = write_npy_typed(&[1], DType::F64, &[0; 8]).unwrap();
         assert!(parse_npy(&f8).unwrap_err().contains("'<f8'"));
-        assert!(parse_npy_typed(&f8[..f8.len() - 1]).unwrap_err().contains("8 bytes"));
+        assert!(parse_npy_typed(&f8[..f8.len() - 1])
+            .unwrap_err()
+            .contains("8 bytes"));
     }
 }

@@ -93,7 +93,9 @@ pub fn describe_program(path: &Path) -> Result<ProgramReport> {
             let meta = program.graph.tensor_values.get(n);
             ProgramInput {
                 name: n.clone(),
-                dtype: meta.map(|m| m.dtype.torch_name().to_string()).unwrap_or_default(),
+                dtype: meta
+                    .map(|m| m.dtype.torch_name().to_string())
+                    .unwrap_or_default(),
                 sizes: meta
                     .map(|m| {
                         m.sizes
@@ -218,7 +220,13 @@ impl Program {
     pub fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>> {
         let typed = inputs
             .iter()
-            .zip(self.graph.inputs().iter().map(Some).chain(std::iter::repeat(None)))
+            .zip(
+                self.graph
+                    .inputs()
+                    .iter()
+                    .map(Some)
+                    .chain(std::iter::repeat(None)),
+            )
             .map(|(t, decl)| {
                 let dtype = match (t.dtype(), decl.map(|d| d.dtype)) {
                     (DType::U8, Some(Dt::Bool)) => TorchDType::Bool,
@@ -284,6 +292,10 @@ fn candle_to_torch(d: DType) -> Result<TorchDType> {
         DType::I16 => TorchDType::I16,
         DType::U8 => TorchDType::U8,
         DType::U32 => TorchDType::U32,
-        other => return Err(Error::Option(format!("candle dtype {other:?} is not supported as a program input"))),
+        other => {
+            return Err(Error::Option(format!(
+                "candle dtype {other:?} is not supported as a program input"
+            )))
+        }
     })
 }

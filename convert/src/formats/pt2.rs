@@ -131,7 +131,10 @@ pub(crate) fn read_program(
         (None, many) => {
             return Err(Error::format(
                 archive.label.clone(),
-                format!("holds {} exported programs ({many:?}); name the one to run", many.len()),
+                format!(
+                    "holds {} exported programs ({many:?}); name the one to run",
+                    many.len()
+                ),
             ))
         }
     };

@@ -241,12 +241,22 @@ pub struct ExportedProgram {
 }
 
 /// Opens the exported program of a `.pt2` archive (`name` picks one when it holds several).
-pub fn open_program(path: &Path, options: &OpenOptions, name: Option<&str>) -> Result<ExportedProgram> {
+pub fn open_program(
+    path: &Path,
+    options: &OpenOptions,
+    name: Option<&str>,
+) -> Result<ExportedProgram> {
     let (weights, files) = crate::formats::open_program(path, options, name)?;
     let label = format!("{}: models/{}.json", path.display(), files.name);
     let json: Json = serde_json::from_str(&files.json)
         .map_err(|e| Error::format(&label, format!("not JSON: {e}")))?;
-    parse(&label, &json, path.display().to_string(), files.name, weights)
+    parse(
+        &label,
+        &json,
+        path.display().to_string(),
+        files.name,
+        weights,
+    )
 }
 
 /// Parses a program's JSON (exposed for tests that craft programs).
@@ -271,7 +281,9 @@ pub fn parse(
     let gm = json
         .get("graph_module")
         .ok_or_else(|| f("no graph_module".into()))?;
-    let g = gm.get("graph").ok_or_else(|| f("no graph_module.graph".into()))?;
+    let g = gm
+        .get("graph")
+        .ok_or_else(|| f("no graph_module.graph".into()))?;
     let mut graph = Graph::default();
     for (i, a) in list(g, "inputs", label)?.iter().enumerate() {
         graph
@@ -349,7 +361,12 @@ pub fn parse(
     let verifiers = json
         .get("verifiers")
         .and_then(Json::as_array)
-        .map(|v| v.iter().filter_map(Json::as_str).map(str::to_string).collect())
+        .map(|v| {
+            v.iter()
+                .filter_map(Json::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     Ok(ExportedProgram {
         label: archive,
@@ -505,7 +522,11 @@ fn argument(v: &Json) -> Result<Argument, String> {
         "as_strings" => Argument::Strings(
             arr()?
                 .iter()
-                .map(|s| s.as_str().map(str::to_string).ok_or(format!("{s} is not a string")))
+                .map(|s| {
+                    s.as_str()
+                        .map(str::to_string)
+                        .ok_or(format!("{s} is not a string"))
+                })
                 .collect::<Result<_, _>>()?,
         ),
         "as_sym_int" => Argument::SymInt(sym_int_arg(x)?),

@@ -138,8 +138,18 @@ impl Expr {
                 let (a, b) = (a.eval(env)?, b.eval(env)?);
                 a.checked_pow(u32::try_from(b).ok()?)?
             }
-            Expr::Max(v) => v.iter().map(|e| e.eval(env)).collect::<Option<Vec<_>>>()?.into_iter().max()?,
-            Expr::Min(v) => v.iter().map(|e| e.eval(env)).collect::<Option<Vec<_>>>()?.into_iter().min()?,
+            Expr::Max(v) => v
+                .iter()
+                .map(|e| e.eval(env))
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .max()?,
+            Expr::Min(v) => v
+                .iter()
+                .map(|e| e.eval(env))
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .min()?,
         })
     }
 
@@ -324,7 +334,8 @@ impl Parser<'_> {
                         .iter()
                         .position(|c| *c == q)
                         .ok_or_else(|| self.err("unterminated string"))?;
-                    text_arg = Some(String::from_utf8_lossy(&self.s[start..start + end]).into_owned());
+                    text_arg =
+                        Some(String::from_utf8_lossy(&self.s[start..start + end]).into_owned());
                     self.i = start + end + 1;
                 }
                 _ => {
@@ -399,7 +410,8 @@ mod tests {
 
     #[test]
     fn parses_srepr_and_infix() {
-        let e = Expr::parse("Mul(Integer(12), Symbol('s43', positive=True, integer=True))").unwrap();
+        let e =
+            Expr::parse("Mul(Integer(12), Symbol('s43', positive=True, integer=True))").unwrap();
         assert_eq!(e.eval(&env(&[("s43", 5)])), Some(60));
         let e = Expr::parse(
             "Add(FloorDiv(Symbol('s0', integer=True), Integer(2)), Mod(Symbol('s1'), Integer(3)), Integer(-1))",
@@ -409,7 +421,10 @@ mod tests {
         let e = Expr::parse("2*s0 + 1").unwrap();
         assert_eq!(e.eval(&env(&[("s0", 4)])), Some(9));
         assert_eq!(Expr::parse("s0").unwrap(), Expr::Sym("s0".into()));
-        assert_eq!(Expr::parse("(s0//2) - 1").unwrap().eval(&env(&[("s0", 9)])), Some(3));
+        assert_eq!(
+            Expr::parse("(s0//2) - 1").unwrap().eval(&env(&[("s0", 9)])),
+            Some(3)
+        );
         assert!(Expr::parse("sin(s0)").is_err());
         assert!(Expr::parse("Mul(Integer(2)").is_err());
     }

@@ -99,7 +99,10 @@ struct Compiler<'m> {
 }
 
 fn step_reads(s: &Step) -> Vec<usize> {
-    s.args.iter().flat_map(|(_, a)| super::arg_slots(a)).collect()
+    s.args
+        .iter()
+        .flat_map(|(_, a)| super::arg_slots(a))
+        .collect()
 }
 
 fn out_slots(s: &Step) -> Vec<usize> {
@@ -177,7 +180,11 @@ impl Compiler<'_> {
                 match a {
                     CArg::Slot(x) if *x == from => *x = to,
                     CArg::Slots(v) => v.iter_mut().filter(|x| **x == from).for_each(|x| *x = to),
-                    CArg::OptSlots(v) => v.iter_mut().flatten().filter(|x| **x == from).for_each(|x| *x = to),
+                    CArg::OptSlots(v) => v
+                        .iter_mut()
+                        .flatten()
+                        .filter(|x| **x == from)
+                        .for_each(|x| *x = to),
                     CArg::SymInts(v) => v
                         .iter_mut()
                         .filter_map(|x| x.as_mut().err())
@@ -317,17 +324,28 @@ impl Compiler<'_> {
             if !(legit || bn.op == "aten.batch_norm.default") {
                 continue;
             }
-            if !legit && !matches!(Self::arg(bn, "training"), Some(CArg::Const(Value::Bool(false)))) {
+            if !legit
+                && !matches!(
+                    Self::arg(bn, "training"),
+                    Some(CArg::Const(Value::Bool(false)))
+                )
+            {
                 continue;
             }
-            let Some(x) = Self::slot(Self::arg(bn, "input")) else { continue };
-            let Some(&i) = producers.get(&x) else { continue };
+            let Some(x) = Self::slot(Self::arg(bn, "input")) else {
+                continue;
+            };
+            let Some(&i) = producers.get(&x) else {
+                continue;
+            };
             if readers[x] != [j] {
                 continue;
             }
             // Only output 0 may be read.
             let outs = out_slots(bn);
-            let Some(&bn_out) = outs.first() else { continue };
+            let Some(&bn_out) = outs.first() else {
+                continue;
+            };
             if outs.iter().skip(1).any(|o| !readers[*o].is_empty()) {
                 continue;
             }
@@ -337,11 +355,16 @@ impl Compiler<'_> {
                 "aten.conv2d.default" | "aten.conv1d.default" | "aten.convolution.default"
             );
             if !is_conv
-                || matches!(Self::arg(conv, "transposed"), Some(CArg::Const(Value::Bool(true))))
+                || matches!(
+                    Self::arg(conv, "transposed"),
+                    Some(CArg::Const(Value::Bool(true)))
+                )
             {
                 continue;
             }
-            let Some(w) = self.const_tensor(&consts, Self::arg(conv, "weight")) else { continue };
+            let Some(w) = self.const_tensor(&consts, Self::arg(conv, "weight")) else {
+                continue;
+            };
             let b = self.const_tensor(&consts, Self::arg(conv, "bias"));
             if b.is_none() && !Self::is_none(Self::arg(conv, "bias")) {
                 continue;
@@ -353,7 +376,15 @@ impl Compiler<'_> {
             let gamma = get("weight");
             let beta = get("bias");
             let eps = Self::const_f64(Self::arg(bn, "eps")).unwrap_or(1e-5);
-            let (wf, bias) = fold_bn(&w, b.as_ref(), gamma.as_ref(), beta.as_ref(), &mean, &var, eps)?;
+            let (wf, bias) = fold_bn(
+                &w,
+                b.as_ref(),
+                gamma.as_ref(),
+                beta.as_ref(),
+                &mean,
+                &var,
+                eps,
+            )?;
             let conv = &mut self.m.steps[i];
             let conv_out = match conv.outs.first() {
                 Some(Out::One(o)) => *o,
@@ -378,7 +409,9 @@ impl Compiler<'_> {
             let s = &self.m.steps[i];
             let (x, linear) = match s.op.as_str() {
                 "aten.linear.default" => {
-                    let Some(w) = self.const_tensor(&consts, Self::arg(s, "weight")) else { continue };
+                    let Some(w) = self.const_tensor(&consts, Self::arg(s, "weight")) else {
+                        continue;
+                    };
                     let b = self.const_tensor(&consts, Self::arg(s, "bias"));
                     if w.rank() != 2 || (b.is_none() && !Self::is_none(Self::arg(s, "bias"))) {
                         continue;
@@ -387,13 +420,13 @@ impl Compiler<'_> {
                     (Self::arg(s, "input").cloned(), (l, w.dt))
                 }
                 "aten.addmm.default" | "aten.mm.default" => {
-                    let unit = |n| {
-                        Self::const_f64(Self::arg(s, n)).is_none_or(|v| v == 1.0)
-                    };
+                    let unit = |n| Self::const_f64(Self::arg(s, n)).is_none_or(|v| v == 1.0);
                     if !unit("beta") || !unit("alpha") {
                         continue;
                     }
-                    let Some(w) = self.const_tensor(&consts, Self::arg(s, "mat2")) else { continue };
+                    let Some(w) = self.const_tensor(&consts, Self::arg(s, "mat2")) else {
+                        continue;
+                    };
                     let b = if s.op == "aten.addmm.default" {
                         match self.const_tensor(&consts, Self::arg(s, "self")) {
                             Some(b) if b.rank() == 1 => Some(b.t),
@@ -411,7 +444,9 @@ impl Compiler<'_> {
                 _ => continue,
             };
             let Some(CArg::Slot(xs)) = x else { continue };
-            let Some(Out::One(out)) = s.outs.first().cloned() else { continue };
+            let Some(Out::One(out)) = s.outs.first().cloned() else {
+                continue;
+            };
             // A following activation that only this output feeds.
             let mut act = None;
             let mut final_out = out;
@@ -438,10 +473,23 @@ impl Compiler<'_> {
                     }
                 }
             }
+            // Half-precision weights on the CPU multiply in f32 (ATen accumulates in f32;
+            // candle's CPU half matmul does not): an f32 copy made once here.
+            let upcast = matches!(linear.1, Dt::F16 | Dt::BF16) && self.m.device.is_cpu();
+            let lin = if upcast {
+                let l = linear.0;
+                Linear::from_transposed(
+                    l.weight_t.to_dtype(DType::F32)?,
+                    l.bias.map(|b| b.to_dtype(DType::F32)).transpose()?,
+                )
+            } else {
+                linear.0
+            };
             let fused = LinearAct {
-                linear: linear.0,
+                linear: lin,
                 dtype: linear.1,
                 act,
+                upcast,
             };
             let step = &mut self.m.steps[i];
             step.exec = Exec::Fused(Arc::new(fused));
@@ -485,12 +533,17 @@ impl Compiler<'_> {
             }
             let eps = Self::const_f64(Self::arg(ln, "eps")).unwrap_or(1e-5);
             let outs = out_slots(ln);
-            let Some(&ln_out) = outs.first() else { continue };
+            let Some(&ln_out) = outs.first() else {
+                continue;
+            };
             if native && outs.iter().skip(1).any(|o| !readers[*o].is_empty()) {
                 continue;
             }
-            let Some(x) = Self::slot(Self::arg(ln, "input")) else { continue };
-            let params = NormParams::layer_norm(w.as_ref().map(|t| &t.t), b.as_ref().map(|t| &t.t))?;
+            let Some(x) = Self::slot(Self::arg(ln, "input")) else {
+                continue;
+            };
+            let params =
+                NormParams::layer_norm(w.as_ref().map(|t| &t.t), b.as_ref().map(|t| &t.t))?;
             // The add before it, if any, and whether it has other readers.
             let add = producers.get(&x).copied().filter(|&i| {
                 let a = &self.m.steps[i];
@@ -499,15 +552,30 @@ impl Compiler<'_> {
                     && Self::slot(Self::arg(a, "self")).is_some()
                     && Self::slot(Self::arg(a, "other")).is_some()
                     && !consts.contains_key(&Self::slot(Self::arg(a, "self")).unwrap_or(usize::MAX))
-                    && !consts.contains_key(&Self::slot(Self::arg(a, "other")).unwrap_or(usize::MAX))
+                    && !consts
+                        .contains_key(&Self::slot(Self::arg(a, "other")).unwrap_or(usize::MAX))
             });
             match add {
                 Some(i) => {
                     let keep_sum = readers[x] != [j];
                     let a = &self.m.steps[i];
                     let args = vec![
-                        ("self".to_string(), a.args.iter().find(|(k, _)| k == "self").map(|(_, v)| v.clone()).unwrap_or(CArg::Const(Value::None))),
-                        ("other".to_string(), a.args.iter().find(|(k, _)| k == "other").map(|(_, v)| v.clone()).unwrap_or(CArg::Const(Value::None))),
+                        (
+                            "self".to_string(),
+                            a.args
+                                .iter()
+                                .find(|(k, _)| k == "self")
+                                .map(|(_, v)| v.clone())
+                                .unwrap_or(CArg::Const(Value::None)),
+                        ),
+                        (
+                            "other".to_string(),
+                            a.args
+                                .iter()
+                                .find(|(k, _)| k == "other")
+                                .map(|(_, v)| v.clone())
+                                .unwrap_or(CArg::Const(Value::None)),
+                        ),
                     ];
                     let mut outs = vec![Out::One(ln_out)];
                     if keep_sum {
@@ -551,23 +619,40 @@ impl Compiler<'_> {
             }
             // rsqrt(add(mean(pow(x, 2), [-1], keepdim), eps))
             let rs = &self.m.steps[r];
-            let Some(a_in) = Self::slot(Self::arg(rs, "self")) else { continue };
-            let Some(&ai) = producers.get(&a_in) else { continue };
+            let Some(a_in) = Self::slot(Self::arg(rs, "self")) else {
+                continue;
+            };
+            let Some(&ai) = producers.get(&a_in) else {
+                continue;
+            };
             let add = &self.m.steps[ai];
             if add.op != "aten.add.Tensor" || !only(a_in, r) {
                 continue;
             }
-            let Some(eps) = Self::const_f64(Self::arg(add, "other")) else { continue };
-            let Some(m_in) = Self::slot(Self::arg(add, "self")) else { continue };
-            let Some(&mi) = producers.get(&m_in) else { continue };
+            let Some(eps) = Self::const_f64(Self::arg(add, "other")) else {
+                continue;
+            };
+            let Some(m_in) = Self::slot(Self::arg(add, "self")) else {
+                continue;
+            };
+            let Some(&mi) = producers.get(&m_in) else {
+                continue;
+            };
             let mean = &self.m.steps[mi];
             let last_dim = matches!(Self::arg(mean, "dim"), Some(CArg::Const(Value::Ints(d))) if d.as_slice() == [-1]);
-            let keep = matches!(Self::arg(mean, "keepdim"), Some(CArg::Const(Value::Bool(true))));
+            let keep = matches!(
+                Self::arg(mean, "keepdim"),
+                Some(CArg::Const(Value::Bool(true)))
+            );
             if mean.op != "aten.mean.dim" || !last_dim || !keep || !only(m_in, ai) {
                 continue;
             }
-            let Some(p_in) = Self::slot(Self::arg(mean, "self")) else { continue };
-            let Some(&pi) = producers.get(&p_in) else { continue };
+            let Some(p_in) = Self::slot(Self::arg(mean, "self")) else {
+                continue;
+            };
+            let Some(&pi) = producers.get(&p_in) else {
+                continue;
+            };
             let pow = &self.m.steps[pi];
             if pow.op != "aten.pow.Tensor_Scalar"
                 || Self::const_f64(Self::arg(pow, "exponent")) != Some(2.0)
@@ -575,20 +660,32 @@ impl Compiler<'_> {
             {
                 continue;
             }
-            let Some(x) = Self::slot(Self::arg(pow, "self")) else { continue };
-            let Some(Out::One(r_out)) = rs.outs.first().cloned() else { continue };
+            let Some(x) = Self::slot(Self::arg(pow, "self")) else {
+                continue;
+            };
+            let Some(Out::One(r_out)) = rs.outs.first().cloned() else {
+                continue;
+            };
             // mul(x, rsqrt) — the only reader of the rsqrt.
-            let [ui] = readers[r_out].as_slice() else { continue };
+            let [ui] = readers[r_out].as_slice() else {
+                continue;
+            };
             let ui = *ui;
             if ui == usize::MAX {
                 continue;
             }
             let mul = &self.m.steps[ui];
-            let ops: Vec<Option<usize>> = vec![Self::slot(Self::arg(mul, "self")), Self::slot(Self::arg(mul, "other"))];
-            if mul.op != "aten.mul.Tensor" || !ops.contains(&Some(x)) || !ops.contains(&Some(r_out)) {
+            let ops: Vec<Option<usize>> = vec![
+                Self::slot(Self::arg(mul, "self")),
+                Self::slot(Self::arg(mul, "other")),
+            ];
+            if mul.op != "aten.mul.Tensor" || !ops.contains(&Some(x)) || !ops.contains(&Some(r_out))
+            {
                 continue;
             }
-            let Some(Out::One(mut cur)) = mul.outs.first().cloned() else { continue };
+            let Some(Out::One(mut cur)) = mul.outs.first().cloned() else {
+                continue;
+            };
             let mut chain = vec![pi, mi, ai, r, ui];
             // An optional cast back to the input dtype.
             if let [ci] = readers[cur].as_slice() {
@@ -604,7 +701,9 @@ impl Compiler<'_> {
                 }
             }
             // The weight multiply.
-            let [wi] = readers[cur].as_slice() else { continue };
+            let [wi] = readers[cur].as_slice() else {
+                continue;
+            };
             let wi = *wi;
             if wi == usize::MAX {
                 continue;
@@ -618,12 +717,16 @@ impl Compiler<'_> {
             } else {
                 Self::arg(wm, "self")
             };
-            let Some(w) = self.const_tensor(&consts, other) else { continue };
+            let Some(w) = self.const_tensor(&consts, other) else {
+                continue;
+            };
             let x_dt = self.m.slot_dtype.get(x).copied().flatten();
             if w.rank() != 1 || x_dt != Some(w.dt) {
                 continue;
             }
-            let Some(Out::One(out)) = wm.outs.first().cloned() else { continue };
+            let Some(Out::One(out)) = wm.outs.first().cloned() else {
+                continue;
+            };
             let params = NormParams::rms_norm(Some(&w.t))?;
             for k in &chain {
                 self.removed[*k] = true;
@@ -699,6 +802,8 @@ struct LinearAct {
     linear: Linear,
     dtype: Dt,
     act: Option<Activation>,
+    /// Half-precision program on the CPU: the weights are f32 copies, inputs are cast.
+    upcast: bool,
 }
 
 impl FusedOp for LinearAct {
@@ -711,9 +816,19 @@ impl FusedOp for LinearAct {
                 self.dtype.name()
             )));
         }
+        let xt = if self.upcast {
+            x.t.to_dtype(DType::F32)?
+        } else {
+            x.t.clone()
+        };
         let y = match self.act {
-            Some(act) => self.linear.forward_act(&x.t, act)?,
-            None => self.linear.forward(&x.t)?,
+            Some(act) => self.linear.forward_act(&xt, act)?,
+            None => self.linear.forward(&xt)?,
+        };
+        let y = if self.upcast {
+            y.to_dtype(x.t.dtype())?
+        } else {
+            y
         };
         Ok(vec![Value::Tensor(Tv::new(y, x.dt))])
     }
@@ -740,7 +855,13 @@ impl FusedOp for AddNorm {
             }
             None => (x, None),
         };
-        let out = add_norm(&x.t, r.as_ref().map(|r| &r.t), &self.params, self.eps, self.sum)?;
+        let out = add_norm(
+            &x.t,
+            r.as_ref().map(|r| &r.t),
+            &self.params,
+            self.eps,
+            self.sum,
+        )?;
         let mut v = vec![Value::Tensor(Tv::new(out.normed, x.dt))];
         if self.sum {
             let s = match out.sum {

@@ -196,7 +196,11 @@ pub fn check_ops(program: &ExportedProgram) -> (BTreeMap<String, usize>, Vec<Str
             unsupported.push(format!("{op} (node {}): {why}", n.name));
         } else if ops::lookup(op).is_none() {
             unsupported.push(format!("{op} (node {})", n.name));
-        } else if let Some(a) = n.inputs.iter().find(|a| matches!(a.arg, Argument::Other(_))) {
+        } else if let Some(a) = n
+            .inputs
+            .iter()
+            .find(|a| matches!(a.arg, Argument::Other(_)))
+        {
             let kind = match &a.arg {
                 Argument::Other(k) => k.as_str(),
                 _ => "",
@@ -269,10 +273,11 @@ impl GraphModel {
                     let meta = program.graph.tensor_values.get(name).ok_or_else(|| {
                         malformed(format!("user input `{name}` has no tensor metadata"))
                     })?;
-                    let dtype = Dt::from_torch(meta.dtype).ok_or_else(|| GraphError::Unsupported {
-                        program: label.clone(),
-                        ops: vec![format!("user input `{name}` of dtype {}", meta.dtype)],
-                    })?;
+                    let dtype =
+                        Dt::from_torch(meta.dtype).ok_or_else(|| GraphError::Unsupported {
+                            program: label.clone(),
+                            ops: vec![format!("user input `{name}` of dtype {}", meta.dtype)],
+                        })?;
                     let slot = slot_of(name, &mut slots);
                     inputs.push(InputDecl {
                         name: name.clone(),
@@ -309,7 +314,10 @@ impl GraphModel {
             let mut args = Vec::new();
             for a in &n.inputs {
                 let c = compile_arg(&a.arg, &slots).map_err(|r| {
-                    malformed(format!("node `{}` ({op}) argument `{}`: {r}", n.name, a.name))
+                    malformed(format!(
+                        "node `{}` ({op}) argument `{}`: {r}",
+                        n.name, a.name
+                    ))
                 })?;
                 args.push((a.name.clone(), c));
             }
@@ -516,13 +524,16 @@ impl GraphModel {
                         .inputs
                         .iter()
                         .flat_map(|d| {
-                            d.sizes.iter().enumerate().filter_map(move |(i, s)| match s {
-                                SymInt::Expr {
-                                    expr: torchless_convert::program::Expr::Sym(x),
-                                    ..
-                                } if x == sym => Some(format!("`{}` dim {i}", d.name)),
-                                _ => None,
-                            })
+                            d.sizes
+                                .iter()
+                                .enumerate()
+                                .filter_map(move |(i, s)| match s {
+                                    SymInt::Expr {
+                                        expr: torchless_convert::program::Expr::Sym(x),
+                                        ..
+                                    } if x == sym => Some(format!("`{}` dim {i}", d.name)),
+                                    _ => None,
+                                })
                         })
                         .next()
                         .unwrap_or_else(|| format!("size symbol {sym}"));
@@ -567,15 +578,15 @@ impl GraphModel {
                 Exec::Op(f) => f(&args),
                 Exec::Fused(f) => f.run(&args),
             }))
-                .unwrap_or_else(|p| {
-                    let what = p
-                        .downcast_ref::<String>()
-                        .map(String::as_str)
-                        .or_else(|| p.downcast_ref::<&str>().copied())
-                        .unwrap_or("a panic");
-                    Err(GraphError::msg(format!("internal error: {what}")))
-                })
-                .map_err(|e| match e {
+            .unwrap_or_else(|p| {
+                let what = p
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| p.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                Err(GraphError::msg(format!("internal error: {what}")))
+            })
+            .map_err(|e| match e {
                 GraphError::Msg(m) => node_err(m),
                 GraphError::Candle(c) => node_err(c.to_string()),
                 other => other,
@@ -687,7 +698,11 @@ fn resolve(a: &CArg, vals: &[Option<Value>]) -> std::result::Result<Value, Strin
     Ok(match a {
         CArg::Slot(s) => get(*s)?,
         CArg::Const(v) => v.clone(),
-        CArg::Slots(v) => Value::Tensors(v.iter().map(|s| tensor(*s)).collect::<std::result::Result<_, _>>()?),
+        CArg::Slots(v) => Value::Tensors(
+            v.iter()
+                .map(|s| tensor(*s))
+                .collect::<std::result::Result<_, _>>()?,
+        ),
         CArg::OptSlots(v) => Value::OptTensors(
             v.iter()
                 .map(|s| s.map(tensor).transpose())
@@ -716,7 +731,11 @@ fn compile_arg(a: &Argument, slots: &HashMap<String, usize>) -> std::result::Res
     };
     Ok(match a {
         Argument::Tensor(n) => CArg::Slot(slot(n)?),
-        Argument::Tensors(v) => CArg::Slots(v.iter().map(|n| slot(n)).collect::<std::result::Result<_, _>>()?),
+        Argument::Tensors(v) => CArg::Slots(
+            v.iter()
+                .map(|n| slot(n))
+                .collect::<std::result::Result<_, _>>()?,
+        ),
         Argument::OptionalTensors(v) => CArg::OptSlots(
             v.iter()
                 .map(|n| n.as_deref().map(slot).transpose())
@@ -751,9 +770,9 @@ fn const_value(a: &Argument) -> std::result::Result<Value, String> {
         Argument::SymInt(SymIntArg::Int(i)) => Value::Int(*i),
         Argument::SymFloat(None, f) => Value::Float(*f),
         Argument::SymBool(None, b) => Value::Bool(*b),
-        Argument::ScalarType(d) => Value::Dtype(
-            Dt::from_torch(*d).ok_or_else(|| format!("dtype {d} is not supported"))?,
-        ),
+        Argument::ScalarType(d) => {
+            Value::Dtype(Dt::from_torch(*d).ok_or_else(|| format!("dtype {d} is not supported"))?)
+        }
         Argument::UnknownScalarType(c) => return Err(format!("unknown dtype code {c}")),
         Argument::MemoryFormat(_) | Argument::Layout(_) | Argument::Device(_) => Value::Ignored,
         other => return Err(format!("{other:?} is not a constant")),
@@ -775,7 +794,8 @@ fn load_weight(
         EntryKind::Tensor(s) => s,
         EntryKind::Unsupported(k) => return Err(format!("is {k}")),
     };
-    let dt = Dt::from_torch(spec.dtype).ok_or_else(|| format!("dtype {} is not supported", spec.dtype))?;
+    let dt = Dt::from_torch(spec.dtype)
+        .ok_or_else(|| format!("dtype {} is not supported", spec.dtype))?;
     let mut buf = Vec::with_capacity(spec.nbytes());
     ckpt.read_tensor(spec, spec.dtype, &mut |c| {
         buf.extend_from_slice(c);
@@ -791,9 +811,13 @@ fn load_weight(
     };
     let t = Tensor::from_raw_buffer(&buf, raw_dtype, &spec.shape, &Device::Cpu)
         .map_err(|e| e.to_string())?;
-    let t = if dt.is_int() { t.to_dtype(candle_core::DType::I64) } else { Ok(t) }
-        .and_then(|t| t.to_device(device))
-        .map_err(|e| e.to_string())?;
+    let t = if dt.is_int() {
+        t.to_dtype(candle_core::DType::I64)
+    } else {
+        Ok(t)
+    }
+    .and_then(|t| t.to_device(device))
+    .map_err(|e| e.to_string())?;
     Ok(Tv::new(t, dt))
 }
 

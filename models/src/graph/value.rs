@@ -431,7 +431,10 @@ mod tests {
         let d = Device::Cpu;
         let i = Operand::T(Tv::new(Tensor::new(&[1i64, 2], &d).unwrap(), Dt::I64));
         let h = Operand::T(Tv::new(
-            Tensor::new(&[1f32, 2.], &d).unwrap().to_dtype(DType::F16).unwrap(),
+            Tensor::new(&[1f32, 2.], &d)
+                .unwrap()
+                .to_dtype(DType::F16)
+                .unwrap(),
             Dt::F16,
         ));
         let f0 = Operand::T(Tv::new(Tensor::new(1f32, &d).unwrap(), Dt::F32));

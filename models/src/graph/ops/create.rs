@@ -9,9 +9,28 @@ use super::super::value::{Dt, Scalar, Tv, Value};
 use super::{one, OpFn, Result};
 
 pub(super) const NAMES: &[&str] = &[
-    "arange", "full", "full_like", "ones", "ones_like", "zeros", "zeros_like", "empty",
-    "empty_like", "empty_strided", "new_ones", "new_zeros", "new_full", "new_empty",
-    "scalar_tensor", "linspace", "eye", "triu", "tril", "fill", "fill_", "zero_",
+    "arange",
+    "full",
+    "full_like",
+    "ones",
+    "ones_like",
+    "zeros",
+    "zeros_like",
+    "empty",
+    "empty_like",
+    "empty_strided",
+    "new_ones",
+    "new_zeros",
+    "new_full",
+    "new_empty",
+    "scalar_tensor",
+    "linspace",
+    "eye",
+    "triu",
+    "tril",
+    "fill",
+    "fill_",
+    "zero_",
 ];
 
 pub(super) fn lookup(base: &str, _overload: &str) -> Option<OpFn> {
@@ -25,7 +44,11 @@ pub(super) fn lookup(base: &str, _overload: &str) -> Option<OpFn> {
         "ones" | "zeros" | "empty" | "empty_strided" => |a| {
             let dt = a.dtype("dtype")?.unwrap_or(Dt::F32);
             let v = if a.op.contains("ones") { 1 } else { 0 };
-            let size = if a.has("size") { sizes(a, "size")? } else { sizes(a, "stride")? };
+            let size = if a.has("size") {
+                sizes(a, "size")?
+            } else {
+                sizes(a, "stride")?
+            };
             filled(a, &size, Scalar::Int(v), dt)
         },
         "full_like" => |a| {
@@ -79,7 +102,9 @@ pub(super) fn lookup(base: &str, _overload: &str) -> Option<OpFn> {
                 usize::try_from(m).map_err(|_| a.err("m is negative"))?,
             );
             let dt = a.dtype("dtype")?.unwrap_or(Dt::F32);
-            let v: Vec<f64> = (0..n * m).map(|i| f64::from(u8::from(i / m == i % m))).collect();
+            let v: Vec<f64> = (0..n * m)
+                .map(|i| f64::from(u8::from(i / m == i % m)))
+                .collect();
             let t = Tv::new(Tensor::from_vec(v, (n, m), a.device)?, Dt::F64);
             one(t.to(dt)?)
         },

@@ -11,9 +11,19 @@ use super::pointwise::broadcast_shape;
 use super::{one, OpFn, Result};
 
 pub(super) const NAMES: &[&str] = &[
-    "gather", "index_select", "index", "index_put", "index_put_", "_unsafe_index",
-    "_unsafe_index_put", "scatter", "scatter_", "scatter_add", "one_hot",
-    "index_fill", "index_fill_",
+    "gather",
+    "index_select",
+    "index",
+    "index_put",
+    "index_put_",
+    "_unsafe_index",
+    "_unsafe_index_put",
+    "scatter",
+    "scatter_",
+    "scatter_add",
+    "one_hot",
+    "index_fill",
+    "index_fill_",
 ];
 
 pub(super) fn lookup(base: &str, _overload: &str) -> Option<OpFn> {
@@ -98,7 +108,12 @@ fn resolve_indices(a: &Args, x: &Tv, indices: &[Option<Tv>]) -> Result<Indexing>
                     )));
                 }
                 let m: Vec<u8> = t.t.flatten_all()?.to_vec1()?;
-                let pos: Vec<usize> = m.iter().enumerate().filter(|(_, v)| **v != 0).map(|(i, _)| i).collect();
+                let pos: Vec<usize> = m
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v != 0)
+                    .map(|(i, _)| i)
+                    .collect();
                 let mut strides = vec![1usize; k];
                 for j in (0..k.saturating_sub(1)).rev() {
                     strides[j] = strides[j + 1] * t.dims()[j + 1];
@@ -210,13 +225,35 @@ fn index_put(a: &Args) -> Result<Vec<Value>> {
         return Err(a.err("index_put without index tensors"));
     }
     let (p, lin, rest) = flatten_indexed(&x.t, &ix)?;
-    // Values broadcast to (index shape, rest) in the permuted layout.
-    let mut vshape = ix.shape.clone();
-    vshape.extend_from_slice(&rest);
-    let vals = values.t.broadcast_as(vshape.as_slice())?.contiguous()?;
+    // Values broadcast to the shape `index` would return, then laid out as (index shape,
+    // rest) like the permuted tensor.
+    let nb = ix.shape.len();
+    let first = ix.dims[0];
+    let vals = if ix.adjacent && first > 0 {
+        let mut natural = rest[..first].to_vec();
+        natural.extend_from_slice(&ix.shape);
+        natural.extend_from_slice(&rest[first..]);
+        let r = natural.len();
+        let mut order: Vec<usize> = (first..first + nb).collect();
+        order.extend(0..first);
+        order.extend(first + nb..r);
+        values
+            .t
+            .broadcast_as(natural.as_slice())?
+            .permute(order)?
+            .contiguous()?
+    } else {
+        let mut vshape = ix.shape.clone();
+        vshape.extend_from_slice(&rest);
+        values.t.broadcast_as(vshape.as_slice())?.contiguous()?
+    };
     let inner: usize = rest.iter().product();
     let lin: Vec<i64> = lin.to_vec1()?;
-    let work = if x.dt.is_float() { DType::F64 } else { DType::I64 };
+    let work = if x.dt.is_float() {
+        DType::F64
+    } else {
+        DType::I64
+    };
     let mut buf: Vec<f64> = p.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
     let src: Vec<f64> = vals.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
     for (k, &row) in lin.iter().enumerate() {
@@ -258,13 +295,20 @@ fn scatter(a: &Args, add: bool) -> Result<Vec<Value>> {
     } else {
         None
     };
-    let value = if src.is_none() { a.scalar("value")?.f64() } else { 0.0 };
+    let value = if src.is_none() {
+        a.scalar("value")?.f64()
+    } else {
+        0.0
+    };
     let iv = checked(a, &idx.t, x.dims()[d], false)?;
     let shape = x.dims().to_vec();
     let ishape = idx.dims().to_vec();
     let mut buf: Vec<f64> = x.t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
     let sv: Option<(Vec<f64>, Vec<usize>)> = match &src {
-        Some(s) => Some((s.t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?, s.dims().to_vec())),
+        Some(s) => Some((
+            s.t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?,
+            s.dims().to_vec(),
+        )),
         None => None,
     };
     let strides = |s: &[usize]| {
@@ -305,7 +349,11 @@ fn one_hot(a: &Args) -> Result<Vec<Value>> {
     let x = a.tensor("self")?;
     let v: Vec<i64> = x.t.flatten_all()?.to_vec1()?;
     let n = a.int_or("num_classes", -1)?;
-    let n = if n < 0 { v.iter().copied().max().unwrap_or(-1) + 1 } else { n };
+    let n = if n < 0 {
+        v.iter().copied().max().unwrap_or(-1) + 1
+    } else {
+        n
+    };
     let n = usize::try_from(n).map_err(|_| a.err("num_classes is negative"))?;
     let mut out = vec![0i64; v.len() * n];
     for (i, c) in v.iter().enumerate() {
@@ -317,7 +365,10 @@ fn one_hot(a: &Args) -> Result<Vec<Value>> {
     }
     let mut shape = x.dims().to_vec();
     shape.push(n);
-    one(Tv::new(Tensor::from_vec(out, shape, x.t.device())?, Dt::I64))
+    one(Tv::new(
+        Tensor::from_vec(out, shape, x.t.device())?,
+        Dt::I64,
+    ))
 }
 
 fn index_fill(a: &Args) -> Result<Vec<Value>> {

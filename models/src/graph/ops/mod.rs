@@ -29,7 +29,10 @@ pub fn refusal(op: &str) -> Option<String> {
         });
     }
     let ns = op.split('.').next().unwrap_or("");
-    if !matches!(ns, "aten" | "_operator" | "builtins" | "math" | "torch" | "prims") {
+    if !matches!(
+        ns,
+        "aten" | "_operator" | "builtins" | "math" | "torch" | "prims"
+    ) {
         return Some(format!(
             "the custom op namespace `{ns}` (torch.library) cannot run without its Python or C++ implementation"
         ));

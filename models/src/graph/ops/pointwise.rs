@@ -12,19 +12,109 @@ use super::super::value::{result_type, Dt, Operand, Scalar, Tv, Value};
 use super::{one, OpFn, Result};
 
 pub(super) const NAMES: &[&str] = &[
-    "add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "true_divide",
-    "floor_divide", "remainder", "fmod", "pow", "maximum", "minimum", "max.other",
-    "min.other", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
-    "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
-    "__and__", "__or__", "__xor__", "where", "masked_fill", "masked_fill_", "clamp", "clamp_",
-    "clamp_min", "clamp_max", "relu", "relu_", "relu6", "gelu", "gelu_", "silu", "silu_",
-    "sigmoid", "sigmoid_", "tanh", "tanh_", "exp", "expm1", "log", "log2", "log10", "log1p",
-    "sqrt", "rsqrt", "neg", "abs", "reciprocal", "sin", "cos", "tan", "erf", "floor", "ceil",
-    "round", "trunc", "frac", "sign", "square", "mish", "softplus", "elu", "elu_", "selu",
-    "celu", "leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "hardswish", "hardswish_",
-    "hardsigmoid", "hardsigmoid_", "log_sigmoid", "log_sigmoid_forward", "glu", "prelu",
-    "_prelu_kernel", "isnan", "isinf", "lerp", "atan", "atan2", "_to_copy", "to",
-    "type_as", "_assert_tensor_metadata",
+    "add",
+    "add_",
+    "sub",
+    "sub_",
+    "rsub",
+    "mul",
+    "mul_",
+    "div",
+    "div_",
+    "true_divide",
+    "floor_divide",
+    "remainder",
+    "fmod",
+    "pow",
+    "maximum",
+    "minimum",
+    "max.other",
+    "min.other",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+    "logical_not",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "bitwise_not",
+    "__and__",
+    "__or__",
+    "__xor__",
+    "where",
+    "masked_fill",
+    "masked_fill_",
+    "clamp",
+    "clamp_",
+    "clamp_min",
+    "clamp_max",
+    "relu",
+    "relu_",
+    "relu6",
+    "gelu",
+    "gelu_",
+    "silu",
+    "silu_",
+    "sigmoid",
+    "sigmoid_",
+    "tanh",
+    "tanh_",
+    "exp",
+    "expm1",
+    "log",
+    "log2",
+    "log10",
+    "log1p",
+    "sqrt",
+    "rsqrt",
+    "neg",
+    "abs",
+    "reciprocal",
+    "sin",
+    "cos",
+    "tan",
+    "erf",
+    "floor",
+    "ceil",
+    "round",
+    "trunc",
+    "frac",
+    "sign",
+    "square",
+    "mish",
+    "softplus",
+    "elu",
+    "elu_",
+    "selu",
+    "celu",
+    "leaky_relu",
+    "leaky_relu_",
+    "hardtanh",
+    "hardtanh_",
+    "hardswish",
+    "hardswish_",
+    "hardsigmoid",
+    "hardsigmoid_",
+    "log_sigmoid",
+    "log_sigmoid_forward",
+    "glu",
+    "prelu",
+    "_prelu_kernel",
+    "isnan",
+    "isinf",
+    "lerp",
+    "atan",
+    "atan2",
+    "_to_copy",
+    "to",
+    "type_as",
+    "_assert_tensor_metadata",
 ];
 
 pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
@@ -98,7 +188,17 @@ pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
         "trunc" => |a| int_keeping(a, f64::trunc),
         "round" => round,
         "frac" => |a| host_unary(a, |x| x - x.trunc()),
-        "sign" => |a| int_keeping(a, |x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 }),
+        "sign" => |a| {
+            int_keeping(a, |x| {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            })
+        },
         "mish" => |a| host_unary(a, |x| x * softplus(x, 1.0, 20.0).tanh()),
         "softplus" => |a| {
             let beta = a.float_or("beta", 1.0)?;
@@ -120,11 +220,23 @@ pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
         "selu" => |a| {
             const ALPHA: f64 = 1.673_263_242_354_377_3;
             const SCALE: f64 = 1.050_700_987_355_480_5;
-            host_unary(a, |x| if x > 0.0 { SCALE * x } else { SCALE * ALPHA * x.exp_m1() })
+            host_unary(a, |x| {
+                if x > 0.0 {
+                    SCALE * x
+                } else {
+                    SCALE * ALPHA * x.exp_m1()
+                }
+            })
         },
         "celu" => |a| {
             let alpha = a.float_or("alpha", 1.0)?;
-            host_unary_with(a, move |x| if x > 0.0 { x } else { alpha * (x / alpha).exp_m1() })
+            host_unary_with(a, move |x| {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * (x / alpha).exp_m1()
+                }
+            })
         },
         "leaky_relu" | "leaky_relu_" => |a| {
             let s = a.float_or("negative_slope", 0.01)?;
@@ -190,11 +302,7 @@ fn promoted(a: &Args, x: &str, y: &str) -> Result<(Tv, Tv, Dt)> {
     Ok((as_tensor(&p, dt, a)?, as_tensor(&q, dt, a)?, dt))
 }
 
-fn bcast(
-    x: &Tv,
-    y: &Tv,
-    f: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
-) -> Result<Tensor> {
+fn bcast(x: &Tv, y: &Tv, f: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>) -> Result<Tensor> {
     Ok(f(&x.t, &y.t)?)
 }
 
@@ -275,18 +383,28 @@ fn div(a: &Args) -> Result<Vec<Value>> {
             if dt.is_float() {
                 let (x, y) = (as_tensor(&p, dt, a)?, as_tensor(&q, dt, a)?);
                 let qt = x.t.broadcast_div(&y.t)?;
-                let r = if floor { qt.floor()? } else { host_map_t(&qt, f64::trunc)? };
+                let r = if floor {
+                    qt.floor()?
+                } else {
+                    host_map_t(&qt, f64::trunc)?
+                };
                 one(Tv::new(r, dt))
             } else {
                 host_int_binary(a, &p, &q, dt, move |x, y| {
                     if y == 0 {
                         return Err("integer division by zero".into());
                     }
-                    Ok(if floor { floor_div(x, y) } else { x.wrapping_div(y) })
+                    Ok(if floor {
+                        floor_div(x, y)
+                    } else {
+                        x.wrapping_div(y)
+                    })
                 })
             }
         }
-        other => Err(a.err(format!("rounding_mode {other:?} is not one of trunc, floor"))),
+        other => Err(a.err(format!(
+            "rounding_mode {other:?} is not one of trunc, floor"
+        ))),
     }
 }
 
@@ -326,7 +444,11 @@ fn remainder(a: &Args) -> Result<Vec<Value>> {
             return Err("integer modulo by zero".into());
         }
         let r = x.wrapping_rem(y);
-        Ok(if r != 0 && ((r < 0) != (y < 0)) { r + y } else { r })
+        Ok(if r != 0 && ((r < 0) != (y < 0)) {
+            r + y
+        } else {
+            r
+        })
     })
 }
 
@@ -436,7 +558,11 @@ fn bitwise_not(a: &Args) -> Result<Vec<Value>> {
         Dt::Bool => logical_not(a),
         d if d.is_int() => {
             let v: Vec<i64> = x.t.flatten_all()?.to_vec1()?;
-            let t = Tensor::from_vec(v.into_iter().map(|i| !i).collect::<Vec<_>>(), x.dims(), x.t.device())?;
+            let t = Tensor::from_vec(
+                v.into_iter().map(|i| !i).collect::<Vec<_>>(),
+                x.dims(),
+                x.t.device(),
+            )?;
             one(Tv::new(t, d))
         }
         _ => Err(a.err("bitwise_not takes bool or integer tensors")),
@@ -486,7 +612,11 @@ fn masked_fill(a: &Args) -> Result<Vec<Value>> {
     };
     let shape = broadcast_shape(&[x.dims(), mask.dims()])?;
     if shape != x.dims() {
-        return Err(a.err(format!("mask {:?} does not broadcast to {:?}", mask.dims(), x.dims())));
+        return Err(a.err(format!(
+            "mask {:?} does not broadcast to {:?}",
+            mask.dims(),
+            x.dims()
+        )));
     }
     one(Tv::new(select_where(&mask, &v, &x)?, x.dt))
 }
@@ -609,7 +739,10 @@ fn host_pred(a: &Args, f: fn(f64) -> bool) -> Result<Vec<Value>> {
     let x = a.tensor("self")?;
     let v: Vec<f64> = x.t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
     let out: Vec<u8> = v.into_iter().map(|x| u8::from(f(x))).collect();
-    one(Tv::new(Tensor::from_vec(out, x.dims(), x.t.device())?, Dt::Bool))
+    one(Tv::new(
+        Tensor::from_vec(out, x.dims(), x.t.device())?,
+        Dt::Bool,
+    ))
 }
 
 /// Ops that keep integer inputs as they are (`floor`, `ceil`, `trunc`, `sign` of ints).
@@ -620,7 +753,10 @@ fn int_keeping(a: &Args, f: fn(f64) -> f64) -> Result<Vec<Value>> {
             // sign
             let v: Vec<i64> = x.to(Dt::I64)?.t.flatten_all()?.to_vec1()?;
             let out: Vec<i64> = v.into_iter().map(i64::signum).collect();
-            return one(Tv::new(Tensor::from_vec(out, x.dims(), x.t.device())?, x.dt));
+            return one(Tv::new(
+                Tensor::from_vec(out, x.dims(), x.t.device())?,
+                x.dt,
+            ));
         }
         return one(x);
     }

@@ -9,9 +9,31 @@ use super::super::value::{norm_dim, Dt, Tv, Value};
 use super::{one, OpFn, Result};
 
 pub(super) const NAMES: &[&str] = &[
-    "sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "prod", "var", "std",
-    "var_mean", "any", "all", "softmax", "_softmax", "log_softmax", "_log_softmax", "cumsum",
-    "logsumexp", "topk", "sort", "argsort", "linalg_vector_norm", "norm",
+    "sum",
+    "mean",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "argmax",
+    "argmin",
+    "prod",
+    "var",
+    "std",
+    "var_mean",
+    "any",
+    "all",
+    "softmax",
+    "_softmax",
+    "log_softmax",
+    "_log_softmax",
+    "cumsum",
+    "logsumexp",
+    "topk",
+    "sort",
+    "argsort",
+    "linalg_vector_norm",
+    "norm",
 ];
 
 pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
@@ -96,7 +118,11 @@ fn sum(a: &Args) -> Result<Vec<Value>> {
         None => Dt::I64,
     };
     let w = x.to(work_dtype(out))?;
-    let t = if dims.is_empty() { w.t } else { w.t.sum_keepdim(dims.as_slice())? };
+    let t = if dims.is_empty() {
+        w.t
+    } else {
+        w.t.sum_keepdim(dims.as_slice())?
+    };
     one(Tv::new(drop_dims(t, &dims, keep)?, w.dt).to(out)?)
 }
 
@@ -122,7 +148,11 @@ fn mean(a: &Args) -> Result<Vec<Value>> {
 }
 
 fn extreme_keepdim(t: &Tensor, d: usize, max: bool) -> Result<Tensor> {
-    Ok(if max { t.max_keepdim(d)? } else { t.min_keepdim(d)? })
+    Ok(if max {
+        t.max_keepdim(d)?
+    } else {
+        t.min_keepdim(d)?
+    })
 }
 
 fn extreme_dims(a: &Args, max: bool) -> Result<Vec<Value>> {
@@ -146,8 +176,16 @@ fn extreme_all(a: &Args, max: bool) -> Result<Vec<Value>> {
 }
 
 fn arg_keepdim(t: &Tensor, d: usize, max: bool) -> Result<Tensor> {
-    let t = if t.dtype() == DType::U8 { t.to_dtype(DType::I64)? } else { t.clone() };
-    let i = if max { t.argmax_keepdim(d)? } else { t.argmin_keepdim(d)? };
+    let t = if t.dtype() == DType::U8 {
+        t.to_dtype(DType::I64)?
+    } else {
+        t.clone()
+    };
+    let i = if max {
+        t.argmax_keepdim(d)?
+    } else {
+        t.argmin_keepdim(d)?
+    };
     Ok(i.to_dtype(DType::I64)?)
 }
 
@@ -202,12 +240,18 @@ fn prod(a: &Args) -> Result<Vec<Value>> {
     let outer = moved.elem_count() / inner.max(1);
     let t = if w.dt.is_float() {
         let v: Vec<f64> = moved.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
-        let r: Vec<f64> = (0..outer).map(|o| v[o * inner..(o + 1) * inner].iter().product()).collect();
+        let r: Vec<f64> = (0..outer)
+            .map(|o| v[o * inner..(o + 1) * inner].iter().product())
+            .collect();
         Tensor::from_vec(r, outer, a.device)?.to_dtype(w.dt.storage())?
     } else {
         let v: Vec<i64> = moved.flatten_all()?.to_vec1()?;
         let r: Vec<i64> = (0..outer)
-            .map(|o| v[o * inner..(o + 1) * inner].iter().fold(1i64, |p, x| p.wrapping_mul(*x)))
+            .map(|o| {
+                v[o * inner..(o + 1) * inner]
+                    .iter()
+                    .fold(1i64, |p, x| p.wrapping_mul(*x))
+            })
             .collect();
         Tensor::from_vec(r, outer, a.device)?
     };
@@ -226,7 +270,11 @@ fn move_last(t: &Tensor, dims: &[usize]) -> Result<(Tensor, usize)> {
     let mut order: Vec<usize> = (0..rank).filter(|d| !dims.contains(d)).collect();
     order.extend_from_slice(dims);
     let inner = dims.iter().map(|d| t.dims()[*d]).product();
-    let p = if rank == 0 { t.clone() } else { t.permute(order)?.contiguous()? };
+    let p = if rank == 0 {
+        t.clone()
+    } else {
+        t.permute(order)?.contiguous()?
+    };
     Ok((p, inner))
 }
 
@@ -235,7 +283,11 @@ fn correction(a: &Args) -> Result<f64> {
     if a.has("correction") {
         return a.float_or("correction", 1.0);
     }
-    Ok(if a.bool_or("unbiased", true)? { 1.0 } else { 0.0 })
+    Ok(if a.bool_or("unbiased", true)? {
+        1.0
+    } else {
+        0.0
+    })
 }
 
 fn variance(a: &Args) -> Result<(Tv, Tensor, Vec<usize>, bool, Dt)> {
@@ -249,7 +301,10 @@ fn variance(a: &Args) -> Result<(Tv, Tensor, Vec<usize>, bool, Dt)> {
     let w = x.to(work_dtype(x.dt))?;
     let n: usize = dims.iter().map(|d| x.dims()[*d]).product();
     let mean = (w.t.sum_keepdim(dims.as_slice())? / n as f64)?;
-    let dev = w.t.broadcast_sub(&mean)?.sqr()?.sum_keepdim(dims.as_slice())?;
+    let dev =
+        w.t.broadcast_sub(&mean)?
+            .sqr()?
+            .sum_keepdim(dims.as_slice())?;
     let denom = (n as f64 - c).max(0.0);
     let var = (dev / denom)?;
     Ok((Tv::new(var, w.dt), mean, dims, keep, x.dt))
@@ -295,12 +350,20 @@ fn softmax(a: &Args, log: bool) -> Result<Vec<Value>> {
         a.dtype("dtype")?.unwrap_or(x.dt)
     };
     let out = if out.is_float() { out } else { Dt::F32 };
-    let w = x.to(work_dtype(out))?.to(if out == Dt::F64 { Dt::F64 } else { work_dtype(out) })?;
+    let w = x.to(work_dtype(out))?.to(if out == Dt::F64 {
+        Dt::F64
+    } else {
+        work_dtype(out)
+    })?;
     let m = w.t.max_keepdim(d)?;
     let z = w.t.broadcast_sub(&m)?;
     let e = z.exp()?;
     let s = e.sum_keepdim(d)?;
-    let t = if log { z.broadcast_sub(&s.log()?)? } else { e.broadcast_div(&s)? };
+    let t = if log {
+        z.broadcast_sub(&s.log()?)?
+    } else {
+        e.broadcast_div(&s)?
+    };
     one(Tv::new(t, w.dt).to(out)?)
 }
 
@@ -316,7 +379,10 @@ fn logsumexp(a: &Args) -> Result<Vec<Value>> {
     }
     // An all -inf slice gives -inf, not NaN: subtract 0 there instead of -inf.
     let finite_m = super::pointwise::host_map_t(&m, |v| if v.is_finite() { v } else { 0.0 })?;
-    let s = w.t.broadcast_sub(&finite_m)?.exp()?.sum_keepdim(dims.as_slice())?;
+    let s =
+        w.t.broadcast_sub(&finite_m)?
+            .exp()?
+            .sum_keepdim(dims.as_slice())?;
     let t = s.log()?.broadcast_add(&finite_m)?;
     one(Tv::new(drop_dims(t, &dims, keep)?, w.dt).to(out)?)
 }
@@ -392,7 +458,9 @@ fn sorted(x: &Tv, d: usize, descending: bool) -> Result<(Tensor, Tensor)> {
         let mut order: Vec<usize> = (0..inner).collect();
         order.sort_by(|&i, &j| {
             let (p, q) = (row[i], row[j]);
-            let c = p.partial_cmp(&q).unwrap_or_else(|| p.is_nan().cmp(&q.is_nan()));
+            let c = p
+                .partial_cmp(&q)
+                .unwrap_or_else(|| p.is_nan().cmp(&q.is_nan()));
             if descending {
                 c.reverse()
             } else {

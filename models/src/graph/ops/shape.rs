@@ -11,14 +11,62 @@ use super::super::value::{norm_dim, promote, Dt, Tv, Value};
 use super::{one, OpFn, Result};
 
 pub(super) const NAMES: &[&str] = &[
-    "view", "_unsafe_view", "reshape", "view_copy", "view_as", "reshape_as", "permute",
-    "transpose", "swapaxes", "t", "mT", "mH", "expand", "expand_as", "expand_copy", "slice", "slice_copy",
-    "select", "narrow", "squeeze", "unsqueeze", "flatten", "unflatten", "cat", "concat",
-    "concatenate", "stack", "split", "split_with_sizes", "chunk", "unbind", "repeat", "flip",
-    "roll", "movedim", "clone", "contiguous", "alias", "detach", "detach_", "lift_fresh_copy",
-    "lift_fresh", "copy", "copy_", "sym_size", "sym_numel", "sym_storage_offset",
-    "_assert_scalar", "_assert_async", "sym_constrain_range", "sym_constrain_range_for_size",
-    "item", "_local_scalar_dense", "dropout", "native_dropout", "feature_dropout",
+    "view",
+    "_unsafe_view",
+    "reshape",
+    "view_copy",
+    "view_as",
+    "reshape_as",
+    "permute",
+    "transpose",
+    "swapaxes",
+    "t",
+    "mT",
+    "mH",
+    "expand",
+    "expand_as",
+    "expand_copy",
+    "slice",
+    "slice_copy",
+    "select",
+    "narrow",
+    "squeeze",
+    "unsqueeze",
+    "flatten",
+    "unflatten",
+    "cat",
+    "concat",
+    "concatenate",
+    "stack",
+    "split",
+    "split_with_sizes",
+    "chunk",
+    "unbind",
+    "repeat",
+    "flip",
+    "roll",
+    "movedim",
+    "clone",
+    "contiguous",
+    "alias",
+    "detach",
+    "detach_",
+    "lift_fresh_copy",
+    "lift_fresh",
+    "copy",
+    "copy_",
+    "sym_size",
+    "sym_numel",
+    "sym_storage_offset",
+    "_assert_scalar",
+    "_assert_async",
+    "sym_constrain_range",
+    "sym_constrain_range_for_size",
+    "item",
+    "_local_scalar_dense",
+    "dropout",
+    "native_dropout",
+    "feature_dropout",
     "alpha_dropout",
 ];
 
@@ -117,7 +165,11 @@ pub(super) fn lookup_symbolic(op: &str) -> Option<OpFn> {
                     None
                 } else {
                     let q = x.wrapping_div(y);
-                    Some(if x % y != 0 && ((x < 0) != (y < 0)) { q - 1 } else { q })
+                    Some(if x % y != 0 && ((x < 0) != (y < 0)) {
+                        q - 1
+                    } else {
+                        q
+                    })
                 }
             })
         },
@@ -127,7 +179,11 @@ pub(super) fn lookup_symbolic(op: &str) -> Option<OpFn> {
                     None
                 } else {
                     let r = x % y;
-                    Some(if r != 0 && ((r < 0) != (y < 0)) { r + y } else { r })
+                    Some(if r != 0 && ((r < 0) != (y < 0)) {
+                        r + y
+                    } else {
+                        r
+                    })
                 }
             })
         },
@@ -204,7 +260,8 @@ fn int_op(a: &Args, f: fn(i64, i64) -> Option<i64>) -> Result<Vec<Value>> {
         }
         _ => {
             let (x, y) = (sym_int(a, "a")?, sym_int(a, "b")?);
-            let r = f(x, y).ok_or_else(|| a.err(format!("{x} and {y}: overflow or division by zero")))?;
+            let r = f(x, y)
+                .ok_or_else(|| a.err(format!("{x} and {y}: overflow or division by zero")))?;
             Ok(vec![Value::Int(r)])
         }
     }
@@ -266,7 +323,9 @@ fn infer_shape(a: &Args, size: &[i64], numel: usize) -> Result<Vec<usize>> {
             }
         } else {
             let s = usize::try_from(s).map_err(|_| a.err(format!("invalid size {s}")))?;
-            known = known.checked_mul(s).ok_or_else(|| a.err("size overflows"))?;
+            known = known
+                .checked_mul(s)
+                .ok_or_else(|| a.err("size overflows"))?;
         }
     }
     let mut out: Vec<usize> = size.iter().map(|s| (*s).max(0) as usize).collect();
@@ -283,7 +342,11 @@ fn infer_shape(a: &Args, size: &[i64], numel: usize) -> Result<Vec<usize>> {
 
 fn view(a: &Args) -> Result<Vec<Value>> {
     let x = a.tensor("self")?;
-    let size = if a.has("size") { a.ints("size")? } else { a.ints("shape")? };
+    let size = if a.has("size") {
+        a.ints("size")?
+    } else {
+        a.ints("shape")?
+    };
     let shape = infer_shape(a, &size, x.t.elem_count())?;
     one(Tv::new(x.t.reshape(shape)?, x.dt))
 }
@@ -343,7 +406,13 @@ fn clamp_index(i: i64, n: usize) -> usize {
 }
 
 /// Every `step`-th index of `dim` from `start` (exclusive `end`).
-pub(crate) fn strided(t: &Tensor, d: usize, start: usize, end: usize, step: usize) -> Result<Tensor> {
+pub(crate) fn strided(
+    t: &Tensor,
+    d: usize,
+    start: usize,
+    end: usize,
+    step: usize,
+) -> Result<Tensor> {
     let len = end.saturating_sub(start);
     if step == 1 {
         return Ok(t.narrow(d, start, len)?);
@@ -388,7 +457,9 @@ fn narrow(a: &Args) -> Result<Vec<Value>> {
     let start = if start < 0 { start + n as i64 } else { start };
     let len = a.int("length")?;
     if start < 0 || len < 0 || (start + len) as usize > n {
-        return Err(a.err(format!("narrow({start}, {len}) is out of range for size {n}")));
+        return Err(a.err(format!(
+            "narrow({start}, {len}) is out of range for size {n}"
+        )));
     }
     one(Tv::new(x.t.narrow(d, start as usize, len as usize)?, x.dt))
 }
@@ -513,12 +584,19 @@ fn split_with_sizes(a: &Args) -> Result<Vec<Value>> {
     let x = a.tensor("self")?;
     let d = norm_dim(a.int_or("dim", 0)?, x.rank())?;
     let sizes: Vec<usize> = a
-        .ints(if a.has("split_sizes") { "split_sizes" } else { "split_size" })?
+        .ints(if a.has("split_sizes") {
+            "split_sizes"
+        } else {
+            "split_size"
+        })?
         .iter()
         .map(|s| usize::try_from(*s).map_err(|_| a.err(format!("invalid size {s}"))))
         .collect::<Result<_>>()?;
     if sizes.iter().sum::<usize>() != x.dims()[d] {
-        return Err(a.err(format!("split sizes {sizes:?} do not sum to {}", x.dims()[d])));
+        return Err(a.err(format!(
+            "split sizes {sizes:?} do not sum to {}",
+            x.dims()[d]
+        )));
     }
     pieces(&x, d, &sizes)
 }
@@ -577,7 +655,9 @@ fn flip(a: &Args) -> Result<Vec<Value>> {
     for d in dims {
         let n = t.dims()[d];
         let idx: Vec<i64> = (0..n as i64).rev().collect();
-        t = t.contiguous()?.index_select(&Tensor::from_vec(idx, n, t.device())?, d)?;
+        t = t
+            .contiguous()?
+            .index_select(&Tensor::from_vec(idx, n, t.device())?, d)?;
     }
     one(Tv::new(t, x.dt))
 }
@@ -603,7 +683,9 @@ fn roll(a: &Args) -> Result<Vec<Value>> {
         let n = t.dims()[d] as i64;
         let s = s.rem_euclid(n.max(1));
         let idx: Vec<i64> = (0..n).map(|i| (i - s).rem_euclid(n)).collect();
-        t = t.contiguous()?.index_select(&Tensor::from_vec(idx, n as usize, x.t.device())?, d)?;
+        t = t
+            .contiguous()?
+            .index_select(&Tensor::from_vec(idx, n as usize, x.t.device())?, d)?;
     }
     one(Tv::new(t, x.dt))
 }
@@ -611,7 +693,11 @@ fn roll(a: &Args) -> Result<Vec<Value>> {
 fn movedim(a: &Args) -> Result<Vec<Value>> {
     let x = a.tensor("self")?;
     let r = x.rank();
-    let src: Vec<usize> = a.ints("source")?.iter().map(|d| norm_dim(*d, r)).collect::<Result<_>>()?;
+    let src: Vec<usize> = a
+        .ints("source")?
+        .iter()
+        .map(|d| norm_dim(*d, r))
+        .collect::<Result<_>>()?;
     let dst: Vec<usize> = a
         .ints("destination")?
         .iter()

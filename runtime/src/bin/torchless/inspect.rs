@@ -119,7 +119,13 @@ fn print_program(out: &mut impl Write, p: &torchless::ProgramReport) -> anyhow::
         p.verifiers.join(", ")
     )?;
     for i in &p.inputs {
-        writeln!(out, "  input  {}: {} [{}]", i.name, i.dtype, i.sizes.join(", "))?;
+        writeln!(
+            out,
+            "  input  {}: {} [{}]",
+            i.name,
+            i.dtype,
+            i.sizes.join(", ")
+        )?;
     }
     for (s, r) in &p.ranges {
         writeln!(out, "  range  {s} in {r}")?;
@@ -137,7 +143,11 @@ fn print_program(out: &mut impl Write, p: &torchless::ProgramReport) -> anyhow::
             writeln!(out, "  {n:5}  {f}")?;
         }
     } else {
-        writeln!(out, "unsupported ({}), so `torchless run` refuses it:", p.unsupported.len())?;
+        writeln!(
+            out,
+            "unsupported ({}), so `torchless run` refuses it:",
+            p.unsupported.len()
+        )?;
         for u in &p.unsupported {
             writeln!(out, "  {u}")?;
         }

@@ -84,15 +84,24 @@ fn output_bytes(t: &TypedTensor) -> anyhow::Result<(TorchDType, Vec<u8>)> {
     Ok(match t.dtype {
         TorchDType::F32 | TorchDType::BF16 => {
             let v: Vec<f32> = x.to_dtype(DType::F32)?.to_vec1()?;
-            (TorchDType::F32, v.iter().flat_map(|f| f.to_le_bytes()).collect())
+            (
+                TorchDType::F32,
+                v.iter().flat_map(|f| f.to_le_bytes()).collect(),
+            )
         }
         TorchDType::F16 => {
             let v: Vec<half::f16> = x.to_vec1()?;
-            (TorchDType::F16, v.iter().flat_map(|f| f.to_le_bytes()).collect())
+            (
+                TorchDType::F16,
+                v.iter().flat_map(|f| f.to_le_bytes()).collect(),
+            )
         }
         TorchDType::F64 => {
             let v: Vec<f64> = x.to_vec1()?;
-            (TorchDType::F64, v.iter().flat_map(|f| f.to_le_bytes()).collect())
+            (
+                TorchDType::F64,
+                v.iter().flat_map(|f| f.to_le_bytes()).collect(),
+            )
         }
         TorchDType::Bool | TorchDType::U8 => (t.dtype, x.to_dtype(DType::U8)?.to_vec1::<u8>()?),
         TorchDType::I8 => {
@@ -104,7 +113,9 @@ fn output_bytes(t: &TypedTensor) -> anyhow::Result<(TorchDType, Vec<u8>)> {
             let w = t.dtype.size();
             (
                 t.dtype,
-                v.iter().flat_map(|i| i.to_le_bytes()[..w].to_vec()).collect(),
+                v.iter()
+                    .flat_map(|i| i.to_le_bytes()[..w].to_vec())
+                    .collect(),
             )
         }
         other => anyhow::bail!("output dtype {other} cannot be written as .npy"),

@@ -262,7 +262,7 @@ fn embedding(a: &Args) -> Result<Vec<Value>> {
     if let Some(bad) = v.iter().find(|&&i| i < 0 || i >= n) {
         return Err(a.err(format!("index {bad} is out of range for {n} embeddings")));
     }
-    let rows = w.t.index_select(&flat, 0)?;
+    let rows = w.t.contiguous()?.index_select(&flat, 0)?;
     let mut shape = idx.dims().to_vec();
     shape.push(w.dims()[1]);
     one(Tv::new(rows.reshape(shape)?, w.dt))

@@ -176,7 +176,7 @@ fn gather(xp: &Tensor, sizes: &[usize], tables: &[Table], combo: &[usize]) -> Re
             .iter()
             .map(|p| p.unwrap_or(sizes[i]) as i64)
             .collect();
-        v = v.index_select(&idx_tensor(idx, xp.device())?, r - n + i)?;
+        v = v.contiguous()?.index_select(&idx_tensor(idx, xp.device())?, r - n + i)?;
     }
     Ok(v)
 }
@@ -515,7 +515,7 @@ pub(super) fn upsample_nearest(a: &Args, n: usize, exact: bool) -> Result<Vec<Va
                 src.min(input.saturating_sub(1)) as i64
             })
             .collect();
-        y = y.index_select(&idx_tensor(idx, y.device())?, d)?;
+        y = y.contiguous()?.index_select(&idx_tensor(idx, y.device())?, d)?;
     }
     one(Tv::new(y, x.dt))
 }
@@ -598,7 +598,7 @@ fn interpolate(x: &Tensor, taps: &[Taps]) -> Result<Tensor> {
     for k in 0..ntaps {
         let idx: Vec<i64> = first.iter().map(|t| t.0[k] as i64).collect();
         let w: Vec<f32> = first.iter().map(|t| t.1[k]).collect();
-        let xs = x.index_select(&idx_tensor(idx, dev)?, d)?;
+        let xs = x.contiguous()?.index_select(&idx_tensor(idx, dev)?, d)?;
         let inner = interpolate(&xs, &taps[1..])?;
         let w = Tensor::from_vec(w, wshape.as_slice(), dev)?.to_dtype(x.dtype())?;
         let term = inner.broadcast_mul(&w)?;
@@ -728,7 +728,7 @@ fn mapped_pad(a: &Args, x: &Tv, pad: &[i64], mode: PadMode) -> Result<Tv> {
                 PadMode::Circular => j.rem_euclid(n),
             })
             .collect();
-        t = t.index_select(&idx_tensor(idx, t.device())?, d)?;
+        t = t.contiguous()?.index_select(&idx_tensor(idx, t.device())?, d)?;
     }
     Ok(Tv::new(t, x.dt))
 }
