@@ -251,12 +251,19 @@ async fn reflection_lists_the_services() {
         &[("TORCHLESS_API_KEY", "s3cret")],
     );
     let mut r = ServerReflectionClient::new(channel(&server).await);
-    let req = ServerReflectionRequest {
+    let ask = |m: MessageRequest| ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+        message_request: Some(m),
     };
+    // What `grpcurl list` and then `grpcurl describe`/a call ask.
+    let requests = [
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol(
+            "torchless.v1.Inference".into(),
+        )),
+    ];
     let mut replies = r
-        .server_reflection_info(futures_util::stream::iter([req]))
+        .server_reflection_info(futures_util::stream::iter(requests))
         .await
         .unwrap()
         .into_inner();
@@ -267,6 +274,22 @@ async fn reflection_lists_the_services() {
     let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"torchless.v1.Inference"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    let reply = replies.message().await.unwrap().unwrap();
+    let Some(MessageResponse::FileDescriptorResponse(files)) = reply.message_response else {
+        panic!("not a file descriptor: {reply:?}");
+    };
+    // The encoded FileDescriptorProto names its file and the service's methods.
+    let file = &files.file_descriptor_proto[0];
+    for needle in [
+        "torchless/v1/torchless.proto",
+        "ChatComplete",
+        "GenerateChunk",
+    ] {
+        assert!(
+            file.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} not in the descriptor"
+        );
+    }
     wait_serving(&server).await;
 }
 
@@ -525,4 +548,65 @@ async fn the_api_key_guards_inference_but_not_health() {
     let ok = c.embed(right).await;
     assert!(ok.is_ok(), "{ok:?}");
     wait_serving(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_health_not_serving_and_lets_the_call_in_flight_finish() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let m = model_arg("minilm", "bert/tiny-st");
+    // The batch waits 1.5 s, so the call is still in flight when the signal arrives.
+    let mut server = Server::start(&["--model", &m, "--grpc-port", "0", "--max-wait-ms", "1500"]);
+    wait_serving(&server).await;
+    let mut h = HealthClient::new(channel(&server).await);
+    let mut watch = h
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap().status;
+    assert_eq!(first, ServingStatus::Serving as i32);
+    let mut c = client(&server).await;
+    let call = tokio::spawn(async move {
+        c.embed(embed_request("minilm", &["Hello world".into()]))
+            .await
+    });
+    // The /metrics request counts itself: 2 means the gRPC call is in flight too.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.metric("torchless_requests_in_flight") < 2.0 {
+        assert!(Instant::now() < deadline, "the call never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let next = tokio::time::timeout(Duration::from_secs(30), watch.message())
+        .await
+        .expect("no health update after SIGTERM")
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(next, ServingStatus::NotServing as i32);
+    // A watch never ends by itself: the client leaves so the drain can finish.
+    drop(watch);
+    drop(h);
+    let r = call.await.unwrap().unwrap().into_inner();
+    let lib = crate::serve::library_embeddings(&["Hello world"]);
+    assert!(max_abs(&r.embeddings[0].values, &lib[0]) < 1e-5);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = server.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
 }

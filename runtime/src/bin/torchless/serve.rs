@@ -37,8 +37,7 @@ use crate::run_options::RunOptions;
 ///
 /// With --grpc-port 50051, the same over gRPC (reflection: grpcurl needs no .proto):
 ///
-///   grpcurl -plaintext -d '{"model": "minilm", "inputs": ["Hello world"]}' \
-///       localhost:50051 torchless.v1.Inference/Embed
+///   grpcurl -plaintext -d '{"inputs": ["Hello world"]}' localhost:50051 torchless.v1.Inference/Embed
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A model to serve, as NAME=PATH (repeatable): NAME is what requests send in "model",
@@ -55,8 +54,9 @@ pub struct Args {
     port: u16,
     /// Also serve gRPC on this port (same --host; off when not given; 0: any free port, printed
     /// on stderr as `listening on grpc://ADDR`): service torchless.v1.Inference (Embed, Rerank,
-    /// Classify, streamed Complete and ChatComplete, ListModels; runtime/proto/torchless/v1/
-    /// torchless.proto) over the same queues, limits, API key and metrics as HTTP, plus
+    /// Classify, streamed Complete and ChatComplete, ListModels; the .proto is
+    /// runtime/proto/torchless/v1/torchless.proto) over the same queues, limits, API key and
+    /// metrics as HTTP, plus
     /// grpc.health.v1.Health (SERVING once every model is loaded) and server reflection, so
     /// `grpcurl -plaintext localhost:PORT list` works.
     #[arg(long, value_name = "PORT")]

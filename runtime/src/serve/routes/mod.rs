@@ -125,10 +125,12 @@ pub fn pick_model<'a>(
 /// 400 naming the route a model of another task belongs to.
 pub fn wrong_task(name: &str, task: crate::Task) -> ApiError {
     let routes = match task {
-        crate::Task::Embed => "/v1/embeddings or /embed",
-        crate::Task::SequenceClassify => "/rerank or /v1/classify",
-        crate::Task::Classify => "/v1/classify",
-        crate::Task::Generate => "/v1/completions or /v1/chat/completions",
+        crate::Task::Embed => "/v1/embeddings or /embed (gRPC: Embed)",
+        crate::Task::SequenceClassify => "/rerank or /v1/classify (gRPC: Rerank or Classify)",
+        crate::Task::Classify => "/v1/classify (gRPC: Classify)",
+        crate::Task::Generate => {
+            "/v1/completions or /v1/chat/completions (gRPC: Complete or ChatComplete)"
+        }
         crate::Task::ImageTextEmbed => "no route",
     };
     ApiError::bad_request(format!(
