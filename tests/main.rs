@@ -21,6 +21,7 @@ mod resize;
 mod resnet;
 mod runtime_hostile;
 mod serve;
+mod serve_grpc;
 mod vit;
 mod worker;
 mod xlmr;

@@ -14,18 +14,20 @@ use serde_json::{json, Value};
 use crate::common::{fixture, floats, ints, rel_err, s};
 
 /// A running server, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// The gRPC address, with `--grpc-port`.
+    pub grpc: Option<SocketAddr>,
 }
 
 impl Server {
     /// `torchless serve --port 0 --device cpu ARGS`, once `/ready` answers 200.
-    fn start(args: &[&str]) -> Server {
+    pub fn start(args: &[&str]) -> Server {
         Self::start_env(args, &[])
     }
 
-    fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_torchless"));
         cmd.args(["serve", "--port", "0", "--device", "cpu"])
             .args(args)
@@ -44,16 +46,22 @@ impl Server {
                 if let Some(a) = line.strip_prefix("listening on http://") {
                     let _ = tx.send(a.to_string());
                 }
+                if let Some(a) = line.strip_prefix("listening on grpc://") {
+                    let _ = tx.send(a.to_string());
+                }
             }
         });
-        let addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a.parse().unwrap(),
+        let mut recv = || match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse::<SocketAddr>().unwrap(),
             Err(_) => {
                 let _ = child.kill();
                 panic!("the server printed no `listening on` line");
             }
         };
-        let server = Server { child, addr };
+        let addr = recv();
+        // Printed right after the HTTP address.
+        let grpc = args.contains(&"--grpc-port").then(&mut recv);
+        let server = Server { child, addr, grpc };
         let deadline = Instant::now() + Duration::from_secs(60);
         let key = env
             .iter()
@@ -78,7 +86,7 @@ impl Server {
         }
     }
 
-    fn call(
+    pub fn call(
         &self,
         method: &str,
         path: &str,
@@ -88,16 +96,16 @@ impl Server {
         request(self.addr, method, path, headers, body)
     }
 
-    fn post(&self, path: &str, body: &Value) -> Reply {
+    pub fn post(&self, path: &str, body: &Value) -> Reply {
         self.call("POST", path, &[], Some(body.to_string().as_bytes()))
     }
 
-    fn get(&self, path: &str) -> Reply {
+    pub fn get(&self, path: &str) -> Reply {
         self.call("GET", path, &[], None)
     }
 
     /// A metric's value (first line starting with `name`).
-    fn metric(&self, name: &str) -> f64 {
+    pub fn metric(&self, name: &str) -> f64 {
         let m = self.get("/metrics");
         assert_eq!(m.status, 200);
         m.text()
@@ -114,19 +122,19 @@ impl Drop for Server {
     }
 }
 
-struct Reply {
-    status: u16,
+pub struct Reply {
+    pub status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
 
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
@@ -138,7 +146,7 @@ impl Reply {
     }
 
     /// The error body's message, after checking its shape.
-    fn error(&self, status: u16) -> String {
+    pub fn error(&self, status: u16) -> String {
         assert_eq!(self.status, status, "{}", self.text());
         let v = self.json();
         assert_eq!(v["error"]["code"], status);
@@ -147,7 +155,7 @@ impl Reply {
     }
 
     /// The `data:` payloads of a server-sent-events body.
-    fn events(&self) -> Vec<String> {
+    pub fn events(&self) -> Vec<String> {
         self.text()
             .lines()
             .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
@@ -244,15 +252,15 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
-fn expected(rel: &str) -> Value {
+pub fn expected(rel: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture(rel)).unwrap()).unwrap()
 }
 
-fn sentences() -> Vec<String> {
+pub fn sentences() -> Vec<String> {
     serde_json::from_str(&std::fs::read_to_string(fixture("bert/sentences.json")).unwrap()).unwrap()
 }
 
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+pub fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
@@ -260,11 +268,11 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn model_arg(name: &str, rel: &str) -> String {
+pub fn model_arg(name: &str, rel: &str) -> String {
     format!("{name}={}", s(&fixture(rel)))
 }
 
-fn library_embeddings(texts: &[&str]) -> Vec<Vec<f32>> {
+pub fn library_embeddings(texts: &[&str]) -> Vec<Vec<f32>> {
     let opts = torchless::LoadOptions {
         device: torchless::DeviceSpec::Cpu,
         ..Default::default()
@@ -510,7 +518,7 @@ fn image_classification_from_png_and_from_a_tensor() {
     assert!(msg.contains("not a PNG or JPEG"), "{msg}");
 }
 
-fn gpt2_case() -> (Value, Value) {
+pub fn gpt2_case() -> (Value, Value) {
     let e = expected("decoders/expected.json");
     let g = e["models"]["gpt2"].clone();
     (g["text_cases"][0].clone(), g)

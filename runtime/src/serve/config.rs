@@ -88,6 +88,9 @@ pub struct ServeConfig {
     pub load: LoadOptions,
     /// Where to listen (port 0: any free port).
     pub addr: SocketAddr,
+    /// Where to serve gRPC (`torchless.v1.Inference`, health, reflection), when at all (port 0:
+    /// any free port).
+    pub grpc_addr: Option<SocketAddr>,
     /// When set, every route but `/health` needs `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
     /// Limits.

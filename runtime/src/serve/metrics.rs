@@ -122,7 +122,10 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self, models: &[ModelGauges<'_>]) -> String {
         let mut out = String::new();
-        out.push_str("# HELP torchless_requests_total HTTP requests by route and status.\n");
+        out.push_str(
+            "# HELP torchless_requests_total Requests by route and status (HTTP status; for \
+             grpc:/ routes the gRPC code).\n",
+        );
         out.push_str("# TYPE torchless_requests_total counter\n");
         for ((route, status), n) in self
             .requests

@@ -1,4 +1,6 @@
-//! `torchless serve`: the models of a [`ServeConfig`] behind an HTTP API (axum on tokio).
+//! `torchless serve`: the models of a [`ServeConfig`] behind an HTTP API (axum on tokio) and,
+//! with [`ServeConfig::grpc_addr`], the same operations over gRPC ([`grpc`], tonic) on their
+//! own port.
 //!
 //! - Routes ([`routes`]): OpenAI-compatible `POST /v1/embeddings`, `/v1/completions`,
 //!   `/v1/chat/completions` (streamed as server-sent events with `"stream": true`) and
@@ -21,6 +23,7 @@
 pub mod batcher;
 pub mod config;
 pub mod error;
+pub mod grpc;
 pub mod metrics;
 pub mod models;
 pub mod routes;
@@ -36,9 +39,18 @@ pub use config::{Limits, ModelSpec, ServeConfig};
 pub use error::{ApiError, ServeError};
 pub use models::AppState;
 
+/// The bound addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    /// HTTP.
+    pub http: SocketAddr,
+    /// gRPC, when served.
+    pub grpc: Option<SocketAddr>,
+}
+
 /// Runs the server until SIGTERM/SIGINT (then drains) or a model fails to load (then returns
-/// that error). `on_listening` is called with the bound address before any model is loaded.
-pub fn run(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+/// that error). `on_listening` is called with the bound addresses before any model is loaded.
+pub fn run(config: ServeConfig, on_listening: impl FnOnce(Bound)) -> Result<(), ServeError> {
     let state = Arc::new(AppState::new(&config)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -53,22 +65,36 @@ pub fn run(config: ServeConfig, on_listening: impl FnOnce(SocketAddr)) -> Result
     result
 }
 
-async fn serve(
-    config: ServeConfig,
-    state: Arc<AppState>,
-    on_listening: impl FnOnce(SocketAddr),
-) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(config.addr)
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|cause| ServeError::Io {
-            context: format!("cannot listen on {}", config.addr),
+            context: format!("cannot listen on {addr}"),
             cause,
         })?;
-    let addr = listener.local_addr().map_err(|cause| ServeError::Io {
+    let bound = listener.local_addr().map_err(|cause| ServeError::Io {
         context: "cannot read the bound address".into(),
         cause,
     })?;
-    on_listening(addr);
+    Ok((listener, bound))
+}
+
+async fn serve(
+    config: ServeConfig,
+    state: Arc<AppState>,
+    on_listening: impl FnOnce(Bound),
+) -> Result<(), ServeError> {
+    let (listener, addr) = bind(config.addr).await?;
+    let grpc = match config.grpc_addr {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    on_listening(Bound {
+        http: addr,
+        grpc: grpc.as_ref().map(|(_, a)| *a),
+    });
+    // Notified once every model is loaded (gRPC health turns SERVING).
+    let loaded = Arc::new(Notify::new());
 
     let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel::<ServeError>();
     for slot in state.models.values() {
@@ -76,15 +102,22 @@ async fn serve(
         let fatal = fatal_tx.clone();
         let opts = config.load.clone();
         let limits = config.limits;
+        let state = Arc::clone(&state);
+        let loaded = Arc::clone(&loaded);
         tokio::spawn(async move {
             let start = std::time::Instant::now();
             match models::load(Arc::clone(&slot), opts, limits).await {
-                Ok(()) => eprintln!(
-                    "model {:?} loaded ({}) in {:.1} s",
-                    slot.name,
-                    slot.task.describe(),
-                    start.elapsed().as_secs_f64()
-                ),
+                Ok(()) => {
+                    eprintln!(
+                        "model {:?} loaded ({}) in {:.1} s",
+                        slot.name,
+                        slot.task.describe(),
+                        start.elapsed().as_secs_f64()
+                    );
+                    if state.ready() {
+                        loaded.notify_one();
+                    }
+                }
                 Err(e) => {
                     let _ = fatal.send(e);
                 }
@@ -101,6 +134,16 @@ async fn serve(
             .with_graceful_shutdown(async move { stop2.notified().await })
             .await
     });
+    let grpc_stop = Arc::new(Notify::new());
+    let grpc_server = grpc.map(|(listener, _)| {
+        let stop = Arc::clone(&grpc_stop);
+        tokio::spawn(grpc::serve(
+            listener,
+            Arc::clone(&state),
+            Arc::clone(&loaded),
+            async move { stop.notified().await },
+        ))
+    });
 
     let mut failure = None;
     tokio::select! {
@@ -112,16 +155,36 @@ async fn serve(
     }
     state.draining.store(true, Ordering::Relaxed);
     stop.notify_one();
+    grpc_stop.notify_one();
     let drain = config.limits.drain_timeout;
-    match tokio::time::timeout(drain, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(cause))) => {
-            failure.get_or_insert(ServeError::Io {
-                context: "the server failed".into(),
-                cause,
-            });
+    let both = async {
+        let http = server.await;
+        let grpc = match grpc_server {
+            Some(g) => Some(g.await),
+            None => None,
+        };
+        (http, grpc)
+    };
+    match tokio::time::timeout(drain, both).await {
+        Ok((http, grpc)) => {
+            match http {
+                Ok(Ok(())) => {}
+                Ok(Err(cause)) => {
+                    failure.get_or_insert(ServeError::Io {
+                        context: "the server failed".into(),
+                        cause,
+                    });
+                }
+                Err(e) => eprintln!("the server task failed: {e}"),
+            }
+            match grpc {
+                None | Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => {
+                    failure.get_or_insert(e);
+                }
+                Some(Err(e)) => eprintln!("the gRPC server task failed: {e}"),
+            }
         }
-        Ok(Err(e)) => eprintln!("the server task failed: {e}"),
         Err(_) => eprintln!(
             "requests still running after {} s (the drain timeout) are dropped",
             drain.as_secs_f64()

@@ -333,12 +333,13 @@ fn run_images(model: &Classifier, inputs: &[ImageInput]) -> crate::Result<Vec<Ve
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::serve::config::ModelSpec;
     use crate::DeviceSpec;
 
-    fn config(models: &[(&str, &str)]) -> ServeConfig {
+    /// A configuration of committed fixtures, on CPU, ports 0.
+    pub(crate) fn config(models: &[(&str, &str)]) -> ServeConfig {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
         ServeConfig {
             models: models
@@ -353,6 +354,7 @@ mod tests {
                 ..LoadOptions::default()
             },
             addr: ([127, 0, 0, 1], 0).into(),
+            grpc_addr: None,
             api_key: None,
             limits: Limits::default(),
         }

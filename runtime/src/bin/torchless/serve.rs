@@ -7,8 +7,8 @@ use torchless::serve::{Limits, ModelSpec, ServeConfig};
 
 use crate::run_options::RunOptions;
 
-/// Serve models over HTTP: OpenAI- and text-embeddings-inference-compatible routes, dynamic
-/// batching, Prometheus metrics.
+/// Serve models over HTTP (and gRPC with --grpc-port): OpenAI- and
+/// text-embeddings-inference-compatible routes, dynamic batching, Prometheus metrics.
 ///
 /// Each --model NAME=PATH is served under NAME; what it does comes from its folder (the model
 /// registry, as for the other commands): a sentence encoder answers POST /v1/embeddings and
@@ -34,6 +34,10 @@ use crate::run_options::RunOptions;
 /// and a client in another:
 ///
 ///   curl -s localhost:8080/v1/embeddings -d '{"model": "minilm", "input": ["Hello world"]}'
+///
+/// With --grpc-port 50051, the same over gRPC (reflection: grpcurl needs no .proto):
+///
+///   grpcurl -plaintext -d '{"inputs": ["Hello world"]}' localhost:50051 torchless.v1.Inference/Embed
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A model to serve, as NAME=PATH (repeatable): NAME is what requests send in "model",
@@ -48,6 +52,15 @@ pub struct Args {
     /// The port (0: any free port; the bound address is printed on stderr).
     #[arg(long, default_value_t = 8080, value_name = "PORT")]
     port: u16,
+    /// Also serve gRPC on this port (same --host; off when not given; 0: any free port, printed
+    /// on stderr as `listening on grpc://ADDR`): service torchless.v1.Inference (Embed, Rerank,
+    /// Classify, streamed Complete and ChatComplete, ListModels; the .proto is
+    /// runtime/proto/torchless/v1/torchless.proto) over the same queues, limits, API key and
+    /// metrics as HTTP, plus
+    /// grpc.health.v1.Health (SERVING once every model is loaded) and server reflection, so
+    /// `grpcurl -plaintext localhost:PORT list` works.
+    #[arg(long, value_name = "PORT")]
+    grpc_port: Option<u16>,
     /// Require `Authorization: Bearer KEY` on every route but /health.
     #[arg(
         long,
@@ -108,6 +121,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         models: a.models,
         load: a.run.load_options()?,
         addr: SocketAddr::new(a.host, a.port),
+        grpc_addr: a.grpc_port.map(|p| SocketAddr::new(a.host, p)),
         api_key: a.api_key,
         limits: Limits {
             max_batch_size: a.max_batch_size,
@@ -120,6 +134,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             drain_timeout: seconds(a.drain_timeout, "--drain-timeout")?,
         },
     };
-    torchless::serve::run(config, |addr| eprintln!("listening on http://{addr}"))?;
+    torchless::serve::run(config, |bound| {
+        eprintln!("listening on http://{}", bound.http);
+        if let Some(g) = bound.grpc {
+            eprintln!("listening on grpc://{g}");
+        }
+    })?;
     Ok(())
 }

@@ -65,13 +65,13 @@ pub fn texts(v: Value, field: &str) -> Result<Vec<String>, ApiError> {
 }
 
 /// Embeds `texts` through the model's batcher, at most `max_batch_size` per queued job; also
-/// returns the token count.
+/// returns each input's token count.
 async fn embed(
     state: &Shared,
     model: &Arc<SentenceEncoder>,
     batcher: &crate::serve::batcher::Batcher<String, Vec<f32>>,
     texts: Vec<String>,
-) -> Result<(Vec<Vec<f32>>, usize), ApiError> {
+) -> Result<(Vec<Vec<f32>>, Vec<usize>), ApiError> {
     let per_job = state.limits.max_batch_size.max(1);
     let m = Arc::clone(model);
     // Tokenized once here for the token budget and `usage`; the batch tokenizes again with its
@@ -86,7 +86,6 @@ async fn embed(
     })
     .await
     .map_err(|e| ApiError::internal(format!("tokenizing failed: {e}")))??;
-    let total: usize = lengths.iter().sum();
     let mut jobs = Vec::new();
     let mut texts = texts.into_iter();
     for chunk in lengths.chunks(per_job) {
@@ -94,7 +93,7 @@ async fn embed(
         jobs.push(batcher.submit(inputs, chunk.iter().sum()));
     }
     let rows = try_join_all(jobs).await?.into_iter().flatten().collect();
-    Ok((rows, total))
+    Ok((rows, lengths))
 }
 
 /// A served sentence encoder.
@@ -122,6 +121,60 @@ fn encoder<'a>(state: &'a Shared, name: Option<&str>) -> Result<Encoder<'a>, Api
     }
 }
 
+/// The answer to an embedding request, over HTTP or gRPC.
+pub struct Embedded<'a> {
+    /// The model that answered.
+    pub model: &'a str,
+    /// One row per input, in order.
+    pub rows: Vec<Vec<f32>>,
+    /// Tokens per input (special tokens included, truncated as embedded).
+    pub tokens: Vec<usize>,
+}
+
+/// Embeds `texts` with the served encoder `name` (or the only one): `normalize` unset gives the
+/// rows as the folder computes them, `Some(true)` unit rows, `Some(false)` is refused for a
+/// folder that normalises; `dimensions`, when given, must be the model's. Every protocol's
+/// embedding route goes through here.
+pub async fn embed_texts<'a>(
+    state: &'a Shared,
+    name: Option<&str>,
+    texts: Vec<String>,
+    normalize: Option<bool>,
+    dimensions: Option<usize>,
+) -> Result<Embedded<'a>, ApiError> {
+    let Encoder {
+        name,
+        model,
+        batcher,
+        normalizes,
+    } = encoder(state, name)?;
+    if let Some(d) = dimensions {
+        if d != model.dim() {
+            return Err(ApiError::bad_request(format!(
+                "invalid field `dimensions`: model {name:?} gives {} dimensions only",
+                model.dim()
+            )));
+        }
+    }
+    if normalize == Some(false) && normalizes {
+        return Err(ApiError::bad_request(format!(
+            "invalid field `normalize`: model {name:?} ends with a Normalize module, so its \
+             embeddings are always unit length"
+        )));
+    }
+    let (mut rows, tokens) = embed(state, model, batcher, texts).await?;
+    if normalize == Some(true) && !normalizes {
+        for r in &mut rows {
+            crate::l2_normalize(r);
+        }
+    }
+    Ok(Embedded {
+        model: name,
+        rows,
+        tokens,
+    })
+}
+
 /// OpenAI's embeddings: `{"model", "input": str | [str], "encoding_format"?: "float" | "base64"}`.
 pub async fn openai(State(state): State<Shared>, ApiJson(req): ApiJson<OpenAiRequest>) -> Response {
     let limit = state.limits.request_timeout;
@@ -137,21 +190,12 @@ pub async fn openai(State(state): State<Shared>, ApiJson(req): ApiJson<OpenAiReq
             }
         };
         let texts = texts(req.input, "input")?;
-        let Encoder {
-            name,
-            model,
-            batcher,
-            ..
-        } = encoder(&state, Some(&req.model))?;
-        if let Some(d) = req.dimensions {
-            if d != model.dim() {
-                return Err(ApiError::bad_request(format!(
-                    "invalid field `dimensions`: model {name:?} gives {} dimensions only",
-                    model.dim()
-                )));
-            }
-        }
-        let (rows, tokens) = embed(&state, model, batcher, texts).await?;
+        let Embedded {
+            model: name,
+            rows,
+            tokens,
+        } = embed_texts(&state, Some(&req.model), texts, None, req.dimensions).await?;
+        let tokens: usize = tokens.iter().sum();
         let data: Vec<Value> = rows
             .into_iter()
             .enumerate()
@@ -183,25 +227,9 @@ pub async fn tei(State(state): State<Shared>, ApiJson(req): ApiJson<TeiRequest>)
     let limit = state.limits.request_timeout;
     with_timeout(limit, async {
         let texts = texts(req.inputs, "inputs")?;
-        let Encoder {
-            name,
-            model,
-            batcher,
-            normalizes,
-        } = encoder(&state, req.model.as_deref())?;
         let normalize = req.normalize.unwrap_or(true);
-        if !normalize && normalizes {
-            return Err(ApiError::bad_request(format!(
-                "invalid field `normalize`: model {name:?} ends with a Normalize module, so its \
-                 embeddings are always unit length"
-            )));
-        }
-        let (mut rows, _) = embed(&state, model, batcher, texts).await?;
-        if normalize && !normalizes {
-            for r in &mut rows {
-                crate::l2_normalize(r);
-            }
-        }
+        let Embedded { rows, .. } =
+            embed_texts(&state, req.model.as_deref(), texts, Some(normalize), None).await?;
         Ok(axum::Json(rows).into_response())
     })
     .await

@@ -23,39 +23,44 @@ use crate::serve::error::ApiError;
 use crate::serve::models::Served;
 use crate::{GenerateOptions, SamplerConfig, Sampling, StopReason, TextGenerator};
 
-/// The fields of both routes (each checks the ones it needs).
-#[derive(Deserialize)]
+/// The fields of both routes (each checks the ones it needs); gRPC requests are turned into
+/// one too, so both protocols are checked by the same [`prepare`].
+#[derive(Deserialize, Default)]
+#[allow(missing_docs)]
 pub struct GenRequest {
-    model: String,
+    pub model: String,
     #[serde(default)]
-    prompt: Option<Value>,
+    pub prompt: Option<Value>,
     #[serde(default)]
-    messages: Option<Vec<ChatMessage>>,
+    pub messages: Option<Vec<ChatMessage>>,
     #[serde(default)]
-    max_tokens: Option<usize>,
+    pub max_tokens: Option<usize>,
     #[serde(default)]
-    max_completion_tokens: Option<usize>,
+    pub max_completion_tokens: Option<usize>,
     #[serde(default)]
-    temperature: Option<f32>,
+    pub temperature: Option<f32>,
     #[serde(default)]
-    top_p: Option<f32>,
+    pub top_p: Option<f32>,
     #[serde(default)]
-    top_k: Option<usize>,
+    pub top_k: Option<usize>,
     #[serde(default)]
-    seed: Option<u64>,
+    pub seed: Option<u64>,
     #[serde(default)]
-    stop: Option<Value>,
+    pub stop: Option<Value>,
     #[serde(default)]
-    stream: bool,
+    pub stream: bool,
     #[serde(default)]
-    n: Option<usize>,
+    pub n: Option<usize>,
     #[serde(default)]
-    echo: Option<bool>,
+    pub echo: Option<bool>,
 }
 
+/// A completion or a chat.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
+    /// A prompt to continue.
     Completion,
+    /// Messages rendered with the chat template.
     Chat,
 }
 
@@ -81,7 +86,7 @@ fn now() -> u64 {
 }
 
 /// Everything checked before the sequence is queued.
-struct Prepared {
+pub struct Prepared {
     queue: Arc<GenerationQueue>,
     model: String,
     prompt_ids: Vec<u32>,
@@ -104,7 +109,8 @@ async fn generate(state: Shared, req: GenRequest, kind: Kind) -> Response {
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-fn prepare(state: &Shared, req: GenRequest, kind: Kind) -> Result<Prepared, ApiError> {
+/// Checks a request and turns it into a sequence to queue (every protocol goes through here).
+pub fn prepare(state: &Shared, req: GenRequest, kind: Kind) -> Result<Prepared, ApiError> {
     let (slot, served) = state.model(&req.model)?;
     let Served::Generate { queue, dir } = served else {
         return Err(wrong_task(&slot.name, slot.task));
@@ -543,41 +549,51 @@ fn chunk(
     }
 }
 
-/// The answer as server-sent events. A queue refusal (429) is still a plain error response;
-/// anything after the first byte (a failure, the timeout) is an `{"error": ...}` event before
-/// `[DONE]`.
-fn stream_response(state: Shared, p: Prepared, kind: Kind) -> Response {
-    let rx = match submit(&p) {
-        Ok(rx) => rx,
-        Err(e) => return e.into_response(),
-    };
-    let (tx, response) = super::sse::channel();
-    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let id = match kind {
-        Kind::Completion => format!("cmpl-{n}"),
-        Kind::Chat => format!("chatcmpl-{n}"),
-    };
+/// One event of a streamed generation, whatever the protocol.
+pub enum StreamEvent {
+    /// A text delta and the ids it came from (ids whose text is still held back, an incomplete
+    /// character or a possible stop string, travel with the next delta that has text).
+    Delta {
+        /// The text.
+        text: String,
+        /// The ids.
+        ids: Vec<u32>,
+    },
+    /// The end.
+    Finish {
+        /// `stop` or `length`.
+        reason: &'static str,
+        /// Tokens of the prompt.
+        prompt_tokens: usize,
+        /// Tokens generated.
+        completion_tokens: usize,
+    },
+    /// A failure or the timeout after the stream started; nothing follows.
+    Error(ApiError),
+}
+
+/// Queues the sequence (a refusal, such as a full queue, is returned at once) and streams its
+/// events on a bounded channel, ending at `--request-timeout`. Dropping the receiver (the
+/// client went away) cancels the sequence: it leaves the batch at its next step.
+pub fn stream_events(state: Shared, p: Prepared) -> Result<mpsc::Receiver<StreamEvent>, ApiError> {
+    let rx = submit(&p)?;
+    let (tx, events) = mpsc::channel(64);
     let limit = state.limits.request_timeout;
     tokio::spawn(async move {
         let deadline = Instant::now() + limit;
         let gen = Arc::clone(p.queue.generator());
         let mut run = Run::new(rx, &gen, p.stops.clone(), &state);
-        if kind == Kind::Chat && !tx.json(&chunk(kind, &id, &p.model, None, &[], None)).await {
-            return;
-        }
-        // Ids whose text is still held back (an incomplete character, a possible stop string)
-        // travel with the next chunk that has text, so the chunks' ids add up to all of them.
         let mut pending: Vec<u32> = Vec::new();
         loop {
             let step = match tokio::time::timeout_at(deadline, run.next()).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
-                    let _ = tx.json(&e.body()).await;
-                    break;
+                    let _ = tx.send(StreamEvent::Error(e)).await;
+                    return;
                 }
                 Err(_) => {
-                    let _ = tx.json(&ApiError::timeout(limit).body()).await;
-                    break;
+                    let _ = tx.send(StreamEvent::Error(ApiError::timeout(limit))).await;
+                    return;
                 }
             };
             match step {
@@ -586,33 +602,51 @@ fn stream_response(state: Shared, p: Prepared, kind: Kind) -> Response {
                     if text.is_empty() && run.stream.is_some() {
                         continue;
                     }
-                    let c = chunk(kind, &id, &p.model, Some(&text), &pending, None);
-                    pending.clear();
-                    if !tx.json(&c).await {
+                    let ids = std::mem::take(&mut pending);
+                    if tx.send(StreamEvent::Delta { text, ids }).await.is_err() {
                         // The client went away: dropping `run` stops the sequence.
                         return;
                     }
                 }
                 Step::End { text, reason } => {
-                    if (!text.is_empty() || !pending.is_empty())
-                        && !tx
-                            .json(&chunk(kind, &id, &p.model, Some(&text), &pending, None))
-                            .await
-                    {
-                        return;
+                    if !text.is_empty() || !pending.is_empty() {
+                        let ids = std::mem::take(&mut pending);
+                        if tx.send(StreamEvent::Delta { text, ids }).await.is_err() {
+                            return;
+                        }
                     }
-                    if !tx
-                        .json(&chunk(kind, &id, &p.model, None, &[], Some(reason)))
-                        .await
-                    {
-                        return;
-                    }
-                    break;
+                    let finish = StreamEvent::Finish {
+                        reason,
+                        prompt_tokens: p.prompt_ids.len(),
+                        completion_tokens: run.ids.len(),
+                    };
+                    let _ = tx.send(finish).await;
+                    return;
                 }
             }
         }
-        drop(run);
-        let _ = tx.done().await;
     });
-    response
+    Ok(events)
+}
+
+/// The answer as server-sent events. A queue refusal (429) is still a plain error response;
+/// anything after the first byte (a failure, the timeout) is an `{"error": ...}` event before
+/// `[DONE]`.
+fn stream_response(state: Shared, p: Prepared, kind: Kind) -> Response {
+    let model = p.model.clone();
+    let events = match stream_events(state, p) {
+        Ok(rx) => rx,
+        Err(e) => return e.into_response(),
+    };
+    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let id = match kind {
+        Kind::Completion => format!("cmpl-{n}"),
+        Kind::Chat => format!("chatcmpl-{n}"),
+    };
+    let first = (kind == Kind::Chat).then(|| chunk(kind, &id, &model, None, &[], None));
+    super::sse::stream(first, events, move |ev| match ev {
+        StreamEvent::Delta { text, ids } => chunk(kind, &id, &model, Some(&text), &ids, None),
+        StreamEvent::Finish { reason, .. } => chunk(kind, &id, &model, None, &[], Some(reason)),
+        StreamEvent::Error(e) => e.body(),
+    })
 }

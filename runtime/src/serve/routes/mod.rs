@@ -2,9 +2,9 @@
 //! the field, and the middleware: bearer-token auth (every route but `/health`) and per-route
 //! request counting.
 
-mod classify;
-mod embed;
-mod generate;
+pub(crate) mod classify;
+pub(crate) mod embed;
+pub(crate) mod generate;
 mod sse;
 
 use std::future::Future;
@@ -125,10 +125,12 @@ pub fn pick_model<'a>(
 /// 400 naming the route a model of another task belongs to.
 pub fn wrong_task(name: &str, task: crate::Task) -> ApiError {
     let routes = match task {
-        crate::Task::Embed => "/v1/embeddings or /embed",
-        crate::Task::SequenceClassify => "/rerank or /v1/classify",
-        crate::Task::Classify => "/v1/classify",
-        crate::Task::Generate => "/v1/completions or /v1/chat/completions",
+        crate::Task::Embed => "/v1/embeddings or /embed (gRPC: Embed)",
+        crate::Task::SequenceClassify => "/rerank or /v1/classify (gRPC: Rerank or Classify)",
+        crate::Task::Classify => "/v1/classify (gRPC: Classify)",
+        crate::Task::Generate => {
+            "/v1/completions or /v1/chat/completions (gRPC: Complete or ChatComplete)"
+        }
         crate::Task::ImageTextEmbed => "no route",
     };
     ApiError::bad_request(format!(
@@ -215,15 +217,15 @@ async fn auth(State(state): State<Shared>, req: Request, next: Next) -> Response
 }
 
 /// Compares two keys in time that depends on their lengths only.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// One request in `torchless_requests_in_flight`, also when its future is dropped.
-struct InFlight<'a>(&'a AppState);
+pub(crate) struct InFlight<'a>(&'a AppState);
 
 impl<'a> InFlight<'a> {
-    fn new(state: &'a AppState) -> Self {
+    pub(crate) fn new(state: &'a AppState) -> Self {
         state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(state)
     }
@@ -275,5 +277,32 @@ mod tests {
         let e = parse_json::<Body>(b"{").unwrap_err();
         assert!(e.message.starts_with("invalid JSON body"), "{}", e.message);
         assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"ab", b"abc"));
+    }
+
+    #[tokio::test]
+    async fn ready_is_503_while_a_model_loads_then_200() {
+        let config = crate::serve::models::tests::config(&[("m", "bert/tiny-st")]);
+        let state = Arc::new(AppState::new(&config).unwrap());
+        let r = ready(State(Arc::clone(&state))).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&body).contains("still loading: m"),
+            "{body:?}"
+        );
+        let slot = Arc::clone(&state.models["m"]);
+        crate::serve::models::load(slot, config.load.clone(), state.limits)
+            .await
+            .unwrap();
+        assert_eq!(
+            ready(State(Arc::clone(&state))).await.status(),
+            StatusCode::OK
+        );
+        state.draining.store(true, Ordering::Relaxed);
+        assert_eq!(
+            ready(State(state)).await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }
