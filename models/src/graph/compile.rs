@@ -72,6 +72,7 @@ pub(super) fn run_passes(model: &mut GraphModel) -> Result<()> {
         fired: BTreeMap::new(),
     };
     c.removed = vec![false; c.m.steps.len()];
+    c.drop_identities();
     c.fold_constants()?;
     c.fold_batch_norm()?;
     c.fuse_linear()?;
@@ -238,6 +239,59 @@ impl Compiler<'_> {
         match a? {
             CArg::Slot(s) => Some(*s),
             _ => None,
+        }
+    }
+
+    /// Removes steps that compute nothing here: metadata assertions (the interpreter's own
+    /// dtype checks make them hold), and identities (`clone`, `contiguous`, `alias`,
+    /// `detach`, eval `dropout`, casts to the dtype the value already has), whose readers then
+    /// read the input. An identity whose input or output an in-place op writes stays.
+    fn drop_identities(&mut self) {
+        let written: std::collections::HashSet<usize> =
+            self.m.steps.iter().filter_map(|s| s.inplace).collect();
+        for i in 0..self.m.steps.len() {
+            let s = &self.m.steps[i];
+            let base = s.op.split('.').nth(1).unwrap_or("");
+            if matches!(base, "_assert_tensor_metadata" | "_assert_async" | "sym_constrain_range" | "sym_constrain_range_for_size") {
+                self.removed[i] = true;
+                continue;
+            }
+            let input = match base {
+                "clone" | "contiguous" | "alias" | "detach" | "lift_fresh_copy" => {
+                    Self::slot(Self::arg(s, "self"))
+                }
+                "dropout" | "feature_dropout" | "alpha_dropout" => {
+                    let train = matches!(Self::arg(s, "train"), Some(CArg::Const(Value::Bool(true))));
+                    if train {
+                        None
+                    } else {
+                        Self::slot(Self::arg(s, "input"))
+                    }
+                }
+                "to" | "_to_copy" => {
+                    let x = Self::slot(Self::arg(s, "self"));
+                    let to = match Self::arg(s, "dtype") {
+                        Some(CArg::Const(Value::Dtype(d))) => Some(*d),
+                        None | Some(CArg::Const(Value::None)) => x.and_then(|x| self.m.slot_dtype[x]),
+                        _ => None,
+                    };
+                    let from = x.and_then(|x| self.m.slot_dtype[x]);
+                    x.filter(|_| to.is_some() && to == from)
+                }
+                _ => None,
+            };
+            let (Some(x), Some(Out::One(out))) = (input, s.outs.first()) else {
+                continue;
+            };
+            let out = *out;
+            if written.contains(&x) || written.contains(&out) || s.outs.len() != 1 {
+                continue;
+            }
+            self.removed[i] = true;
+            self.alias(out, x);
+            if let Some(d) = self.m.slot_dtype[out] {
+                self.m.slot_dtype[x].get_or_insert(d);
+            }
         }
     }
 
@@ -439,7 +493,8 @@ impl Compiler<'_> {
                         continue;
                     }
                     let l = Linear::from_transposed(w.t.contiguous()?, b);
-                    (Self::arg(s, "mat1").cloned(), (l, w.dt))
+                    let x = if s.op == "aten.mm.default" { "self" } else { "mat1" };
+                    (Self::arg(s, x).cloned(), (l, w.dt))
                 }
                 _ => continue,
             };
