@@ -109,7 +109,114 @@ pub(super) fn sdpa(a: &Args) -> Result<Vec<Value>> {
         return Err(a.err("an explicit attn_mask should not be set when is_causal=True"));
     }
     let gqa = a.bool_or("enable_gqa", false)?;
+    if let Some(y) = flash_path(a, gqa)? {
+        return Ok(vec![Value::Tensor(y)]);
+    }
     Ok(vec![Value::Tensor(attend(a, "attn_mask", gqa)?.y)])
+}
+
+/// The fused flash kernel (`torchless_kernels::attention`) for the calls it computes as the
+/// math path does: 4-D query/key/value of one float dtype, grouped heads only with
+/// `enable_gqa`, no mask or a key-padding mask (per batch one prefix of valid keys, the same
+/// for every head and query row: what BERT-style encoders build), causal only when L == S
+/// (ATen's top-left alignment and the kernel's bottom-right one agree there). Anything else
+/// takes the math path.
+fn flash_path(a: &Args, gqa: bool) -> Result<Option<Tv>> {
+    use torchless_kernels::attention::{flash_attention, AttentionOptions};
+    let (q, k, v) = (a.tensor("query")?, a.tensor("key")?, a.tensor("value")?);
+    if q.rank() != 4 || k.rank() != 4 || v.rank() != 4 || !q.dt.is_float() {
+        return Ok(None);
+    }
+    if k.dt != q.dt || v.dt != q.dt || q.dt == Dt::F64 {
+        return Ok(None);
+    }
+    let (qd, kd, vd) = (q.dims(), k.dims(), v.dims());
+    let (b, hq, l, d) = (qd[0], qd[1], qd[2], qd[3]);
+    let (hk, s) = (kd[1], kd[2]);
+    if kd[0] != b || vd[0] != b || vd[1] != hk || vd[2] != s || kd[3] != d || vd[3] != d {
+        return Ok(None);
+    }
+    if hk != hq && !(gqa && hk > 0 && hq % hk == 0) {
+        return Ok(None);
+    }
+    let causal = a.bool_or("is_causal", false)?;
+    if causal && l != s {
+        return Ok(None);
+    }
+    let key_lengths = match a.opt_tensor("attn_mask")? {
+        None => None,
+        Some(m) => match key_padding_lengths(&m, b, l, s)? {
+            Some(v) => Some(v),
+            None => return Ok(None),
+        },
+    };
+    let scale = match a.opt_float("scale")? {
+        Some(x) => x as f32,
+        None => 1.0 / (d.max(1) as f32).sqrt(),
+    };
+    let opts = AttentionOptions {
+        scale,
+        causal,
+        key_lengths,
+    };
+    let y = flash_attention(&q.t.contiguous()?, &k.t.contiguous()?, &v.t.contiguous()?, &opts)?;
+    Ok(Some(Tv::new(y, q.dt)))
+}
+
+/// Per batch, the number of leading valid keys when `mask` (bool: True attends; float: 0
+/// attends, -inf masks) is a key-padding mask broadcastable to `[b, 1, l, s]`; `None` for any
+/// other mask (per-head, per-query, left padding, finite biases, a row with no valid key).
+fn key_padding_lengths(mask: &Tv, b: usize, l: usize, s: usize) -> Result<Option<Vec<u32>>> {
+    if mask.rank() > 4 || mask.rank() < 1 {
+        return Ok(None);
+    }
+    let mut shape = vec![1usize; 4 - mask.rank()];
+    shape.extend_from_slice(mask.dims());
+    if shape[1] != 1 || (shape[0] != 1 && shape[0] != b) {
+        return Ok(None);
+    }
+    if (shape[2] != 1 && shape[2] != l) || shape[3] != s {
+        return Ok(None);
+    }
+    let valid: Vec<u8> = if mask.dt == Dt::Bool {
+        mask.t.reshape(shape.as_slice())?.broadcast_as((b, 1, l, s))?.contiguous()?.flatten_all()?.to_vec1()?
+    } else if mask.dt.is_float() {
+        let f: Vec<f32> = mask
+            .t
+            .reshape(shape.as_slice())?
+            .broadcast_as((b, 1, l, s))?
+            .to_dtype(DType::F32)?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1()?;
+        let mut v = Vec::with_capacity(f.len());
+        for x in f {
+            if x == 0.0 {
+                v.push(1);
+            } else if x == f32::NEG_INFINITY {
+                v.push(0);
+            } else {
+                return Ok(None);
+            }
+        }
+        v
+    } else {
+        return Ok(None);
+    };
+    let mut lengths = Vec::with_capacity(b);
+    for bi in 0..b {
+        let rows = &valid[bi * l * s..(bi + 1) * l * s];
+        let first = &rows[..s];
+        let len = first.iter().take_while(|x| **x != 0).count();
+        if len == 0 || first[len..].iter().any(|x| *x != 0) {
+            return Ok(None);
+        }
+        if rows.chunks(s).any(|r| r != first) {
+            return Ok(None);
+        }
+        lengths.push(len as u32);
+    }
+    Ok(Some(lengths))
 }
 
 /// `_scaled_dot_product_flash_attention_for_cpu` → (output, logsumexp).
