@@ -119,14 +119,29 @@ impl SentenceEncoder {
         Ok(self.model.forward(&ids, Some(&types), &batch.lengths)?)
     }
 
-    /// Embeds texts, `batch_size` at a time, in input order.
+    /// Embeds texts, `batch_size` at a time; results in input order.
+    ///
+    /// Texts are grouped by token count first (longest first, as sentence-transformers sorts
+    /// before batching), so a batch pads to lengths close to its own instead of the longest
+    /// text of an input-order slice; each text's embedding does not depend on its batch.
     pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(batch_size.max(1)) {
-            let batch = self.tokenize(chunk)?;
+        let batch_size = batch_size.max(1);
+        let order: Vec<usize> = if texts.len() > batch_size {
+            let lengths = self.tokenize(texts)?.lengths;
+            let mut idx: Vec<usize> = (0..texts.len()).collect();
+            // Stable: equal lengths keep input order.
+            idx.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+            idx
+        } else {
+            (0..texts.len()).collect()
+        };
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(batch_size) {
+            let batch_texts: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            let batch = self.tokenize(&batch_texts)?;
             let h = self.hidden_states(&batch)?;
-            for (rows, &n) in h.iter().zip(&batch.lengths) {
-                out.push(self.pool(&rows[..n as usize]));
+            for ((rows, &n), &i) in h.iter().zip(&batch.lengths).zip(chunk) {
+                out[i] = self.pool(&rows[..n as usize]);
             }
         }
         Ok(out)

@@ -796,41 +796,46 @@ fn load_weight(
     };
     let dt = Dt::from_torch(spec.dtype)
         .ok_or_else(|| format!("dtype {} is not supported", spec.dtype))?;
-    let mut buf = Vec::with_capacity(spec.nbytes());
-    ckpt.read_tensor(spec, spec.dtype, &mut |c| {
-        buf.extend_from_slice(c);
-        Ok(())
-    })
-    .map_err(|e| e.to_string())?;
     let raw_dtype = match dt {
-        Dt::Bool | Dt::U8 => candle_core::DType::U8,
-        Dt::I8 => return ints_from(&buf, 1, true, &spec.shape, dt, device),
+        Dt::Bool | Dt::U8 | Dt::I8 => candle_core::DType::U8,
         Dt::I16 => candle_core::DType::I16,
         Dt::I32 => candle_core::DType::I32,
         other => other.storage(),
     };
-    let t = Tensor::from_raw_buffer(&buf, raw_dtype, &spec.shape, &Device::Cpu)
-        .map_err(|e| e.to_string())?;
-    let t = if dt.is_int() {
+    let from = |b: &[u8]| -> std::result::Result<Tensor, String> {
+        if dt == Dt::I8 {
+            let v: Vec<i64> = b.iter().map(|x| i64::from(*x as i8)).collect();
+            return Tensor::from_vec(v, spec.shape.as_slice(), &Device::Cpu).map_err(|e| e.to_string());
+        }
+        Tensor::from_raw_buffer(b, raw_dtype, &spec.shape, &Device::Cpu).map_err(|e| e.to_string())
+    };
+    // A plain contiguous little-endian view is copied once, straight from the mapped file.
+    let storage = &ckpt.storages[spec.storage.id];
+    let t = match spec.contiguous_range() {
+        Some(range) if spec.is_plain() && !storage.big_endian => {
+            let bytes = ckpt.storage_bytes(spec.storage.id).map_err(|e| e.to_string())?;
+            let slice = bytes
+                .get(range)
+                .ok_or("the view reaches past its storage")?;
+            from(slice)?
+        }
+        _ => {
+            let mut buf = Vec::with_capacity(spec.nbytes());
+            ckpt.read_tensor(spec, spec.dtype, &mut |c| {
+                buf.extend_from_slice(c);
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+            from(&buf)?
+        }
+    };
+    let t = if dt.is_int() && t.dtype() != candle_core::DType::I64 {
         t.to_dtype(candle_core::DType::I64)
     } else {
         Ok(t)
     }
     .and_then(|t| t.to_device(device))
     .map_err(|e| e.to_string())?;
-    Ok(Tv::new(t, dt))
-}
-
-fn ints_from(
-    buf: &[u8],
-    _width: usize,
-    _signed: bool,
-    shape: &[usize],
-    dt: Dt,
-    device: &Device,
-) -> std::result::Result<Tv, String> {
-    let v: Vec<i64> = buf.iter().map(|b| i64::from(*b as i8)).collect();
-    let t = Tensor::from_vec(v, shape, device).map_err(|e| e.to_string())?;
     Ok(Tv::new(t, dt))
 }
 
