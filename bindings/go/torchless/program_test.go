@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -243,5 +244,56 @@ func TestTensorHelpers(t *testing.T) {
 	b := NewTensorBool([]int64{3}, []bool{true, false, true})
 	if v, err := b.Bools(); err != nil || !v[0] || v[1] || !v[2] {
 		t.Fatalf("%v %v", v, err)
+	}
+}
+
+func TestRunFromManyGoroutines(t *testing.T) {
+	dir := filepath.Join(graphFixtures, "ops_int")
+	m, err := Load(filepath.Join(dir, "program.pt2"), Options{Device: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	base := make([]Tensor, 5)
+	for i := range base {
+		base[i] = readNpy(t, filepath.Join(dir, fmt.Sprintf("in_%d.npy", i)))
+	}
+	a, _ := base[0].Int64s()
+	b, _ := base[1].Int64s()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			// Each goroutine its own a[0], so a result of another goroutine shows.
+			mine := append([]Tensor(nil), base...)
+			av := append([]int64(nil), a...)
+			av[0] += int64(g)
+			mine[0] = NewTensorI64(base[0].Shape, av)
+			for i := 0; i < 4; i++ {
+				outs, err := m.Run(context.Background(), mine)
+				if err != nil {
+					errs <- err
+					return
+				}
+				sum, err := outs[0].Int64s()
+				if err != nil {
+					errs <- err
+					return
+				}
+				for j := range sum {
+					if sum[j] != av[j]+b[j] {
+						errs <- fmt.Errorf("goroutine %d run %d: a+b[%d] = %d, want %d", g, i, j, sum[j], av[j]+b[j])
+						return
+					}
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

@@ -473,6 +473,74 @@ mod tests {
         assert_eq!(code_of(TorchDType::U32), None);
     }
 
+    /// The two-call pattern keeps the result for the calling thread only and the second call
+    /// takes it out (so the program ran once); another thread's call leaves it alone.
+    #[test]
+    fn a_too_small_run_keeps_its_result_for_its_thread() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/graph/ops_int");
+        let opts = crate::registry::LoadOptions {
+            device: crate::DeviceSpec::Cpu,
+            ..Default::default()
+        };
+        let m = TorchlessModel::load(&dir.join("program.pt2"), &opts).unwrap();
+        let arrays: Vec<_> = (0..5)
+            .map(|i| crate::npy::read_npy_typed(&dir.join(format!("in_{i}.npy"))).unwrap())
+            .collect();
+        let shapes: Vec<Vec<i64>> = arrays
+            .iter()
+            .map(|a| a.shape.iter().map(|&d| d as i64).collect())
+            .collect();
+        let inputs: Vec<TorchlessTensor> = arrays
+            .iter()
+            .zip(&shapes)
+            .map(|(a, s)| TorchlessTensor {
+                dtype: code_of(a.dtype).unwrap(),
+                ndim: s.len(),
+                shape: s.as_ptr(),
+                data: a.data.as_ptr().cast(),
+                data_bytes: a.data.len(),
+            })
+            .collect();
+        let empty = TorchlessTensorOut {
+            dtype: 0,
+            ndim: 0,
+            shape: std::ptr::null_mut(),
+            shape_capacity: 0,
+            data: std::ptr::null_mut(),
+            data_capacity: 0,
+            data_bytes: 0,
+        };
+        let mut outs = vec![empty; 27];
+        let run = |outs: &mut [TorchlessTensorOut]| {
+            // SAFETY: descriptors of live buffers of the stated sizes.
+            unsafe { torchless_run(&m, inputs.as_ptr(), 5, outs.as_mut_ptr(), outs.len()) }
+        };
+        let kept = || m.pending.lock().unwrap().len();
+        assert_eq!(run(&mut outs), TorchlessStatus::BufferTooSmall);
+        assert_eq!(kept(), 1);
+        // Another thread's refused call does not take this thread's result.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: n_outputs is refused before any pointer is read.
+                let st = unsafe { torchless_run(&m, std::ptr::null(), 0, std::ptr::null_mut(), 1) };
+                assert_eq!(st, TorchlessStatus::InvalidArgument);
+            });
+        });
+        assert_eq!(kept(), 1);
+        let mut shapes_out = vec![vec![0i64; 2]; 27];
+        let mut data_out = vec![vec![0u8; 80]; 27];
+        for ((o, s), d) in outs.iter_mut().zip(&mut shapes_out).zip(&mut data_out) {
+            o.shape = s.as_mut_ptr();
+            o.shape_capacity = s.len();
+            o.data = d.as_mut_ptr().cast();
+            o.data_capacity = d.len();
+        }
+        assert_eq!(run(&mut outs), TorchlessStatus::Ok);
+        assert_eq!(kept(), 0, "the second call took the kept result");
+        assert_eq!((outs[0].ndim, outs[0].data_bytes), (2, 80));
+    }
+
     #[test]
     fn decode_reads_unaligned_little_endian() {
         let b = [0u8, 1, 0, 0, 0, 2, 0, 0, 0];

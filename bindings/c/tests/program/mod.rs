@@ -536,3 +536,45 @@ fn wrong_kind_both_ways() {
     assert!(missing.0.is_null());
     assert!(last_error().contains("nope.pt2"));
 }
+
+#[test]
+fn threads_run_one_program_at_once_each_with_its_kept_result() {
+    let m = load("ops_int");
+    let base = arrays(&dir("ops_int"), 5);
+    std::thread::scope(|s| {
+        for t in 0..8u8 {
+            let (m, base) = (&m, &base);
+            s.spawn(move || {
+                // Each thread its own first element of `a`, so a mixed-up result shows.
+                let mut mine = base.clone();
+                mine[0].data[0] = mine[0].data[0].wrapping_add(t);
+                let inputs = Inputs::new(mine);
+                let descs = inputs.descs();
+                let a = values(code(TD::I64), &inputs.arrays[0].data);
+                let b = values(code(TD::I64), &inputs.arrays[1].data);
+                let want: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+                for i in 0..4 {
+                    let mut query = Outputs::new(27, 0, 0);
+                    assert_eq!(
+                        run(m, &descs, &mut query),
+                        TorchlessStatus::BufferTooSmall,
+                        "thread {t} call {i}"
+                    );
+                    let caps: Vec<(usize, usize)> =
+                        query.descs.iter().map(|d| (d.ndim, d.data_bytes)).collect();
+                    let mut outs = Outputs::sized(&caps);
+                    assert_eq!(
+                        run(m, &descs, &mut outs),
+                        TorchlessStatus::Ok,
+                        "thread {t} call {i}"
+                    );
+                    assert_eq!(
+                        values(outs.descs[0].dtype, &outs.data[0]),
+                        want,
+                        "thread {t}"
+                    );
+                }
+            });
+        }
+    });
+}
