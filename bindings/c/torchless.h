@@ -46,7 +46,7 @@ typedef int32_t TorchlessStatus;
 #endif // __cplusplus
 
 // What a loaded model computes; decides which of embed / classify / generate / rerank /
-// classify_text it accepts.
+// classify_text / run it accepts.
 enum TorchlessModelKind
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : int32_t
@@ -64,12 +64,51 @@ enum TorchlessModelKind
   // An image-text embedder (CLIP): `torchless_embed` for texts and `torchless_embed_images`
   // for images, both into one space.
   TORCHLESS_MODEL_KIND_IMAGE_TEXT_EMBEDDER = 5,
+  // A `torch.export` program (a `.pt2` file): `torchless_run` with typed tensors.
+  TORCHLESS_MODEL_KIND_PROGRAM = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum TorchlessModelKind TorchlessModelKind;
 #else
 typedef int32_t TorchlessModelKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Element type of a `TorchlessTensor` / `TorchlessTensorOut` (its `dtype` field). Values are
+// little-endian, in C (row-major) order; a bool is one byte, 0 or 1 (any non-zero input byte is
+// true).
+enum TorchlessDtype
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // `torch.float32`
+  TORCHLESS_DTYPE_F32 = 1,
+  // `torch.float16` (IEEE half)
+  TORCHLESS_DTYPE_F16 = 2,
+  // `torch.bfloat16`
+  TORCHLESS_DTYPE_BF16 = 3,
+  // `torch.float64`
+  TORCHLESS_DTYPE_F64 = 4,
+  // `torch.int64`
+  TORCHLESS_DTYPE_I64 = 5,
+  // `torch.int32`
+  TORCHLESS_DTYPE_I32 = 6,
+  // `torch.int16`
+  TORCHLESS_DTYPE_I16 = 7,
+  // `torch.int8`
+  TORCHLESS_DTYPE_I8 = 8,
+  // `torch.uint8`
+  TORCHLESS_DTYPE_U8 = 9,
+  // `torch.bool` (one byte per element)
+  TORCHLESS_DTYPE_BOOL = 10,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum TorchlessDtype TorchlessDtype;
+#else
+typedef int32_t TorchlessDtype;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -84,11 +123,12 @@ typedef struct TorchlessModelInfo {
   TorchlessModelKind kind;
   // The size of one output row: embedding size (encoder), number of classes (classifier),
   // vocabulary size (generator), number of labels (text classifier), size of the shared
-  // embedding space (image-text embedder).
+  // embedding space (image-text embedder), number of outputs (program).
   size_t output_dim;
-  // The architecture from `config.json` (`model_type`, else the first `architectures` entry).
+  // The architecture from `config.json` (`model_type`, else the first `architectures` entry;
+  // `torch.export` for a program).
   const char *architecture;
-  // The model folder's name.
+  // The model folder's name (a program's file name).
   const char *name;
 } TorchlessModelInfo;
 
@@ -111,6 +151,44 @@ typedef struct TorchlessGenerateOptions {
 // the tokens so far). It must not unwind or longjmp, and must not free the model. May be NULL.
 typedef int (*TorchlessTokenCallback)(void *user_data, uint32_t token_id);
 
+// An input tensor, borrowed for the duration of `torchless_run`.
+typedef struct TorchlessTensor {
+  // A `TorchlessDtype` value.
+  int32_t dtype;
+  // Number of dimensions (0 for a scalar).
+  size_t ndim;
+  // `ndim` sizes (each >= 0); may be NULL when `ndim` is 0.
+  const int64_t *shape;
+  // The values: `data_bytes` bytes, little-endian, C order, no alignment needed; may be
+  // NULL when `data_bytes` is 0.
+  const void *data;
+  // Size of `data` in bytes: the product of the shape times the element size.
+  size_t data_bytes;
+} TorchlessTensor;
+
+// An output tensor: the caller provides the `shape` and `data` buffers and their capacities;
+// `torchless_run` writes `dtype`, `ndim`, `data_bytes` (always, also on
+// `TORCHLESS_STATUS_BUFFER_TOO_SMALL`, then as the sizes needed), and the shape and values
+// (on success).
+typedef struct TorchlessTensorOut {
+  // Written: a `TorchlessDtype` value.
+  int32_t dtype;
+  // Written: the number of dimensions (the entries of `shape` needed).
+  size_t ndim;
+  // The caller's array of `shape_capacity` sizes (8-byte aligned); may be NULL when
+  // `shape_capacity` is 0.
+  int64_t *shape;
+  // Entries `shape` holds.
+  size_t shape_capacity;
+  // The caller's buffer of `data_capacity` bytes (no alignment needed); may be NULL when
+  // `data_capacity` is 0.
+  void *data;
+  // Bytes `data` holds.
+  size_t data_capacity;
+  // Written: the bytes of the values (written into `data` on success, needed otherwise).
+  size_t data_bytes;
+} TorchlessTensorOut;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -122,9 +200,11 @@ const char *torchless_version(void);
 // Valid until the next `torchless_*` call on the same thread; copy it to keep it.
 const char *torchless_last_error(void);
 
-// Loads a model folder (`config.json`, weights, tokenizer) and writes its handle to `*out`.
-// `device` is `cpu`, `cuda`, `cuda:N` or `auto` and `dtype` `f32`, `f16` or `bf16`; NULL means
-// `auto` and `f32`. On error `*out` is set to NULL.
+// Loads a model folder (`config.json`, weights, tokenizer), a bare weights file (a ResNet
+// state_dict) or a `torch.export` program (a path ending in `.pt2`, run with `torchless_run`)
+// and writes its handle to `*out`. `device` is `cpu`, `cuda`, `cuda:N` or `auto` and `dtype`
+// `f32`, `f16` or `bf16` (a program keeps its own dtypes); NULL means `auto` and `f32`. On
+// error `*out` is set to NULL.
 //
 // # Safety
 // `dir`, `device` and `dtype` are NULL or NUL-terminated strings; `out` is NULL or writable.
@@ -282,6 +362,41 @@ TorchlessStatus torchless_generate(const struct TorchlessModel *model,
                                    size_t *out_len,
                                    TorchlessTokenCallback on_token,
                                    void *user_data);
+
+// Writes the number of inputs and outputs of a program model (so the caller can size the
+// arrays of `torchless_run`). `TORCHLESS_STATUS_WRONG_MODEL_KIND` for another kind.
+//
+// # Safety
+// `model` is NULL or a live handle; `n_inputs`, `n_outputs` are NULL or writable.
+TorchlessStatus torchless_program_signature(const struct TorchlessModel *model,
+                                            size_t *n_inputs,
+                                            size_t *n_outputs);
+
+// Runs a program model (loaded from a `.pt2` file) on `n_inputs` tensors, in the order the
+// program declares them, and writes its `n_outputs` outputs (exactly the program's number, see
+// `torchless_program_signature`) into the caller's buffers.
+//
+// Output sizes depend on the inputs. When an output's `shape_capacity` or `data_capacity` is
+// too small, every output's `dtype`, `ndim` and `data_bytes` are written (and its shape where
+// it fits), nothing else, and the call returns `TORCHLESS_STATUS_BUFFER_TOO_SMALL`: grow the
+// buffers and call again with the same inputs from the same thread, which copies the result
+// out without running the program again (any other call of `torchless_run` on that model from
+// that thread drops the kept result). Capacity 0 with NULL buffers is the size query.
+//
+// Inputs whose count, dtypes, sizes or dynamic-size ranges do not match the exported program
+// give `TORCHLESS_STATUS_INVALID_ARGUMENT` with the program's message; another model kind gives
+// `TORCHLESS_STATUS_WRONG_MODEL_KIND`.
+//
+// # Safety
+// `model` is NULL or a live handle; `inputs` is NULL or `n_inputs` readable descriptors whose
+// `shape` and `data` point to `ndim` sizes and `data_bytes` bytes; `outputs` is NULL or
+// `n_outputs` writable descriptors whose `shape` and `data` point to `shape_capacity` writable
+// sizes and `data_capacity` writable bytes, not overlapping each other or any input.
+TorchlessStatus torchless_run(const struct TorchlessModel *model,
+                              const struct TorchlessTensor *inputs,
+                              size_t n_inputs,
+                              struct TorchlessTensorOut *outputs,
+                              size_t n_outputs);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,6 +1,7 @@
 //! The C ABI called as C calls it (raw pointers, statuses, the per-thread message) on the tiny
-//! sentence-transformers fixture, values against sentence-transformers; and `smoke.c` compiled
-//! with `cc` and linked against the built `libtorchless.so`.
+//! sentence-transformers fixture, values against sentence-transformers; `torchless_run` on
+//! `torch.export` programs (module `program`); and `smoke.c` compiled with `cc` and linked
+//! against the built `libtorchless.so`.
 
 use std::ffi::{c_char, CStr, CString};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::ptr::{null, null_mut};
 use torchless::capi::*;
 
 mod common;
+mod program;
 mod text_classifier;
 mod vision;
 use common::{last_error, Model};
@@ -520,6 +522,7 @@ fn a_c_program_embeds_through_the_shared_library() {
     assert!(cc.success(), "cc failed");
     let out = std::process::Command::new(&bin)
         .arg(fixtures().join("tiny-st"))
+        .arg(fixtures().join("../graph/ops_elementwise/program.pt2"))
         .output()
         .unwrap();
     let _ = std::fs::remove_file(&bin);
@@ -543,6 +546,11 @@ fn a_c_program_embeds_through_the_shared_library() {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }
     assert_eq!(stdout.lines().nth(1), Some("wrong kind: torchless_classify: this model is not an image classifier (tiny-st `bert` is a sentence encoder: use torchless_embed)"));
+    // ops_elementwise: 2 inputs, 47 outputs, output 0 float32 [2, 3, 4].
+    assert_eq!(
+        stdout.lines().nth(2),
+        Some("program: 2 47 dtype=1 shape=2x3x4")
+    );
 }
 
 /// Every file of the hostile corpus (`tests/fixtures/hostile/`) is refused by the loader with

@@ -2,9 +2,12 @@
 // C ABI: no Python, no GIL, no LibTorch and no second process.
 //
 // A Model is loaded once and is safe for concurrent use by any number of goroutines. Inputs
-// are copied into C memory (texts) or passed as Go memory for the duration of one call
-// (tensors, output buffers); the library keeps no pointer after a call returns, as the cgo
-// pointer rules require.
+// are copied into C memory (texts, and a program's tensor descriptors and data) or passed as
+// Go memory for the duration of one call (image tensors, output buffers); the library keeps no
+// pointer after a call returns, as the cgo pointer rules require.
+//
+// A torch.export program (a .pt2 file) loads like any model, as KindProgram, and runs with
+// typed tensors: Run(ctx, []Tensor) returns []Tensor (see Tensor, NewTensorF32, Float32s).
 //
 // Building needs the header (found relative to this package) and the shared library: set
 // CGO_LDFLAGS="-L<dir of libtorchless.so> -Wl,-rpath,<same dir>" (or LD_LIBRARY_PATH at run
@@ -46,6 +49,8 @@ const (
 	KindTextClassifier Kind = C.TORCHLESS_MODEL_KIND_TEXT_CLASSIFIER // Rerank, ClassifyText, Labels
 	// Embed (texts) and EmbedImages, into one space.
 	KindImageTextEmbedder Kind = C.TORCHLESS_MODEL_KIND_IMAGE_TEXT_EMBEDDER
+	// Run: a torch.export program, loaded from a .pt2 file.
+	KindProgram Kind = C.TORCHLESS_MODEL_KIND_PROGRAM
 )
 
 func (k Kind) String() string {
@@ -60,6 +65,8 @@ func (k Kind) String() string {
 		return "text classifier"
 	case KindImageTextEmbedder:
 		return "image-text embedder"
+	case KindProgram:
+		return "program"
 	}
 	return "unknown"
 }
@@ -69,11 +76,12 @@ type Info struct {
 	Kind Kind
 	// OutputDim is the embedding size (encoder), number of classes (classifier),
 	// vocabulary size (generator), number of labels (text classifier) or the size of the
-	// shared image-text space (image-text embedder).
+	// shared image-text space (image-text embedder), or the number of outputs (program).
 	OutputDim int
-	// Architecture is config.json's model_type (for example "bert").
+	// Architecture is config.json's model_type (for example "bert"); "torch.export" for a
+	// program.
 	Architecture string
-	// Name is the model folder's name.
+	// Name is the model folder's name (a program's file name).
 	Name string
 }
 
@@ -86,7 +94,8 @@ type Model struct {
 	labels []string // text classifiers, and image classifiers that name their classes
 }
 
-// Load loads a model folder (config.json, weights, tokenizer).
+// Load loads a model folder (config.json, weights, tokenizer), a bare ResNet state_dict file,
+// or a torch.export program (a path ending in .pt2; see Run).
 func Load(dir string, opts Options) (*Model, error) {
 	cdir := C.CString(dir)
 	defer C.free(unsafe.Pointer(cdir))

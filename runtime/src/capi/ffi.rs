@@ -25,11 +25,12 @@ pub struct TorchlessModelInfo {
     pub kind: TorchlessModelKind,
     /// The size of one output row: embedding size (encoder), number of classes (classifier),
     /// vocabulary size (generator), number of labels (text classifier), size of the shared
-    /// embedding space (image-text embedder).
+    /// embedding space (image-text embedder), number of outputs (program).
     pub output_dim: usize,
-    /// The architecture from `config.json` (`model_type`, else the first `architectures` entry).
+    /// The architecture from `config.json` (`model_type`, else the first `architectures` entry;
+    /// `torch.export` for a program).
     pub architecture: *const c_char,
-    /// The model folder's name.
+    /// The model folder's name (a program's file name).
     pub name: *const c_char,
 }
 
@@ -91,13 +92,13 @@ enum Prompt<'a> {
     Text(&'a str),
 }
 
-fn model_ref<'a>(model: *const TorchlessModel) -> Result<&'a TorchlessModel, CallError> {
+pub(crate) fn model_ref<'a>(model: *const TorchlessModel) -> Result<&'a TorchlessModel, CallError> {
     // SAFETY: a non-NULL handle comes from torchless_model_load and, per the API contract, is
     // not freed while calls on it are running; the model is only used through `&`.
     unsafe { model.as_ref() }.ok_or_else(|| null("model"))
 }
 
-fn wrong_kind(model: &TorchlessModel, call: &str, wanted: &str) -> CallError {
+pub(crate) fn wrong_kind(model: &TorchlessModel, call: &str, wanted: &str) -> CallError {
     CallError::new(
         TorchlessStatus::WrongModelKind,
         format!(
@@ -114,12 +115,13 @@ fn wrong_kind(model: &TorchlessModel, call: &str, wanted: &str) -> CallError {
                 TorchlessModelKind::ImageTextEmbedder => {
                     "image-text embedder: use torchless_embed or torchless_embed_images"
                 }
+                TorchlessModelKind::Program => "torch.export program: use torchless_run",
             }
         ),
     )
 }
 
-fn run_error(e: crate::Error) -> CallError {
+pub(crate) fn run_error(e: crate::Error) -> CallError {
     CallError::new(status_of(&e, Phase::Run), e.to_string())
 }
 
@@ -136,9 +138,11 @@ pub extern "C" fn torchless_last_error() -> *const c_char {
     last_error_ptr()
 }
 
-/// Loads a model folder (`config.json`, weights, tokenizer) and writes its handle to `*out`.
-/// `device` is `cpu`, `cuda`, `cuda:N` or `auto` and `dtype` `f32`, `f16` or `bf16`; NULL means
-/// `auto` and `f32`. On error `*out` is set to NULL.
+/// Loads a model folder (`config.json`, weights, tokenizer), a bare weights file (a ResNet
+/// state_dict) or a `torch.export` program (a path ending in `.pt2`, run with `torchless_run`)
+/// and writes its handle to `*out`. `device` is `cpu`, `cuda`, `cuda:N` or `auto` and `dtype`
+/// `f32`, `f16` or `bf16` (a program keeps its own dtypes); NULL means `auto` and `f32`. On
+/// error `*out` is set to NULL.
 ///
 /// # Safety
 /// `dir`, `device` and `dtype` are NULL or NUL-terminated strings; `out` is NULL or writable.

@@ -9,6 +9,7 @@ mod args;
 mod ffi;
 mod guard;
 mod model;
+mod program;
 mod status;
 
 pub use ffi::{
@@ -19,4 +20,7 @@ pub use ffi::{
     TorchlessTokenCallback,
 };
 pub use model::{TorchlessModel, TorchlessModelKind};
+pub use program::{
+    torchless_program_signature, torchless_run, TorchlessDtype, TorchlessTensor, TorchlessTensorOut,
+};
 pub use status::TorchlessStatus;

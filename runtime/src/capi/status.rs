@@ -1,5 +1,7 @@
 //! Status codes returned by every C function, and how runtime errors map onto them.
 
+use torchless_models::graph::GraphError;
+
 use crate::error::Error;
 
 /// What a `torchless_*` call did. `TORCHLESS_STATUS_OK` (0) is success; on any other value
@@ -41,7 +43,8 @@ pub(crate) enum Phase {
 pub(crate) fn status_of(e: &Error, phase: Phase) -> TorchlessStatus {
     match e {
         Error::Io { .. } => TorchlessStatus::Io,
-        Error::Option(_) => TorchlessStatus::InvalidArgument,
+        Error::Option(_) | Error::Graph(GraphError::Input(_)) => TorchlessStatus::InvalidArgument,
+        Error::Graph(_) if phase == Phase::Run => TorchlessStatus::Inference,
         Error::Candle(_) | Error::Tokenizer(_) | Error::KvCacheTooLarge { .. }
             if phase == Phase::Run =>
         {
