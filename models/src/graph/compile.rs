@@ -48,6 +48,12 @@ pub enum Fusion {
     AddLayerNorm,
     /// RMSNorm (the decomposed pattern or `aten.rms_norm`) in one kernel.
     RmsNorm,
+    /// Linears reading one input (q/k/v, gate/up) as one GEMM on concatenated weights.
+    SiblingLinears,
+    /// A 2-D convolution as one GEMM on a weight packed at load.
+    ConvGemm,
+    /// The same with the ReLU after it.
+    ConvGemmRelu,
 }
 
 impl Fusion {
@@ -60,6 +66,9 @@ impl Fusion {
             Fusion::LinearActivation => "linear_bias_activation",
             Fusion::AddLayerNorm => "add_layer_norm",
             Fusion::RmsNorm => "rms_norm",
+            Fusion::SiblingLinears => "sibling_linears_concatenated",
+            Fusion::ConvGemm => "conv_gemm",
+            Fusion::ConvGemmRelu => "conv_gemm_relu",
         }
     }
 }
@@ -70,12 +79,15 @@ pub(super) fn run_passes(model: &mut GraphModel) -> Result<()> {
         m: model,
         removed: Vec::new(),
         fired: BTreeMap::new(),
+        linears: Vec::new(),
     };
     c.removed = vec![false; c.m.steps.len()];
     c.drop_identities();
     c.fold_constants()?;
     c.fold_batch_norm()?;
+    c.fuse_conv()?;
     c.fuse_linear()?;
+    c.fuse_sibling_linears()?;
     c.fuse_add_layer_norm()?;
     c.fuse_rms_norm()?;
     let fired = std::mem::take(&mut c.fired);
@@ -93,10 +105,14 @@ pub(super) fn run_passes(model: &mut GraphModel) -> Result<()> {
     Ok(())
 }
 
+/// A fused linear: (step, input slot, layer, dtype, activation, f32 upcast).
+type LinearStep = (usize, usize, Linear, Dt, Option<Activation>, bool);
+
 struct Compiler<'m> {
     m: &'m mut GraphModel,
     removed: Vec<bool>,
     fired: BTreeMap<Fusion, usize>,
+    linears: Vec<LinearStep>,
 }
 
 fn step_reads(s: &Step) -> Vec<usize> {
@@ -252,7 +268,13 @@ impl Compiler<'_> {
         for i in 0..self.m.steps.len() {
             let s = &self.m.steps[i];
             let base = s.op.split('.').nth(1).unwrap_or("");
-            if matches!(base, "_assert_tensor_metadata" | "_assert_async" | "sym_constrain_range" | "sym_constrain_range_for_size") {
+            if matches!(
+                base,
+                "_assert_tensor_metadata"
+                    | "_assert_async"
+                    | "sym_constrain_range"
+                    | "sym_constrain_range_for_size"
+            ) {
                 self.removed[i] = true;
                 continue;
             }
@@ -261,7 +283,8 @@ impl Compiler<'_> {
                     Self::slot(Self::arg(s, "self"))
                 }
                 "dropout" | "feature_dropout" | "alpha_dropout" => {
-                    let train = matches!(Self::arg(s, "train"), Some(CArg::Const(Value::Bool(true))));
+                    let train =
+                        matches!(Self::arg(s, "train"), Some(CArg::Const(Value::Bool(true))));
                     if train {
                         None
                     } else {
@@ -272,7 +295,9 @@ impl Compiler<'_> {
                     let x = Self::slot(Self::arg(s, "self"));
                     let to = match Self::arg(s, "dtype") {
                         Some(CArg::Const(Value::Dtype(d))) => Some(*d),
-                        None | Some(CArg::Const(Value::None)) => x.and_then(|x| self.m.slot_dtype[x]),
+                        None | Some(CArg::Const(Value::None)) => {
+                            x.and_then(|x| self.m.slot_dtype[x])
+                        }
                         _ => None,
                     };
                     let from = x.and_then(|x| self.m.slot_dtype[x]);
@@ -453,6 +478,115 @@ impl Compiler<'_> {
         Ok(())
     }
 
+    /// `conv2d`/`convolution` with a constant square kernel, equal strides and paddings, no
+    /// dilation, one group, in f32 (or on a GPU): [`ConvGemm`], with a ReLU that only it feeds.
+    fn fuse_conv(&mut self) -> Result<()> {
+        let consts = self.consts();
+        let readers = self.readers();
+        if !self.m.device.is_cpu() {
+            return Ok(());
+        }
+        for i in 0..self.m.steps.len() {
+            if self.removed[i] {
+                continue;
+            }
+            let s = &self.m.steps[i];
+            if !matches!(
+                s.op.as_str(),
+                "aten.conv2d.default" | "aten.convolution.default"
+            ) {
+                continue;
+            }
+            if matches!(
+                Self::arg(s, "transposed"),
+                Some(CArg::Const(Value::Bool(true)))
+            ) {
+                continue;
+            }
+            let Some(w) = self.const_tensor(&consts, Self::arg(s, "weight")) else {
+                continue;
+            };
+            if w.rank() != 4 || w.dt != Dt::F32 {
+                continue;
+            }
+            let bias = match self.const_tensor(&consts, Self::arg(s, "bias")) {
+                Some(b) => b.t,
+                None if Self::is_none(Self::arg(s, "bias")) => {
+                    Tensor::zeros(w.dims()[0], w.t.dtype(), w.t.device())?
+                }
+                None => continue,
+            };
+            let ints = |name: &str, default: i64| -> Option<Vec<i64>> {
+                match Self::arg(s, name) {
+                    None => Some(vec![default; 2]),
+                    Some(CArg::Const(Value::Ints(v))) if v.len() == 2 => Some(v.clone()),
+                    Some(CArg::Const(Value::Ints(v))) if v.len() == 1 => Some(vec![v[0]; 2]),
+                    Some(CArg::Const(Value::Int(x))) => Some(vec![*x; 2]),
+                    _ => None,
+                }
+            };
+            let (Some(st), Some(pd), Some(dl)) =
+                (ints("stride", 1), ints("padding", 0), ints("dilation", 1))
+            else {
+                continue;
+            };
+            let groups = match Self::arg(s, "groups") {
+                None => 1,
+                Some(CArg::Const(Value::Int(g))) => *g,
+                _ => continue,
+            };
+            if st[0] != st[1]
+                || pd[0] != pd[1]
+                || dl != [1, 1]
+                || groups != 1
+                || st[0] < 1
+                || pd[0] < 0
+            {
+                continue;
+            }
+            let (kh, kw) = (w.dims()[2], w.dims()[3]);
+            if kh != kw {
+                continue;
+            }
+            let Some(CArg::Slot(x)) = Self::arg(s, "input").cloned() else {
+                continue;
+            };
+            let Some(Out::One(out)) = s.outs.first().cloned() else {
+                continue;
+            };
+            let mut conv =
+                super::conv_gemm::ConvGemm::new(&w.t, &bias, st[0] as usize, pd[0] as usize)?;
+            let mut final_out = out;
+            if let [k] = readers[out].as_slice() {
+                let k = *k;
+                if k != usize::MAX && !self.removed[k] {
+                    let r = &self.m.steps[k];
+                    let base = r.op.split('.').nth(1).unwrap_or("");
+                    if let (true, Some(Out::One(o))) =
+                        (matches!(base, "relu" | "relu_"), r.outs.first())
+                    {
+                        conv.relu = true;
+                        final_out = *o;
+                        self.removed[k] = true;
+                    }
+                }
+            }
+            let relu = conv.relu;
+            let step = &mut self.m.steps[i];
+            step.op = "torchless.conv_gemm".into();
+            step.exec = Exec::Fused(Arc::new(ConvStep { conv }));
+            step.args = vec![("input".into(), CArg::Slot(x))];
+            step.outs = vec![Out::One(final_out)];
+            step.inplace = None;
+            self.fire(if relu {
+                Fusion::ConvGemmRelu
+            } else {
+                Fusion::ConvGemm
+            });
+        }
+        Ok(())
+    }
+
     fn fuse_linear(&mut self) -> Result<()> {
         let consts = self.consts();
         let readers = self.readers();
@@ -493,7 +627,11 @@ impl Compiler<'_> {
                         continue;
                     }
                     let l = Linear::from_transposed(w.t.contiguous()?, b);
-                    let x = if s.op == "aten.mm.default" { "self" } else { "mat1" };
+                    let x = if s.op == "aten.mm.default" {
+                        "self"
+                    } else {
+                        "mat1"
+                    };
                     (Self::arg(s, x).cloned(), (l, w.dt))
                 }
                 _ => continue,
@@ -540,6 +678,8 @@ impl Compiler<'_> {
             } else {
                 linear.0
             };
+            self.linears
+                .push((i, xs, lin.clone(), linear.1, act, upcast));
             let fused = LinearAct {
                 linear: lin,
                 dtype: linear.1,
@@ -547,6 +687,11 @@ impl Compiler<'_> {
                 upcast,
             };
             let step = &mut self.m.steps[i];
+            step.op = if act.is_some() {
+                "torchless.linear_activation".into()
+            } else {
+                "torchless.linear".into()
+            };
             step.exec = Exec::Fused(Arc::new(fused));
             step.args = vec![("input".into(), CArg::Slot(xs))];
             step.outs = vec![Out::One(final_out)];
@@ -556,6 +701,67 @@ impl Compiler<'_> {
             } else {
                 Fusion::Linear
             });
+        }
+        Ok(())
+    }
+
+    /// Linears with one input, dtype and activation (attention's q, k and v; an MLP's gate
+    /// and up) become one GEMM on their weights concatenated at load; each output is a slice.
+    fn fuse_sibling_linears(&mut self) -> Result<()> {
+        let mut groups: BTreeMap<(usize, Option<u8>, bool), Vec<usize>> = BTreeMap::new();
+        for (k, (_, x, _, dt, act, up)) in self.linears.iter().enumerate() {
+            let act_key = act.map(|a| a as u8);
+            let _ = dt;
+            groups.entry((*x, act_key, *up)).or_default().push(k);
+        }
+        for members in groups.into_values() {
+            if members.len() < 2 {
+                continue;
+            }
+            let infos: Vec<LinearStep> = members.iter().map(|k| self.linears[*k].clone()).collect();
+            let dt = infos[0].3;
+            let with_bias = infos[0].2.bias.is_some();
+            if infos
+                .iter()
+                .any(|l| l.3 != dt || l.2.bias.is_some() != with_bias)
+            {
+                continue;
+            }
+            let ws: Vec<&Tensor> = infos.iter().map(|l| &l.2.weight_t).collect();
+            let weight_t = Tensor::cat(&ws, 1)?.contiguous()?;
+            let bias = if with_bias {
+                let bs: Vec<&Tensor> = infos.iter().filter_map(|l| l.2.bias.as_ref()).collect();
+                Some(Tensor::cat(&bs, 0)?)
+            } else {
+                None
+            };
+            let splits = infos
+                .iter()
+                .map(|l| l.2.out_dim())
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let first = infos.iter().map(|l| l.0).min().unwrap_or(infos[0].0);
+            let outs: Vec<Out> = infos
+                .iter()
+                .map(|l| self.m.steps[l.0].outs.first().cloned().unwrap_or(Out::None))
+                .collect();
+            for l in &infos {
+                if l.0 != first {
+                    self.removed[l.0] = true;
+                }
+            }
+            let step = &mut self.m.steps[first];
+            step.op = "torchless.linears_concatenated".into();
+            step.exec = Exec::Fused(Arc::new(LinearSplit {
+                inner: LinearAct {
+                    linear: Linear::from_transposed(weight_t, bias),
+                    dtype: dt,
+                    act: infos[0].4,
+                    upcast: infos[0].5,
+                },
+                splits,
+            }));
+            step.outs = outs;
+            self.fire(Fusion::SiblingLinears);
         }
         Ok(())
     }
@@ -637,6 +843,7 @@ impl Compiler<'_> {
                         outs.push(Out::One(x));
                     }
                     let step = &mut self.m.steps[i];
+                    step.op = "torchless.add_layer_norm".into();
                     step.exec = Exec::Fused(Arc::new(AddNorm {
                         params,
                         eps,
@@ -649,6 +856,7 @@ impl Compiler<'_> {
                 }
                 None => {
                     let step = &mut self.m.steps[j];
+                    step.op = "torchless.layer_norm".into();
                     step.exec = Exec::Fused(Arc::new(AddNorm {
                         params,
                         eps,
@@ -929,5 +1137,54 @@ impl FusedOp for AddNorm {
             v.push(Value::Tensor(Tv::new(s, x.dt)));
         }
         Ok(v)
+    }
+}
+
+/// Several linears on one input as one GEMM; the result split on the last dim.
+#[derive(Debug)]
+struct LinearSplit {
+    inner: LinearAct,
+    splits: Vec<usize>,
+}
+
+impl FusedOp for LinearSplit {
+    fn run(&self, a: &Args) -> Result<Vec<Value>> {
+        let y = match self.inner.run(a)?.pop() {
+            Some(Value::Tensor(t)) => t,
+            _ => return Err(a.err("internal: the fused linear returned no tensor")),
+        };
+        let d = y.rank().saturating_sub(1);
+        let mut start = 0;
+        let mut out = Vec::with_capacity(self.splits.len());
+        for &n in &self.splits {
+            out.push(Value::Tensor(Tv::new(y.t.narrow(d, start, n)?, y.dt)));
+            start += n;
+        }
+        Ok(out)
+    }
+}
+
+/// [`super::conv_gemm::ConvGemm`] as a step.
+#[derive(Debug)]
+struct ConvStep {
+    conv: super::conv_gemm::ConvGemm,
+}
+
+impl FusedOp for ConvStep {
+    fn run(&self, a: &Args) -> Result<Vec<Value>> {
+        let x = a.tensor("input")?;
+        if x.dt != Dt::F32 || !matches!(x.rank(), 3 | 4) {
+            return Err(a.err(format!(
+                "the convolution takes a 3-D or 4-D float32 input, got {} {:?}",
+                x.dt.name(),
+                x.dims()
+            )));
+        }
+        let y = if x.rank() == 3 {
+            self.conv.forward(&x.t.unsqueeze(0)?)?.squeeze(0)?
+        } else {
+            self.conv.forward(&x.t)?
+        };
+        Ok(vec![Value::Tensor(Tv::new(y, x.dt))])
     }
 }

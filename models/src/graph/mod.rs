@@ -10,6 +10,7 @@
 
 mod args;
 mod compile;
+mod conv_gemm;
 mod ops;
 pub mod value;
 
@@ -182,6 +183,8 @@ pub struct GraphModel {
     slot_dtype: Vec<Option<Dt>>,
     ranges: BTreeMap<String, torchless_convert::program::Range>,
     summary: GraphSummary,
+    /// `TORCHLESS_GRAPH_PROFILE` was set at load: each run prints its time per op to stderr.
+    profile: bool,
 }
 
 /// The op histogram of a program and every node this interpreter cannot run
@@ -416,6 +419,7 @@ impl GraphModel {
             nslots,
             ranges: program.range_constraints.clone(),
             summary,
+            profile: std::env::var_os("TORCHLESS_GRAPH_PROFILE").is_some(),
         };
         compile::run_passes(&mut model)?;
         model.plan_frees();
@@ -556,7 +560,9 @@ impl GraphModel {
             };
             vals[decl.slot] = Some(Value::Tensor(t));
         }
+        let mut profile: BTreeMap<String, (f64, usize)> = BTreeMap::new();
         for step in &self.steps {
+            let started = self.profile.then(std::time::Instant::now);
             let node_err = |reason: String| GraphError::Node {
                 node: step.name.clone(),
                 op: step.op.clone(),
@@ -599,6 +605,11 @@ impl GraphModel {
                     vals[s] = Some(Value::Tensor(t.clone()));
                 }
             }
+            if let Some(t) = started {
+                let e = profile.entry(step.op.clone()).or_default();
+                e.0 += t.elapsed().as_secs_f64() * 1e3;
+                e.1 += 1;
+            }
             let mut out = out.into_iter();
             for o in &step.outs {
                 let v = out.next();
@@ -617,6 +628,22 @@ impl GraphModel {
                         )))
                     }
                 }
+            }
+        }
+        if self.profile {
+            let mut rows: Vec<_> = profile.into_iter().collect();
+            rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+            let total: f64 = rows.iter().map(|r| r.1 .0).sum();
+            eprintln!(
+                "{}: {total:.2} ms in {} steps",
+                self.label,
+                self.steps.len()
+            );
+            for (op, (ms, n)) in rows {
+                eprintln!(
+                    "  {ms:9.2} ms {:5.1}%  {n:4}x  {op}",
+                    100.0 * ms / total.max(1e-9)
+                );
             }
         }
         let mut results = Vec::with_capacity(self.outputs.len());
@@ -805,7 +832,8 @@ fn load_weight(
     let from = |b: &[u8]| -> std::result::Result<Tensor, String> {
         if dt == Dt::I8 {
             let v: Vec<i64> = b.iter().map(|x| i64::from(*x as i8)).collect();
-            return Tensor::from_vec(v, spec.shape.as_slice(), &Device::Cpu).map_err(|e| e.to_string());
+            return Tensor::from_vec(v, spec.shape.as_slice(), &Device::Cpu)
+                .map_err(|e| e.to_string());
         }
         Tensor::from_raw_buffer(b, raw_dtype, &spec.shape, &Device::Cpu).map_err(|e| e.to_string())
     };
@@ -813,7 +841,9 @@ fn load_weight(
     let storage = &ckpt.storages[spec.storage.id];
     let t = match spec.contiguous_range() {
         Some(range) if spec.is_plain() && !storage.big_endian => {
-            let bytes = ckpt.storage_bytes(spec.storage.id).map_err(|e| e.to_string())?;
+            let bytes = ckpt
+                .storage_bytes(spec.storage.id)
+                .map_err(|e| e.to_string())?;
             let slice = bytes
                 .get(range)
                 .ok_or("the view reaches past its storage")?;

@@ -159,7 +159,12 @@ fn flash_path(a: &Args, gqa: bool) -> Result<Option<Tv>> {
         causal,
         key_lengths,
     };
-    let y = flash_attention(&q.t.contiguous()?, &k.t.contiguous()?, &v.t.contiguous()?, &opts)?;
+    let y = flash_attention(
+        &q.t.contiguous()?,
+        &k.t.contiguous()?,
+        &v.t.contiguous()?,
+        &opts,
+    )?;
     Ok(Some(Tv::new(y, q.dt)))
 }
 
@@ -179,7 +184,12 @@ fn key_padding_lengths(mask: &Tv, b: usize, l: usize, s: usize) -> Result<Option
         return Ok(None);
     }
     let valid: Vec<u8> = if mask.dt == Dt::Bool {
-        mask.t.reshape(shape.as_slice())?.broadcast_as((b, 1, l, s))?.contiguous()?.flatten_all()?.to_vec1()?
+        mask.t
+            .reshape(shape.as_slice())?
+            .broadcast_as((b, 1, l, s))?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1()?
     } else if mask.dt.is_float() {
         let f: Vec<f32> = mask
             .t

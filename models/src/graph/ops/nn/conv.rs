@@ -191,7 +191,9 @@ fn plain_conv(a: &Args, x: &Tensor, w: &Tensor, n: usize, p: &Params) -> Result<
     for (i, &s) in p.stride.iter().enumerate() {
         let len = y.dims()[2 + i];
         let idx: Vec<i64> = (0..len).step_by(s).map(|v| v as i64).collect();
-        y = y.contiguous()?.index_select(&idx_tensor(idx, y.device())?, 2 + i)?;
+        y = y
+            .contiguous()?
+            .index_select(&idx_tensor(idx, y.device())?, 2 + i)?;
     }
     Ok(y)
 }

@@ -176,7 +176,9 @@ fn gather(xp: &Tensor, sizes: &[usize], tables: &[Table], combo: &[usize]) -> Re
             .iter()
             .map(|p| p.unwrap_or(sizes[i]) as i64)
             .collect();
-        v = v.contiguous()?.index_select(&idx_tensor(idx, xp.device())?, r - n + i)?;
+        v = v
+            .contiguous()?
+            .index_select(&idx_tensor(idx, xp.device())?, r - n + i)?;
     }
     Ok(v)
 }
@@ -289,6 +291,9 @@ pub(super) fn max_pool(a: &Args, n: usize, with_indices: bool) -> Result<Vec<Val
     check_rank(a, &x, n)?;
     let win = window(a, n, true)?;
     let r = x.rank();
+    if let Some(v) = max_pool2d_fast(&x, n, with_indices, &win)? {
+        return Ok(vec![Value::Tensor(Tv::new(v, x.dt))]);
+    }
     let mut tables = Vec::new();
     for i in 0..n {
         let input = x.dims()[r - n + i];
@@ -304,6 +309,33 @@ pub(super) fn max_pool(a: &Args, n: usize, with_indices: bool) -> Result<Vec<Val
     } else {
         Ok(vec![v])
     }
+}
+
+/// The common 2-D case (float NCHW input, no dilation, floor mode, no indices wanted) as
+/// candle's strided max pool over an input padded with -inf: what torchvision's stems use.
+fn max_pool2d_fast(x: &Tv, n: usize, with_indices: bool, win: &Window) -> Result<Option<Tensor>> {
+    if n != 2 || with_indices || x.rank() != 4 || !x.dt.is_float() || win.ceil {
+        return Ok(None);
+    }
+    if win.d.iter().any(|d| *d != 1) || win.p.iter().zip(&win.k).any(|(p, k)| 2 * p > *k) {
+        return Ok(None);
+    }
+    let mut t = x.t.clone();
+    for (i, &p) in win.p.iter().enumerate() {
+        if p == 0 {
+            continue;
+        }
+        let d = 2 + i;
+        let mut shape = t.dims().to_vec();
+        shape[d] = p;
+        let pad =
+            Tensor::full(f32::NEG_INFINITY, shape.as_slice(), t.device())?.to_dtype(t.dtype())?;
+        t = Tensor::cat(&[&pad, &t, &pad], d)?;
+    }
+    Ok(Some(t.max_pool2d_with_stride(
+        (win.k[0], win.k[1]),
+        (win.s[0], win.s[1]),
+    )?))
 }
 
 /// ATen's adaptive window `[floor(o*in/out), ceil((o+1)*in/out))`.
@@ -515,7 +547,9 @@ pub(super) fn upsample_nearest(a: &Args, n: usize, exact: bool) -> Result<Vec<Va
                 src.min(input.saturating_sub(1)) as i64
             })
             .collect();
-        y = y.contiguous()?.index_select(&idx_tensor(idx, y.device())?, d)?;
+        y = y
+            .contiguous()?
+            .index_select(&idx_tensor(idx, y.device())?, d)?;
     }
     one(Tv::new(y, x.dt))
 }
@@ -728,7 +762,9 @@ fn mapped_pad(a: &Args, x: &Tv, pad: &[i64], mode: PadMode) -> Result<Tv> {
                 PadMode::Circular => j.rem_euclid(n),
             })
             .collect();
-        t = t.contiguous()?.index_select(&idx_tensor(idx, t.device())?, d)?;
+        t = t
+            .contiguous()?
+            .index_select(&idx_tensor(idx, t.device())?, d)?;
     }
     Ok(Tv::new(t, x.dt))
 }
