@@ -952,3 +952,53 @@ fn a_bad_model_folder_fails_before_listening() {
     let o = crate::common::torchless(&["serve", "--model", "no-equals-sign"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn run_serves_a_torch_export_program() {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let m = model_arg("bert", "graph/bert_tiny/program.pt2");
+    let server = Server::start(&["--model", &m]);
+    let dir = fixture("graph/bert_tiny/dyn");
+    let npy = |name: &str| torchless::npy::read_npy_typed(&dir.join(name)).unwrap();
+    let inputs: Vec<Value> = (0..3)
+        .map(|i| {
+            let a = npy(&format!("in_{i}.npy"));
+            json!({"dtype": "int64", "shape": a.shape, "data": b64.encode(&a.data)})
+        })
+        .collect();
+    let r = server.post("/v1/run", &json!({"model": "bert", "inputs": inputs}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let outs = v["outputs"].as_array().unwrap();
+    assert_eq!(outs.len(), 2);
+    for (i, o) in outs.iter().enumerate() {
+        let want = npy(&format!("out_{i}.npy"));
+        assert_eq!(o["dtype"], "float32");
+        assert_eq!(o["shape"], json!(want.shape));
+        let got = b64.decode(o["data"].as_str().unwrap()).unwrap();
+        let f = |b: &[u8]| -> Vec<f32> {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        let (g, w) = (f(&got), f(&want.data));
+        assert!(rel_err(&g, &w) < 1e-4, "output {i}: {}", rel_err(&g, &w));
+    }
+    // The model needs three inputs: the program's message, as a 400.
+    let r = server.post("/v1/run", &json!({"inputs": [inputs[0]]}));
+    assert!(r.error(400).contains("takes 3 input(s)"), "{}", r.text());
+    // A dtype it does not know, and bytes that do not fit the shape: 400 naming the field.
+    let bad = json!({"inputs": [{"dtype": "float8", "shape": [1], "data": ""}]});
+    assert!(server
+        .post("/v1/run", &bad)
+        .error(400)
+        .contains("inputs[0].dtype"));
+    let short = json!({"inputs": [{"dtype": "int64", "shape": [2], "data": b64.encode([0u8; 8])}]});
+    assert!(server
+        .post("/v1/run", &short)
+        .error(400)
+        .contains("inputs[0]"));
+    // Another route for a program: 400 naming /v1/run.
+    let r = server.post("/v1/embeddings", &json!({"model": "bert", "input": "x"}));
+    assert!(r.error(400).contains("/v1/run"), "{}", r.text());
+}

@@ -152,6 +152,91 @@ pub fn describe_program(path: &Path) -> Result<ProgramReport> {
     })
 }
 
+impl TypedTensor {
+    /// A CPU tensor from little-endian C-order bytes (any alignment) of `dtype`: what the C
+    /// ABI, `.npy` files and `/v1/run` carry. `int8` is widened to `I64`, its storage.
+    pub fn from_le_bytes(dtype: TorchDType, shape: &[usize], b: &[u8]) -> Result<TypedTensor> {
+        let numel: usize = shape.iter().product();
+        if Some(b.len()) != numel.checked_mul(dtype.size()) {
+            return Err(Error::Option(format!(
+                "a {} tensor of shape {shape:?} has {} bytes, not {}",
+                dtype.torch_name(),
+                numel.saturating_mul(dtype.size()),
+                b.len()
+            )));
+        }
+        let cpu = &Device::Cpu;
+        let dims = shape.to_vec();
+        let t = match dtype {
+            TorchDType::F32 => Tensor::from_vec(decode(b, f32::from_le_bytes), dims, cpu),
+            TorchDType::F16 => Tensor::from_vec(decode(b, half::f16::from_le_bytes), dims, cpu),
+            TorchDType::BF16 => Tensor::from_vec(decode(b, half::bf16::from_le_bytes), dims, cpu),
+            TorchDType::F64 => Tensor::from_vec(decode(b, f64::from_le_bytes), dims, cpu),
+            TorchDType::I64 => Tensor::from_vec(decode(b, i64::from_le_bytes), dims, cpu),
+            TorchDType::I32 => Tensor::from_vec(decode(b, i32::from_le_bytes), dims, cpu),
+            TorchDType::I16 => Tensor::from_vec(decode(b, i16::from_le_bytes), dims, cpu),
+            TorchDType::I8 => Tensor::from_vec(
+                b.iter().map(|&x| i64::from(x as i8)).collect::<Vec<_>>(),
+                dims,
+                cpu,
+            ),
+            TorchDType::Bool | TorchDType::U8 => Tensor::from_vec(b.to_vec(), dims, cpu),
+            other => {
+                return Err(Error::Option(format!(
+                    "dtype {} is not supported for program inputs",
+                    other.torch_name()
+                )))
+            }
+        }?;
+        Ok(TypedTensor { tensor: t, dtype })
+    }
+
+    /// The values as little-endian C-order bytes of [`TypedTensor::dtype`] (copied to the
+    /// host).
+    pub fn to_le_bytes(&self) -> Result<Vec<u8>> {
+        let x = self.tensor.flatten_all()?.to_device(&Device::Cpu)?;
+        let le = |v: Vec<[u8; 8]>| v.concat();
+        Ok(match self.dtype {
+            TorchDType::F32 => {
+                let v: Vec<f32> = x.to_dtype(DType::F32)?.to_vec1()?;
+                v.iter().flat_map(|f| f.to_le_bytes()).collect()
+            }
+            TorchDType::F16 => {
+                let v: Vec<half::f16> = x.to_dtype(DType::F16)?.to_vec1()?;
+                v.iter().flat_map(|f| f.to_le_bytes()).collect()
+            }
+            TorchDType::BF16 => {
+                let v: Vec<half::bf16> = x.to_dtype(DType::BF16)?.to_vec1()?;
+                v.iter().flat_map(|f| f.to_le_bytes()).collect()
+            }
+            TorchDType::F64 => {
+                let v: Vec<f64> = x.to_dtype(DType::F64)?.to_vec1()?;
+                le(v.iter().map(|f| f.to_le_bytes()).collect())
+            }
+            TorchDType::Bool | TorchDType::U8 => x.to_dtype(DType::U8)?.to_vec1()?,
+            // Integers come back in their storage (int8 as int64): narrow to the width.
+            d => {
+                let w = d.size();
+                let v: Vec<i64> = x.to_dtype(DType::I64)?.to_vec1()?;
+                v.iter()
+                    .flat_map(|i| i.to_le_bytes().into_iter().take(w))
+                    .collect()
+            }
+        })
+    }
+}
+
+/// Little-endian bytes as values, whatever their alignment.
+fn decode<T, const N: usize>(b: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+    b.chunks_exact(N)
+        .map(|c| {
+            let mut a = [0u8; N];
+            a.copy_from_slice(c);
+            f(a)
+        })
+        .collect()
+}
+
 /// A loaded `torch.export` program. `Send + Sync`: one program serves many threads.
 #[derive(Debug)]
 pub struct Program {

@@ -59,16 +59,27 @@ pub enum Task {
     /// CLIP image and text embeddings in one space (`torchless embed --image` / `--text`): a
     /// separate task from [`Task::Embed`] because a `CLIPModel` takes pixels as well as text.
     ImageTextEmbed,
+    /// A `torch.export` program (a `.pt2` file, see [`is_program`]): typed tensors in and out
+    /// (`torchless run`).
+    Run,
+}
+
+/// Whether `path` names a `torch.export` program (a `.pt2` file) rather than a model folder
+/// or checkpoint of the registry's families.
+pub fn is_program(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pt2"))
 }
 
 impl Task {
     /// Every task, in the order messages list them.
-    pub const ALL: [Task; 5] = [
+    pub const ALL: [Task; 6] = [
         Task::Embed,
         Task::Generate,
         Task::Classify,
         Task::SequenceClassify,
         Task::ImageTextEmbed,
+        Task::Run,
     ];
 
     /// What a model of this task is (`a sentence encoder`).
@@ -81,6 +92,7 @@ impl Task {
                 "a sequence classifier (cross-encoder reranker or text classifier)"
             }
             Task::ImageTextEmbed => "an image-text embedder (CLIP)",
+            Task::Run => "a torch.export program",
         }
     }
 
@@ -92,6 +104,7 @@ impl Task {
             Task::Classify => "classify",
             Task::SequenceClassify => "rerank",
             Task::ImageTextEmbed => "embed",
+            Task::Run => "run",
         }
     }
 
@@ -103,6 +116,7 @@ impl Task {
             Task::Classify => "`torchless classify`",
             Task::SequenceClassify => "`torchless rerank` or `torchless classify --text`",
             Task::ImageTextEmbed => "`torchless embed --image` or `torchless embed --text`",
+            Task::Run => "`torchless run`",
         }
     }
 }
@@ -396,6 +410,8 @@ pub enum AnyModel {
     TextClassifier(crate::TextClassifier),
     /// An image-text embedder ([`Task::ImageTextEmbed`]).
     ImageText(crate::ClipEmbedder),
+    /// A `torch.export` program ([`Task::Run`]).
+    Program(crate::Program),
 }
 
 impl AnyModel {
@@ -409,6 +425,7 @@ impl AnyModel {
                 AnyModel::TextClassifier(crate::TextClassifier::load(path, opts)?)
             }
             Task::ImageTextEmbed => AnyModel::ImageText(crate::ClipEmbedder::load(path, opts)?),
+            Task::Run => AnyModel::Program(crate::Program::load(path, opts)?),
         })
     }
 }

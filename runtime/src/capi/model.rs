@@ -52,6 +52,7 @@ impl From<AnyModel> for Loaded {
             AnyModel::Generator(g) => Loaded::Generator(g),
             AnyModel::TextClassifier(t) => Loaded::TextClassifier(t),
             AnyModel::ImageText(c) => Loaded::ImageText(c),
+            AnyModel::Program(p) => Loaded::Program(p),
         }
     }
 }
@@ -160,8 +161,7 @@ impl TorchlessModel {
 
 /// A path ending in `.pt2` (any case) is a `torch.export` archive: it loads as a program.
 fn is_program(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("pt2"))
+    registry::is_program(path)
 }
 
 #[cfg(test)]

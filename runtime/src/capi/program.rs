@@ -9,7 +9,6 @@
 
 use std::ffi::c_void;
 
-use candle_core::{DType, Device, Tensor};
 use torchless_convert::DType as TorchDType;
 
 use super::args::{self, invalid, null};
@@ -372,41 +371,12 @@ fn same_inputs(kept: &[Raw], given: &[Given<'_>]) -> bool {
             .all(|((c, s, b), (gc, gs, gb))| c == gc && s == gs && b == gb)
 }
 
-/// Little-endian bytes as values, whatever their alignment.
-fn decode<T, const N: usize>(b: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-    b.chunks_exact(N)
-        .map(|c| {
-            let mut a = [0u8; N];
-            a.copy_from_slice(c);
-            f(a)
-        })
-        .collect()
-}
-
-/// A checked input as the tensor `Program::run_typed` takes (int8 widened to int64, its
-/// storage; bool and uint8 as bytes).
+/// A checked input as the tensor `Program::run_typed` takes.
 fn typed_input(i: usize, code: i32, shape: &[i64], b: &[u8]) -> Result<TypedTensor, CallError> {
     let dtype = torch_of(code).ok_or_else(|| invalid(format!("inputs[{i}]: bad dtype")))?;
     // Sizes were checked non-negative by read_inputs.
     let dims: Vec<usize> = shape.iter().map(|&s| s as usize).collect();
-    let cpu = &Device::Cpu;
-    let t = match dtype {
-        TorchDType::F32 => Tensor::from_vec(decode(b, f32::from_le_bytes), dims, cpu),
-        TorchDType::F16 => Tensor::from_vec(decode(b, half::f16::from_le_bytes), dims, cpu),
-        TorchDType::BF16 => Tensor::from_vec(decode(b, half::bf16::from_le_bytes), dims, cpu),
-        TorchDType::F64 => Tensor::from_vec(decode(b, f64::from_le_bytes), dims, cpu),
-        TorchDType::I64 => Tensor::from_vec(decode(b, i64::from_le_bytes), dims, cpu),
-        TorchDType::I32 => Tensor::from_vec(decode(b, i32::from_le_bytes), dims, cpu),
-        TorchDType::I16 => Tensor::from_vec(decode(b, i16::from_le_bytes), dims, cpu),
-        TorchDType::I8 => Tensor::from_vec(
-            b.iter().map(|&x| i64::from(x as i8)).collect::<Vec<_>>(),
-            dims,
-            cpu,
-        ),
-        _ => Tensor::from_vec(b.to_vec(), dims, cpu),
-    }
-    .map_err(|e| invalid(format!("inputs[{i}]: {e}")))?;
-    Ok(TypedTensor { tensor: t, dtype })
+    TypedTensor::from_le_bytes(dtype, &dims, b).map_err(|e| invalid(format!("inputs[{i}]: {e}")))
 }
 
 /// An output as the C side gets it: dtype code, shape, little-endian C-order bytes.
@@ -419,42 +389,9 @@ fn raw_output(i: usize, t: &TypedTensor) -> Result<Raw, CallError> {
         ))
     })?;
     let shape = t.tensor.dims().iter().map(|&d| d as i64).collect();
-    let x = t
-        .tensor
-        .flatten_all()
-        .and_then(|x| x.to_device(&Device::Cpu))
+    let bytes = t
+        .to_le_bytes()
         .map_err(|e| fail(format!("output {i}: {e}")))?;
-    let le = |r: candle_core::Result<Vec<u8>>| r.map_err(|e| fail(format!("output {i}: {e}")));
-    let bytes = match t.dtype {
-        TorchDType::F32 => le(x
-            .to_dtype(DType::F32)
-            .and_then(|x| x.to_vec1::<f32>())
-            .map(|v| v.iter().flat_map(|f| f.to_le_bytes()).collect()))?,
-        TorchDType::F16 => le(x
-            .to_dtype(DType::F16)
-            .and_then(|x| x.to_vec1::<half::f16>())
-            .map(|v| v.iter().flat_map(|f| f.to_le_bytes()).collect()))?,
-        TorchDType::BF16 => le(x
-            .to_dtype(DType::BF16)
-            .and_then(|x| x.to_vec1::<half::bf16>())
-            .map(|v| v.iter().flat_map(|f| f.to_le_bytes()).collect()))?,
-        TorchDType::F64 => le(x
-            .to_dtype(DType::F64)
-            .and_then(|x| x.to_vec1::<f64>())
-            .map(|v| v.iter().flat_map(|f| f.to_le_bytes()).collect()))?,
-        TorchDType::Bool | TorchDType::U8 => le(x.to_dtype(DType::U8).and_then(|x| x.to_vec1()))?,
-        // Integers come back in their storage (int8 as int64): narrow to the declared width.
-        _ => {
-            let w = t.dtype.size();
-            le(x.to_dtype(DType::I64)
-                .and_then(|x| x.to_vec1::<i64>())
-                .map(|v| {
-                    v.iter()
-                        .flat_map(|i| i.to_le_bytes().into_iter().take(w))
-                        .collect()
-                }))?
-        }
-    };
     Ok((code, shape, bytes))
 }
 

@@ -62,6 +62,18 @@ pub enum Served {
         /// Its queue; rows are logits.
         batcher: Batcher<ImageInput, Vec<f32>>,
     },
+    /// A `torch.export` program: `/v1/run`. Calls run on blocking threads, at most
+    /// `--max-batch-size` at once; up to `--max-queue` more wait, past that 429.
+    Program {
+        /// The program.
+        program: Arc<crate::Program>,
+        /// Permits to run or wait (`max_batch_size + max_queue`).
+        admitted: Arc<tokio::sync::Semaphore>,
+        /// Permits to run (`max_batch_size`).
+        running: Arc<tokio::sync::Semaphore>,
+        /// `max_batch_size + max_queue`.
+        capacity: usize,
+    },
     /// A decoder: `/v1/completions`, `/v1/chat/completions`.
     Generate {
         /// The queue, which holds the generator.
@@ -77,6 +89,9 @@ impl Served {
             Served::Embed { batcher, .. } => batcher.depth(),
             Served::Text { batcher, .. } => batcher.depth(),
             Served::Image { batcher, .. } => batcher.depth(),
+            Served::Program {
+                admitted, capacity, ..
+            } => capacity.saturating_sub(admitted.available_permits()),
             Served::Generate { queue, .. } => queue.waiting(),
         }
     }
@@ -86,7 +101,7 @@ impl Served {
             Served::Embed { batcher, .. } => Some(&batcher.metrics),
             Served::Text { batcher, .. } => Some(&batcher.metrics),
             Served::Image { batcher, .. } => Some(&batcher.metrics),
-            Served::Generate { .. } => None,
+            Served::Program { .. } | Served::Generate { .. } => None,
         }
     }
 }
@@ -127,12 +142,18 @@ impl AppState {
         }
         let mut models = BTreeMap::new();
         for spec in &config.models {
-            let resolved = registry::resolve(&spec.path).map_err(|cause| ServeError::Model {
-                name: spec.name.clone(),
-                path: spec.path.display().to_string(),
-                cause: Box::new(cause),
-            })?;
-            let task = resolved.family.task;
+            let task = if registry::is_program(&spec.path) {
+                Task::Run
+            } else {
+                registry::resolve(&spec.path)
+                    .map_err(|cause| ServeError::Model {
+                        name: spec.name.clone(),
+                        path: spec.path.display().to_string(),
+                        cause: Box::new(cause),
+                    })?
+                    .family
+                    .task
+            };
             if task == Task::ImageTextEmbed {
                 return Err(ServeError::Unsupported {
                     name: spec.name.clone(),
@@ -270,6 +291,14 @@ pub async fn load(
             }
         }
         (AnyModel::ImageText(_), _) => return Err(err(clip_refused())),
+        (AnyModel::Program(p), _) => Served::Program {
+            program: Arc::new(p),
+            admitted: Arc::new(tokio::sync::Semaphore::new(
+                limits.max_batch_size.max(1) + limits.max_queue,
+            )),
+            running: Arc::new(tokio::sync::Semaphore::new(limits.max_batch_size.max(1))),
+            capacity: limits.max_batch_size.max(1) + limits.max_queue,
+        },
         (AnyModel::Generator(g), _) => Served::Generate {
             queue: Arc::new(GenerationQueue::new(
                 Arc::new(g),

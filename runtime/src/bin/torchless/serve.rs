@@ -14,7 +14,10 @@ use crate::run_options::RunOptions;
 /// registry, as for the other commands): a sentence encoder answers POST /v1/embeddings and
 /// POST /embed; a cross-encoder or text classifier POST /rerank and POST /v1/classify; an image
 /// classifier (ResNet state_dict, ViT folder) POST /v1/classify; a decoder POST /v1/completions
-/// and POST /v1/chat/completions (`"stream": true` for server-sent events). GET /v1/models
+/// and POST /v1/chat/completions (`"stream": true` for server-sent events); a `torch.export`
+/// program (a `.pt2` file, as `torchless run` takes) POST /v1/run with typed tensors
+/// (`{"inputs": [{"dtype": "float32", "shape": [2, 16], "data": "<base64 little-endian>"}]}`).
+/// GET /v1/models
 /// lists them, GET /health answers while the process runs, GET /ready is 503 until every model
 /// is loaded, GET /metrics is Prometheus text.
 ///
@@ -41,7 +44,7 @@ use crate::run_options::RunOptions;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A model to serve, as NAME=PATH (repeatable): NAME is what requests send in "model",
-    /// PATH a model folder (or a ResNet state_dict file).
+    /// PATH a model folder (or a ResNet state_dict file, or a `torch.export` `.pt2` program).
     #[arg(long = "model", value_name = "NAME=PATH", required = true)]
     models: Vec<ModelSpec>,
     #[command(flatten)]

@@ -5,6 +5,7 @@
 pub(crate) mod classify;
 pub(crate) mod embed;
 pub(crate) mod generate;
+pub(crate) mod run;
 mod sse;
 
 use std::future::Future;
@@ -41,6 +42,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/classify", post(classify::classify))
         .route("/v1/completions", post(generate::completions))
         .route("/v1/chat/completions", post(generate::chat))
+        .route("/v1/run", post(run::run))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), auth))
@@ -132,6 +134,7 @@ pub fn wrong_task(name: &str, task: crate::Task) -> ApiError {
             "/v1/completions or /v1/chat/completions (gRPC: Complete or ChatComplete)"
         }
         crate::Task::ImageTextEmbed => "no route",
+        crate::Task::Run => "/v1/run",
     };
     ApiError::bad_request(format!(
         "model {name:?} is {}: use {routes}",
