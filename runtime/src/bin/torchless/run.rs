@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use candle_core::{DType, Device, Tensor};
+use candle_core::DType;
 use torchless::convert::DType as TorchDType;
 use torchless::npy::{read_npy_typed, write_npy_typed};
 use torchless::{DeviceSpec, LoadOptions, Program, TypedTensor};
@@ -49,77 +49,28 @@ pub struct Args {
     json: bool,
 }
 
-fn candle_of(d: TorchDType) -> anyhow::Result<DType> {
-    Ok(match d {
-        TorchDType::F32 => DType::F32,
-        TorchDType::F16 => DType::F16,
-        TorchDType::F64 => DType::F64,
-        TorchDType::I64 => DType::I64,
-        TorchDType::I32 => DType::I32,
-        TorchDType::I16 => DType::I16,
-        TorchDType::Bool | TorchDType::U8 => DType::U8,
-        other => anyhow::bail!("dtype {other} is not supported in .npy inputs"),
-    })
-}
-
 fn load_input(path: &Path, declared: TorchDType) -> anyhow::Result<TypedTensor> {
     let npy = read_npy_typed(path)?;
-    let t = if npy.dtype == TorchDType::I8 {
-        let v: Vec<i64> = npy.data.iter().map(|b| i64::from(*b as i8)).collect();
-        Tensor::from_vec(v, npy.shape.as_slice(), &Device::Cpu)?
-    } else {
-        Tensor::from_raw_buffer(&npy.data, candle_of(npy.dtype)?, &npy.shape, &Device::Cpu)?
-    };
-    let (tensor, dtype) = if declared == TorchDType::BF16 && npy.dtype == TorchDType::F32 {
-        (t.to_dtype(DType::BF16)?, TorchDType::BF16)
-    } else {
-        (t, npy.dtype)
-    };
-    Ok(TypedTensor { tensor, dtype })
+    let t = TypedTensor::from_le_bytes(npy.dtype, &npy.shape, &npy.data)?;
+    if declared == TorchDType::BF16 && npy.dtype == TorchDType::F32 {
+        return Ok(TypedTensor {
+            tensor: t.tensor.to_dtype(DType::BF16)?,
+            dtype: TorchDType::BF16,
+        });
+    }
+    Ok(t)
 }
 
-/// The bytes and numpy dtype an output is written with.
+/// The bytes and numpy dtype an output is written with (numpy has no bfloat16: float32).
 fn output_bytes(t: &TypedTensor) -> anyhow::Result<(TorchDType, Vec<u8>)> {
-    let x = t.tensor.flatten_all()?.to_device(&Device::Cpu)?;
-    Ok(match t.dtype {
-        TorchDType::F32 | TorchDType::BF16 => {
-            let v: Vec<f32> = x.to_dtype(DType::F32)?.to_vec1()?;
-            (
-                TorchDType::F32,
-                v.iter().flat_map(|f| f.to_le_bytes()).collect(),
-            )
-        }
-        TorchDType::F16 => {
-            let v: Vec<half::f16> = x.to_vec1()?;
-            (
-                TorchDType::F16,
-                v.iter().flat_map(|f| f.to_le_bytes()).collect(),
-            )
-        }
-        TorchDType::F64 => {
-            let v: Vec<f64> = x.to_vec1()?;
-            (
-                TorchDType::F64,
-                v.iter().flat_map(|f| f.to_le_bytes()).collect(),
-            )
-        }
-        TorchDType::Bool | TorchDType::U8 => (t.dtype, x.to_dtype(DType::U8)?.to_vec1::<u8>()?),
-        TorchDType::I8 => {
-            let v: Vec<i64> = x.to_dtype(DType::I64)?.to_vec1()?;
-            (TorchDType::I8, v.iter().map(|i| *i as i8 as u8).collect())
-        }
-        TorchDType::I16 | TorchDType::I32 | TorchDType::I64 => {
-            let v: Vec<i64> = x.to_dtype(DType::I64)?.to_vec1()?;
-            let w = t.dtype.size();
-            (
-                t.dtype,
-                v.iter()
-                    .flat_map(|i| i.to_le_bytes()[..w].to_vec())
-                    .collect(),
-            )
-        }
-        other => anyhow::bail!("output dtype {other} cannot be written as .npy"),
-    })
+    if t.dtype == TorchDType::BF16 {
+        let f = TypedTensor {
+            tensor: t.tensor.to_dtype(DType::F32)?,
+            dtype: TorchDType::F32,
+        };
+        return Ok((TorchDType::F32, f.to_le_bytes()?));
+    }
+    Ok((t.dtype, t.to_le_bytes()?))
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder.
