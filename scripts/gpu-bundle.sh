@@ -4,13 +4,19 @@
 # GPU kernel bench (benches/gpu), the end-to-end model bench (benches/models), the `torchless`
 # CLI and libtorchless.so (bindings/c), strips them and packs them into gpu-bundle.tar.xz (kept
 # under 40 MiB: with the ~20 MiB source tree it stays under the 64 MiB a GPU call can carry)
-# for scripts/gpu-check.sh on a GPU machine. The source tree travels next to it. Model folders
-# are not bundled: scripts/gpu_models.py writes them on the GPU machine.
+# for scripts/gpu-check.sh on a GPU machine. The source tree travels next to it, with the
+# committed graph programs (tests/fixtures/graph, checked below). Model folders and the
+# BERT-base / ResNet-50 programs are not bundled: scripts/gpu_models.py writes them on the GPU
+# machine. `torchless run` and `bench-models graph` (the graph runtime) are in the binaries.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 . scripts/cuda-env.sh
 set -euo pipefail
+for case in bert_tiny resnet_small llama_tiny unet_tiny; do
+  git ls-files --error-unmatch "tests/fixtures/graph/$case/program.pt2" >/dev/null 2>&1 || {
+    echo "error: tests/fixtures/graph/$case/program.pt2 is not tracked (scripts/graph_fixtures.py)" >&2; exit 1; }
+done
 rm -rf gpu-bundle gpu-bundle.tar.xz
 mkdir -p gpu-bundle/bin
 touch runtime/src/bin/torchless/main.rs   # relinked, so that its copy is this checkout's

@@ -12,9 +12,11 @@
 # 3. scripts/gpu_models.py (the machine's own torch) writes random-weight BERT-base, MiniLM,
 #    GPT-2-small, ~1B Llama and ResNet-50 folders under $GPU_CHECK_WORK (default
 #    /tmp/torchless-gpu-check: gigabytes, kept out of $OUT), PyTorch's outputs in f32/f16/bf16
-#    on the card and PyTorch eager timings;
-# 4. scripts/gpu_compare.py runs the bundled release `torchless` CLI (--device cuda), the
-#    committed fixtures, libtorchless.so and bench-models, compares, and prints one summary
+#    on the card and PyTorch eager timings, and exports BERT-base and ResNet-50 as
+#    `torch.export` programs (.pt2, f32) with PyTorch's outputs on the card;
+# 4. scripts/gpu_compare.py runs the bundled release `torchless` CLI (--device cuda; `torchless
+#    run` for the programs and tests/fixtures/graph), the committed fixtures, libtorchless.so
+#    and bench-models (graph mode for the programs), compares, and prints one summary
 #    table last (also $OUT/RESULTS-gpu.md, for benches/RESULTS.md). A CPU fallback fails.
 # `--dry-run` runs every step on a machine without a GPU: `--device cpu`, tiny model sizes,
 # GPU columns empty; it takes the bundle when there is one (its binaries load with the stub

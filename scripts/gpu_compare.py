@@ -17,7 +17,13 @@ Pure Python (no numpy, no torch): it runs the bundled binaries and compares numb
   prefill and decode at batch 1 and 16, next to DIR/torch-timings.json; decode rows get the
   share of the weight-bandwidth roofline (weight bytes per step x steps/s / the copy bandwidth
   PyTorch measured on the same device).
-- The graph runtime (.pt2 programs): listed as "not in this build".
+- The graph runtime (`torch.export` programs): `torchless run PROGRAM.pt2 --input ... --device D
+  --json` on the BERT-base and ResNet-50 programs of DIR/manifest.json's `graphs` (written by
+  scripts/gpu_models.py) against PyTorch's outputs of the same module on the same device, and
+  on the committed fixtures tests/fixtures/graph/{bert_tiny,resnet_small,llama_tiny,unet_tiny}
+  against their out_*.npy; error = max |ours - PyTorch| / max |PyTorch| (as tests/graph.rs),
+  limit 1e-4 (f32). Timed with `bench-models graph` (Program::run, outputs back on the host)
+  at batch 1 and 32 next to PyTorch eager of the same module.
 
 Every JSON output must name the device asked for (`"device": "cuda:0"`): a CPU fallback fails.
 Without a reference (no torch: the CI dry run), error columns say "no torch" and are not
@@ -25,6 +31,8 @@ failures with --dry-run. Prints one line per row as it goes and writes the table
 exit status 1 if any row failed.
 """
 import argparse
+import array
+import ast
 import ctypes
 import datetime
 import json
@@ -39,6 +47,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "fixtures")
 DTYPE_BYTES = {"f32": 4, "f16": 2, "bf16": 2}
 DECODER_FIXTURES = ["gpt2", "llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"]
+GRAPH_FIXTURES = ["bert_tiny", "resnet_small", "llama_tiny", "unet_tiny"]
+GRAPH_LABELS = {"bert-base": "graph BERT-base (torchless run)",
+                "resnet50": "graph ResNet-50 (torchless run)"}
+NPY_TYPES = {"<f4": ("f", True), "<f8": ("d", True), "<i8": ("q", False), "<i4": ("i", False),
+             "<i2": ("h", False), "|i1": ("b", False), "|u1": ("B", False), "|b1": ("B", False)}
 
 
 def rel_err(ours, ref):
@@ -56,6 +69,45 @@ def rel_err(ours, ref):
         e = num / den
         worst = e if (e > worst or math.isnan(e)) else worst
     return worst
+
+
+def read_npy(path):
+    """(shape, values as a flat list, is_float) of a little-endian C-order .npy file."""
+    with open(path, "rb") as f:
+        b = f.read()
+    if b[:6] != b"\x93NUMPY":
+        raise ValueError(f"{path}: not a .npy file")
+    if b[6] == 1:
+        n, start = int.from_bytes(b[8:10], "little"), 10
+    else:
+        n, start = int.from_bytes(b[8:12], "little"), 12
+    h = ast.literal_eval(b[start:start + n].decode("latin1"))
+    if h["fortran_order"] or h["descr"] not in NPY_TYPES:
+        raise ValueError(f"{path}: {h['descr']} (fortran {h['fortran_order']}) is not read here")
+    code, is_float = NPY_TYPES[h["descr"]]
+    vals = array.array(code)
+    vals.frombytes(b[start + n:])
+    if sys.byteorder != "little":
+        vals.byteswap()
+    shape = list(h["shape"])
+    if len(vals) != math.prod(shape):
+        raise ValueError(f"{path}: {len(vals)} values for shape {shape}")
+    return shape, vals, is_float
+
+
+def max_rel(ours, want):
+    """max |ours - want| / max |want| over PyTorch's finite values (tests/graph.rs's measure);
+    inf when ours is NaN there or a NaN or infinity of PyTorch is not matched."""
+    scale = max((abs(w) for w in want if math.isfinite(w)), default=0.0) or 1e-6
+    worst = 0.0
+    for a, w in zip(ours, want):
+        if math.isfinite(w):
+            d = abs(a - w)
+            if not d <= worst:  # also true for a NaN of ours
+                worst = d if math.isfinite(d) else math.inf
+        elif not (a == w or (math.isnan(a) and math.isnan(w))):
+            return math.inf
+    return worst / scale
 
 
 class Check:
@@ -255,12 +307,22 @@ class Check:
                 cases.append(("llama-1b", f"decode batch {b}",
                               ["decoder", "--batch", b, "--prompt", tm["prompt"], "--new", tm["new"],
                                "--runs", tm["dec_runs"]]))
+            graphs = self.manifest.get("graphs") or {}
+            for name, g in graphs.items():
+                if dt != "f32" or "error" in g:
+                    continue  # a program's dtype is part of it: the f32 programs are timed once
+                for what, inputs in g["timing_inputs"].items():
+                    cases.append((f"graph-{name}", what, ["graph", g["program"]] + [
+                        x for p in inputs for x in ("--input", p)] + ["--runs", tm["runs"]]))
             for model, what, args in cases:
-                e = models[model]
-                if self.cpu_bf16_conv(e["kind"], dt, f"{model} {what}"):
-                    continue
-                cmd = [self.bench, args[0], e["path"]] + [str(x) for x in args[1:]] + [
-                    "--device", self.a.device, "--dtype", dt]
+                if model.startswith("graph-"):
+                    cmd = [self.bench] + [str(x) for x in args] + ["--device", self.a.device]
+                else:
+                    e = models[model]
+                    if self.cpu_bf16_conv(e["kind"], dt, f"{model} {what}"):
+                        continue
+                    cmd = [self.bench, args[0], e["path"]] + [str(x) for x in args[1:]] + [
+                        "--device", self.a.device, "--dtype", dt]
                 tag = f"bench-{model}-{what.replace(' ', '_')}-{dt}"
                 label = f"{model} {what}"
                 out, err = self.run_json(cmd, tag)
@@ -287,9 +349,13 @@ class Check:
                 else:
                     ours = out["prefill_ms"] if what.startswith("prefill") else out["ms"]
                     tt = t["ms"] if t else None
+                    note = ""
+                    if model.startswith("graph-"):
+                        note = ("graph runtime: Program::run, outputs back on the host; PyTorch "
+                                "eager runs the exported module")
                     self.row(label, dt, "PASS", ours=f"{ours:.2f} ms",
                              theirs=f"{tt:.2f} ms" if tt else self.no_torch(),
-                             ratio=f"{tt / ours:.2f}x" if tt else "")
+                             ratio=f"{tt / ours:.2f}x" if tt else "", note=note)
 
     def weight_bytes(self, e, dt):
         """Bytes of weights one decode step reads: every parameter but the embedding table (one
@@ -300,9 +366,73 @@ class Check:
     def no_torch(self):
         return "no torch" if self.torch_t is None else "-"
 
+    # ------------------------------------------------------------ the graph runtime
+    def run_program(self, program, inputs, tag, big=False):
+        """`torchless run` on the device; (outputs' files or None, error text). Big outputs (the
+        generated programs': 12 MiB for BERT-base) go under --work, which does not travel back."""
+        out_dir = os.path.join(self.a.work if big else self.a.out, "ours", tag)
+        cmd = [self.tl, "run", program] + [x for p in inputs for x in ("--input", p)] + [
+            "--out-dir", out_dir, "--device", self.a.device, "--json"]
+        out, err = self.run_json(cmd, tag)
+        if out is None:
+            return None, err
+        if not self.on_device(out):
+            return None, f"ran on {out.get('device')}, not {self.a.device}"
+        return [o["file"] for o in out["outputs"]], ""
+
+    def compare_outputs(self, label, files, wants, extra=""):
+        """One row: every output against PyTorch's (floats by max_rel, integers exactly)."""
+        if len(files) != len(wants):
+            return self.row(label, "f32", "FAIL", note=f"{len(files)} outputs, PyTorch {len(wants)}")
+        worst, notes = 0.0, []
+        for i, (got, want) in enumerate(zip(files, wants)):
+            try:
+                gs, gv, _ = read_npy(got)
+                ws, wv, wf = read_npy(want)
+            except (OSError, ValueError) as e:
+                return self.row(label, "f32", "FAIL", note=str(e))
+            if gs != ws:
+                return self.row(label, "f32", "FAIL", note=f"output {i}: shape {gs}, PyTorch {ws}")
+            if wf:
+                worst = max(worst, max_rel(gv, wv))
+            elif list(gv) != list(wv):
+                worst = math.inf
+                notes.append(f"output {i} (integers) differs")
+            notes.append(f"out_{i} {'x'.join(map(str, ws))}")
+        ok = worst <= 1e-4
+        self.row(label, "f32", "PASS" if ok else "FAIL", error=f"{worst:.1e}",
+                 note="limit 1e-04 (max abs error / max abs PyTorch); " + ", ".join(notes) + extra)
+
     def graph(self):
-        self.row("graph runtime (.pt2: exported BERT, ResNet)", "-", "N/A",
-                 note="not in this build: `torchless run` and models/src/graph do not exist yet")
+        print("== graph runtime (torch.export programs, `torchless run`)")
+        graphs = self.manifest.get("graphs")
+        for name, label in GRAPH_LABELS.items():
+            g = (graphs or {}).get(name)
+            if g is None:
+                self.row(label, "f32", self.no_ref(), error="no torch",
+                         note="no program: scripts/gpu_models.py exports it with torch")
+                continue
+            if "error" in g:
+                self.row(label, "f32", "FAIL", note=f"export: {g['error']}")
+                continue
+            files, err = self.run_program(g["program"], g["inputs"], f"graph-{name}", big=True)
+            if files is None:
+                self.row(label, "f32", "FAIL", note=err)
+                continue
+            shapes = " ".join("x".join(map(str, s)) for s in g["shapes"])
+            self.compare_outputs(label, files, g["refs"],
+                                 f"; inputs {shapes}; PyTorch: {g['module']} on {self.a.device}")
+        for case in GRAPH_FIXTURES:
+            d = os.path.join(FIX, "graph", case)
+            spec = json.load(open(os.path.join(d, "case.json")))
+            inputs = [os.path.join(d, f"in_{i}.npy") for i in range(len(spec["inputs"]))]
+            wants = [os.path.join(d, f"out_{i}.npy") for i in range(len(spec["outputs"]))]
+            label = f"fixture graph/{case} (torchless run)"
+            files, err = self.run_program(os.path.join(d, "program.pt2"), inputs, f"fixture-graph-{case}")
+            if files is None:
+                self.row(label, "f32", "FAIL", note=err)
+                continue
+            self.compare_outputs(label, files, wants)
 
     # ------------------------------------------------------------ the table
     def write(self, started):

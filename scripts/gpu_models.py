@@ -25,8 +25,17 @@ folders, PyTorch's outputs on the same device, and PyTorch's timings.
    32, Llama prefill of 512 tokens (and the first token) and greedy decode tokens/s at batch 1
    and 16, plus the device's copy bandwidth (for the decode roofline share).
 
-Writes DIR/manifest.json (families, inputs, weight bytes, what ran), DIR/refs/<model>.<dtype>.json
-and DIR/torch-timings.json. Exit status 0 unless something failed.
+4. The graph runtime's programs (with torch only): BERT-base (`BertModel` of the bert-base folder,
+   wrapped to return last_hidden_state; inputs input_ids and attention_mask, int64, dynamic
+   batch and length) and ResNet-50 (the same state_dict; dynamic batch), exported on the CPU in
+   f32 with `torch.export` and saved as DIR/graphs/<model>/program.pt2; the check's inputs
+   (BERT 32 x 128 with a padded last row, ResNet batch 32; `--size tiny`: 2 x 16 and batch 2)
+   as in_<i>.npy, PyTorch's outputs of the same module on --device in f32 as ref_<i>.npy, and
+   the timing inputs of batch 1 and 32 (those of the hand-written rows) as t<batch>_<i>.npy,
+   timed eager on --device like the hand-written rows (model `graph-<model>`).
+
+Writes DIR/manifest.json (families, inputs, weight bytes, programs, what ran),
+DIR/refs/<model>.<dtype>.json and DIR/torch-timings.json. Exit status 0 unless something failed.
 """
 import argparse
 import array
@@ -262,17 +271,33 @@ def save_torch(path, weights):
     write_safetensors(path, tensors)
 
 
+def npy_header(shape, descr):
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (
+        descr, "".join(f"{d}, " for d in shape) if len(shape) > 1 else f"{shape[0]},")
+    header += " " * (-(len(header) + 11) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode()
+
+
 def write_npy(path, shape, values):
     """A little-endian float32 C-order .npy file."""
-    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % (
-        "".join(f"{d}, " for d in shape) if len(shape) > 1 else f"{shape[0]},")
-    header += " " * (-(len(header) + 11) % 64) + "\n"
     vals = array.array("f", values)
     if sys.byteorder != "little":
         vals.byteswap()
     with open(path, "wb") as f:
-        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+        f.write(npy_header(shape, "<f4"))
         f.write(vals.tobytes())
+
+
+def write_npy_torch(path, t):
+    """A CPU float32 or int64 tensor as a C-order .npy file, its memory written as it is."""
+    import ctypes
+    t = t.contiguous()
+    descr = {"torch.float32": "<f4", "torch.int64": "<i8"}[str(t.dtype)]
+    nbytes = t.numel() * t.element_size()
+    with open(path, "wb") as f:
+        f.write(npy_header(list(t.shape), descr))
+        if nbytes:
+            f.write(memoryview((ctypes.c_char * nbytes).from_address(t.data_ptr())))
 
 
 def encoder_inputs():
@@ -658,6 +683,158 @@ def timings(torch, models, weights, device, dtypes, size, impl):
     return {"bandwidth_bytes_s": copy_bandwidth(torch, device), "rows": rows}
 
 
+# ---------------------------------------------------------------- the graph runtime's programs
+
+GRAPHS = {"bert-base": "graph-bert-base", "resnet50": "graph-resnet50"}
+
+
+class Functional:
+    """A pure-PyTorch module (no transformers / torchvision) around ref_bert or ref_resnet, its
+    weights registered as buffers so that torch.export carries them."""
+
+    @staticmethod
+    def make(torch, kind, cfg, weights):
+        import torch.nn.functional as F
+
+        class M(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.names = list(weights)
+                for i, n in enumerate(self.names):
+                    self.register_buffer(f"w{i}", weights[n].clone())
+
+            def params(self):
+                return {n: getattr(self, f"w{i}") for i, n in enumerate(self.names)}
+
+        class Bert(M):
+            def forward(self, input_ids, attention_mask):
+                return ref_bert(F, torch, self.params(), cfg, input_ids, attention_mask)
+
+        class ResNet(M):
+            def forward(self, x):
+                return ref_resnet(F, torch, self.params(), cfg, x)
+        return (Bert if kind == "bert" else ResNet)().eval()
+
+
+def graph_module(torch, name, entry, weights, impl):
+    """(the eager module on the CPU in f32, what it is): BertModel wrapped to return
+    last_hidden_state, or torchvision's ResNet; the functional ones without those packages."""
+    kind = entry["kind"]
+    use_hf = not impl["vision" if kind == "resnet" else "text"].startswith("pure")
+    if not use_hf:
+        return Functional.make(torch, kind, entry["config"], weights), "pure torch"
+    if kind == "resnet":
+        m = load_hf(torch, entry, weights, "cpu", torch.float32)
+        return m, f"torchvision resnet{entry['config']['depth']}"
+    import transformers
+    # The folder has no pooler (torchless's encoder has none): none is made up here.
+    m = transformers.BertModel.from_pretrained(entry["path"], add_pooling_layer=False)
+    m = m.to(dtype=torch.float32).eval()
+
+    class Wrap(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                          return_dict=False)[0]
+    return Wrap(m).eval(), "transformers BertModel (last_hidden_state)"
+
+
+def graph_inputs(torch, entry, batch, tokens, check):
+    """The inputs of one call. Check inputs: BERT ids vary per row and the last row is padded
+    from the middle on (attention_mask 0, ids 0); ResNet images differ per row. Timing inputs
+    (check=False) are those of the hand-written rows."""
+    if entry["kind"] == "bert":
+        vocab = entry["config"]["vocab"]
+        if not check:
+            ids = torch.tensor([[(i * 7919 % 997 + 3) for i in range(tokens)]] * batch)
+            return [ids, torch.ones_like(ids)]
+        ids = torch.tensor([[((r * 131 + i * 7919) % (vocab - 3)) + 3 for i in range(tokens)]
+                            for r in range(batch)])
+        mask = torch.ones_like(ids)
+        mask[-1, tokens // 2:] = 0
+        ids[-1, tokens // 2:] = 0
+        return [ids, mask]
+    img = entry["config"]["image"]
+    if not check:
+        x = torch.tensor([((i * 7919) % 1000) / 500.0 - 1.0 for i in range(3 * img * img)])
+        return [x.view(1, 3, img, img).repeat(batch, 1, 1, 1)]
+    n = batch * 3 * img * img
+    x = ((torch.arange(n, dtype=torch.int64) * 7919) % 1000).to(torch.float32) / 500.0 - 1.0
+    return [x.view(batch, 3, img, img)]
+
+
+def export_graphs(torch, models, weights, device, size, out, impl, timed):
+    """Exports, references and times the programs; returns (manifest's `graphs`, timing rows).
+    A family that fails is recorded with its error (the comparer fails its row) and the others
+    still run."""
+    tm = TIMINGS[size]
+    graphs, rows = {}, []
+    for name, model in GRAPHS.items():
+        entry = models[name]
+        kind = entry["kind"]
+        d = os.path.join(out, "graphs", name)
+        os.makedirs(d, exist_ok=True)
+        g = {"program": os.path.join(d, "program.pt2"), "kind": kind}
+        graphs[name] = g
+        t0 = time.time()
+        try:
+            m, what = graph_module(torch, name, entry, weights[name], impl)
+            g["module"] = what
+            b = torch.export.Dim("batch", min=1, max=64)
+            if kind == "bert":
+                ex = graph_inputs(torch, entry, 2, 16, True)
+                s = torch.export.Dim("seq", min=2, max=512)
+                dyn = ({0: b, 1: s}, {0: b, 1: s})
+                batch, tokens = tm["enc_batches"][-1], tm["tokens"]
+            else:
+                ex = graph_inputs(torch, entry, 2, 0, True)
+                dyn = ({0: b},)
+                batch, tokens = tm["img_batches"][-1], 0
+            ep = torch.export.export(m, tuple(ex), dynamic_shapes=dyn)
+            torch.export.save(ep, g["program"])
+            del ep
+            xs = graph_inputs(torch, entry, batch, tokens, True)
+            g["inputs"] = []
+            for i, x in enumerate(xs):
+                g["inputs"].append(os.path.join(d, f"in_{i}.npy"))
+                write_npy_torch(g["inputs"][-1], x)
+            g["shapes"] = [list(x.shape) for x in xs]
+            m = m.to(device)
+            with torch.inference_mode():
+                y = m(*[x.to(device) for x in xs])
+            g["refs"] = [os.path.join(d, "ref_0.npy")]
+            write_npy_torch(g["refs"][0], y.float().cpu())
+            g["timing_inputs"] = {}
+            batches = tm["enc_batches"] if kind == "bert" else tm["img_batches"]
+            for bt in batches:
+                xs = graph_inputs(torch, entry, bt, tm["tokens"], False)
+                paths = []
+                for i, x in enumerate(xs):
+                    paths.append(os.path.join(d, f"t{bt}_{i}.npy"))
+                    write_npy_torch(paths[-1], x)
+                label = f"batch {bt} x {tm['tokens']}" if kind == "bert" else f"batch {bt}"
+                g["timing_inputs"][label] = paths
+                if timed:
+                    call = lambda: m(*[x.to(device) for x in xs]).float().cpu()
+                    with torch.inference_mode():
+                        ms = median_ms(torch, device, call, tm["runs"])
+                    rows.append(dict(model=model, what=label, dtype="f32", ms=ms))
+            del m
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            print(f"exported {name} ({what}) and its reference: {time.time() - t0:.1f} s",
+                  file=sys.stderr, flush=True)
+        except Exception as e:
+            import traceback
+            traceback.print_exc()
+            g["error"] = f"{type(e).__name__}: {e}"
+            print(f"error: exporting {name}: {g['error']}", file=sys.stderr, flush=True)
+    return graphs, rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
@@ -699,18 +876,26 @@ def main():
                 return 1
             manifest["card"] = torch.cuda.get_device_name(0)
         dtypes = args.dtypes.split(",")
+        tt = None
         try:
             references(torch, models, weights, args.device, dtypes, args.out, impl)
             if not args.no_timings:
                 tt = timings(torch, models, weights, args.device, args.time_dtypes.split(","),
                              args.size, impl)
-                with open(os.path.join(args.out, "torch-timings.json"), "w") as f:
-                    json.dump(tt, f, indent=1)
         except Exception as e:  # reported, and the manifest still written for the comparer
             import traceback
             traceback.print_exc()
             print(f"error: the PyTorch side failed: {e}", file=sys.stderr)
             status = 1
+        graphs, rows = export_graphs(torch, models, weights, args.device, args.size, args.out,
+                                     impl, not args.no_timings)
+        manifest["graphs"] = graphs
+        if any("error" in g for g in graphs.values()):
+            status = 1
+        if tt is not None:
+            tt["rows"] += rows
+            with open(os.path.join(args.out, "torch-timings.json"), "w") as f:
+                json.dump(tt, f, indent=1)
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     print(f"gpu_models.py: {time.time() - t0:.1f} s", file=sys.stderr)

@@ -7,6 +7,7 @@
 //! bench-models encoder DIR  [--device D] [--dtype T] [--batch 32] [--tokens 128] [--runs 20]
 //! bench-models resnet FILE  [--device D] [--dtype T] [--batch 32] [--image 224] [--runs 20]
 //! bench-models decoder DIR  [--device D] [--dtype T] [--batch 1] [--prompt 512] [--new 64] [--runs 3]
+//! bench-models graph PROGRAM.pt2 --input A.npy [--input B.npy ...] [--device D] [--runs 20]
 //! ```
 //!
 //! - encoder: `SentenceEncoder::hidden_states` on a `batch × tokens` batch of fixed ids (host ids
@@ -17,6 +18,11 @@
 //!   `--batch N` > 1 runs N sequences at once through `batching::GenerationQueue` (continuous
 //!   batching: one batched decode step for every running sequence) and reports the aggregate
 //!   tokens/s over the N sequences.
+//! - graph: a `torch.export` program (`torchless::Program`, the graph runtime of `torchless run`)
+//!   on the given `.npy` inputs (host arrays, in the program's input order and dtypes): the
+//!   median wall time of `runs` calls of `Program::run` after 3 warm-ups, every output copied
+//!   back to the host inside the timed call (which also waits for the device). `--dtype` does not
+//!   apply (a program's dtypes are part of it); `"batch"` is the first input's first dimension.
 //!
 //! Build: `cargo bench -p torchless-benches --bench models --no-run [--features cuda]`.
 
@@ -24,10 +30,13 @@ use std::path::PathBuf;
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
-use candle_core::{Device, DeviceLocation};
+use candle_core::{DType, Device, DeviceLocation, Tensor};
 use torchless::batching::{BatchLimits, GenerationEvent, GenerationQueue};
+use torchless::convert::DType as TorchDType;
+use torchless::npy::read_npy_typed;
 use torchless::{
-    Batch, Classifier, DeviceSpec, GenerateOptions, LoadOptions, SentenceEncoder, TextGenerator,
+    Batch, Classifier, DeviceSpec, GenerateOptions, LoadOptions, Program, SentenceEncoder,
+    TextGenerator,
 };
 
 type Res<T> = Result<T, String>;
@@ -43,13 +52,14 @@ struct Opts {
     prompt: usize,
     new: usize,
     runs: usize,
+    inputs: Vec<PathBuf>,
 }
 
 fn parse() -> Res<Opts> {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let kind = args
         .next()
-        .ok_or("usage: bench-models encoder|resnet|decoder PATH [options]")?;
+        .ok_or("usage: bench-models encoder|resnet|decoder|graph PATH [options]")?;
     let path = PathBuf::from(args.next().ok_or("missing the model path")?);
     let mut o = Opts {
         kind,
@@ -62,6 +72,7 @@ fn parse() -> Res<Opts> {
         prompt: 512,
         new: 64,
         runs: 0,
+        inputs: Vec::new(),
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -79,6 +90,7 @@ fn parse() -> Res<Opts> {
             "--prompt" => o.prompt = num()?,
             "--new" => o.new = num()?,
             "--runs" => o.runs = num()?,
+            "--input" => o.inputs.push(PathBuf::from(&value)),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -156,6 +168,54 @@ fn resnet(o: &Opts, opts: &LoadOptions) -> Res<serde_json::Value> {
     })?;
     Ok(serde_json::json!({
         "device": device_name(model.device()), "load_s": load_s, "ms": ms,
+    }))
+}
+
+/// A host tensor of one `.npy` input (candle's dtype for its PyTorch dtype, as `Program::run`
+/// takes it).
+fn npy_input(path: &std::path::Path) -> Res<Tensor> {
+    let npy = read_npy_typed(path).map_err(err)?;
+    let dtype = match npy.dtype {
+        TorchDType::F32 => DType::F32,
+        TorchDType::F16 => DType::F16,
+        TorchDType::F64 => DType::F64,
+        TorchDType::I64 => DType::I64,
+        TorchDType::I32 => DType::I32,
+        TorchDType::I16 => DType::I16,
+        TorchDType::Bool | TorchDType::U8 => DType::U8,
+        other => {
+            return Err(format!(
+                "{}: dtype {other} is not supported",
+                path.display()
+            ))
+        }
+    };
+    Tensor::from_raw_buffer(&npy.data, dtype, &npy.shape, &Device::Cpu).map_err(err)
+}
+
+fn graph(o: &Opts, opts: &LoadOptions) -> Res<serde_json::Value> {
+    if o.inputs.is_empty() {
+        return Err("graph needs its inputs (--input A.npy, repeatable)".into());
+    }
+    let inputs = o
+        .inputs
+        .iter()
+        .map(|p| npy_input(p))
+        .collect::<Res<Vec<_>>>()?;
+    let t = Instant::now();
+    let program = Program::load(&o.path, opts).map_err(err)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let ms = time_ms(o.runs_or(20), || {
+        let outs = program.run(&inputs).map_err(err)?;
+        for out in outs {
+            // Back on the host, as `torchless run` writes them: this also waits for the device.
+            out.to_device(&Device::Cpu).map_err(err)?;
+        }
+        Ok(())
+    })?;
+    Ok(serde_json::json!({
+        "device": device_name(program.device()), "load_s": load_s, "ms": ms,
+        "inputs": inputs.iter().map(|t| t.dims().to_vec()).collect::<Vec<_>>(),
     }))
 }
 
@@ -264,12 +324,22 @@ fn main() -> std::process::ExitCode {
             "encoder" => encoder(&o, &opts)?,
             "resnet" => resnet(&o, &opts)?,
             "decoder" => decoder(&o, &opts)?,
-            other => return Err(format!("unknown kind {other:?} (encoder, resnet, decoder)")),
+            "graph" => graph(&o, &opts)?,
+            other => {
+                return Err(format!(
+                    "unknown kind {other:?} (encoder, resnet, decoder, graph)"
+                ))
+            }
         };
         out["kind"] = o.kind.clone().into();
         out["model"] = o.path.display().to_string().into();
-        out["dtype"] = o.dtype.clone().into();
-        out["batch"] = o.batch.into();
+        if o.kind == "graph" {
+            out["dtype"] = "program".into();
+            out["batch"] = out["inputs"][0][0].clone();
+        } else {
+            out["dtype"] = o.dtype.clone().into();
+            out["batch"] = o.batch.into();
+        }
         Ok(out)
     };
     match run() {
