@@ -25,6 +25,21 @@ from side_by_side import criterion_medians, median_ms
 BERTS = [("minilm-l6", 384, 6, 12, 1536), ("bert-base", 768, 12, 12, 3072)]
 
 
+def fresh_models():
+    """The PyTorch modules alone (for timing: the weights' values do not change the time)."""
+    import torchvision
+    from transformers import BertConfig, BertModel
+
+    models = {}
+    for name, h, layers, heads, inter in BERTS:
+        cfg = BertConfig(vocab_size=30522, hidden_size=h, num_hidden_layers=layers,
+                         num_attention_heads=heads, intermediate_size=inter,
+                         max_position_embeddings=512, attn_implementation="sdpa")
+        models[name] = BertModel(cfg, add_pooling_layer=False).eval()
+    models["resnet50"] = torchvision.models.resnet50().eval()
+    return models
+
+
 def write_models(root):
     import torch
     import torchvision
@@ -103,11 +118,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--dir", help="where to write the models (default: a temp dir)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="--dir already holds the models of an earlier run: do not export again")
     args = ap.parse_args()
     import torch
 
     root = args.dir or tempfile.mkdtemp(prefix="torchless-graph-bench-")
-    models = write_models(root)
+    models = fresh_models() if args.reuse else write_models(root)
     os.environ["TORCHLESS_GRAPH_BENCH_DIR"] = root
     ours = criterion_medians("graph", args.threads, [n for n, *_ in BERTS] + ["resnet50"])
     theirs = torch_times(models, args.threads)

@@ -479,8 +479,11 @@ mod tests {
     }
 
     #[test]
-    fn decode_reads_unaligned_little_endian() {
+    fn inputs_read_unaligned_little_endian() {
         let b = [0u8, 1, 0, 0, 0, 2, 0, 0, 0];
-        assert_eq!(decode(&b[1..], i32::from_le_bytes), vec![1, 2]);
+        let t = TypedTensor::from_le_bytes(TorchDType::I32, &[2], &b[1..]).unwrap();
+        assert_eq!(t.tensor.to_vec1::<i32>().unwrap(), vec![1, 2]);
+        assert_eq!(t.to_le_bytes().unwrap(), b[1..].to_vec());
+        assert!(TypedTensor::from_le_bytes(TorchDType::I32, &[3], &b[1..]).is_err());
     }
 }

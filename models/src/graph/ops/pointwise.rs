@@ -549,6 +549,17 @@ fn bitwise(a: &Args, f: fn(i64, i64) -> i64) -> Result<Vec<Value>> {
     if dt.is_float() {
         return Err(a.err("bitwise ops take bool or integer tensors"));
     }
+    if dt == Dt::Bool {
+        // On 0/1 values as tensor ops (attention masks are built this way): and = min,
+        // or = max, xor = ne.
+        let (x, y) = (as_tensor(&p, dt, a)?, as_tensor(&q, dt, a)?);
+        let t = match (f(1, 1), f(1, 0)) {
+            (1, 0) => x.t.broadcast_minimum(&y.t)?,
+            (1, 1) => x.t.broadcast_maximum(&y.t)?,
+            _ => x.t.broadcast_ne(&y.t)?,
+        };
+        return one(Tv::new(t, Dt::Bool));
+    }
     host_int_binary(a, &p, &q, dt, move |x, y| Ok(f(x, y)))
 }
 
