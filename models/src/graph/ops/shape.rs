@@ -64,10 +64,6 @@ pub(super) const NAMES: &[&str] = &[
     "sym_constrain_range_for_size",
     "item",
     "_local_scalar_dense",
-    "dropout",
-    "native_dropout",
-    "feature_dropout",
-    "alpha_dropout",
 ];
 
 pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
@@ -120,12 +116,6 @@ pub(super) fn lookup(base: &str, overload: &str) -> Option<OpFn> {
         "movedim" => movedim,
         "clone" | "contiguous" | "alias" | "detach" | "detach_" | "lift_fresh_copy"
         | "lift_fresh" => |a| one(a.tensor("self")?),
-        "dropout" | "feature_dropout" | "alpha_dropout" => |a| one(a.tensor("input")?),
-        "native_dropout" => |a| {
-            let x = a.tensor("input")?;
-            let mask = Tv::new(x.t.ones_like()?.to_dtype(DType::U8)?, Dt::Bool);
-            Ok(vec![Value::Tensor(x), Value::Tensor(mask)])
-        },
         "copy" | "copy_" => |a| {
             let x = a.tensor("self")?;
             let src = a.tensor("src")?.to(x.dt)?;
