@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod clip;
+mod columns;
 pub mod decoder;
 pub mod distilbert;
 mod error;

@@ -229,40 +229,7 @@ impl ConvBn {
     /// The column matrix `[k·k·C_in, N·H'·W']` of a CNHW input, rows in `(kh, kw, c)` order
     /// as the stored weight; and `(H', W')`.
     fn columns(&self, x: &Tensor) -> Result<(Tensor, usize, usize)> {
-        let (c, n, h, w) = x.dims4()?;
-        let (k, s, p) = (self.k, self.stride, self.padding);
-        if h + 2 * p < k || w + 2 * p < k {
-            bail!("a {h}x{w} input is smaller than a {k}x{k} kernel");
-        }
-        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
-        if k == 1 && s == 1 && p == 0 {
-            return Ok((x.reshape((c, n * h * w))?, h, w));
-        }
-        // Zero padding, then up to a multiple of the stride so that a window offset `kh` and
-        // stride `s` become plain slices of a `[.., H/s, s, ..]` view.
-        let (hp, wp) = (h + 2 * p, w + 2 * p);
-        let (hs, ws) = (hp.div_ceil(s) * s, wp.div_ceil(s) * s);
-        let xp = x
-            .pad_with_zeros(2, p, p + hs - hp)?
-            .pad_with_zeros(3, p, p + ws - wp)?
-            .reshape((c, n, hs / s, s, ws / s, s))?;
-        let mut taps = Vec::with_capacity(k * k);
-        for kh in 0..k {
-            for kw in 0..k {
-                taps.push(
-                    xp.narrow(2, kh / s, oh)?
-                        .narrow(3, kh % s, 1)?
-                        .narrow(4, kw / s, ow)?
-                        .narrow(5, kw % s, 1)?
-                        .squeeze(5)?
-                        .squeeze(3)?,
-                );
-            }
-        }
-        // Stacked on a new leading dim: one copy of each view straight into place (a stack on
-        // an inner dim would copy twice).
-        let cols = Tensor::stack(&taps, 0)?.reshape((k * k * c, n * oh * ow))?;
-        Ok((cols, oh, ow))
+        crate::columns::cnhw_columns(x, self.k, self.stride, self.padding)
     }
 
     /// `conv(x) + b` on a CNHW input, as `[C_out, N·H'·W']` and `(N, H', W')`.

@@ -43,41 +43,6 @@ impl ConvGemm {
         })
     }
 
-    /// The column matrix of a `[C, N, H, W]` view and `(H', W')`.
-    fn columns(&self, x: &Tensor) -> Result<(Tensor, usize, usize)> {
-        let (c, n, h, w) = x.dims4()?;
-        let (k, s, p) = (self.k, self.stride, self.padding);
-        if h + 2 * p < k || w + 2 * p < k {
-            candle_core::bail!("a {h}x{w} input is smaller than a {k}x{k} kernel");
-        }
-        let (oh, ow) = ((h + 2 * p - k) / s + 1, (w + 2 * p - k) / s + 1);
-        if k == 1 && s == 1 && p == 0 {
-            return Ok((x.contiguous()?.reshape((c, n * h * w))?, h, w));
-        }
-        let (hp, wp) = (h + 2 * p, w + 2 * p);
-        let (hs, ws) = (hp.div_ceil(s) * s, wp.div_ceil(s) * s);
-        let xp = x
-            .pad_with_zeros(2, p, p + hs - hp)?
-            .pad_with_zeros(3, p, p + ws - wp)?
-            .contiguous()?
-            .reshape((c, n, hs / s, s, ws / s, s))?;
-        let mut taps = Vec::with_capacity(k * k);
-        for kh in 0..k {
-            for kw in 0..k {
-                taps.push(
-                    xp.narrow(2, kh / s, oh)?
-                        .narrow(3, kh % s, 1)?
-                        .narrow(4, kw / s, ow)?
-                        .narrow(5, kw % s, 1)?
-                        .squeeze(5)?
-                        .squeeze(3)?,
-                );
-            }
-        }
-        let cols = Tensor::stack(&taps, 0)?.reshape((k * k * c, n * oh * ow))?;
-        Ok((cols, oh, ow))
-    }
-
     /// `conv(x) + b` (then ReLU) on an NCHW input; the result is an NCHW view of a
     /// `[C_out, N, H', W']` tensor.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -85,7 +50,12 @@ impl ConvGemm {
         if c != self.c_in {
             candle_core::bail!("the input has {c} channels, the weight {}", self.c_in);
         }
-        let (cols, oh, ow) = self.columns(&x.permute((1, 0, 2, 3))?)?;
+        let (cols, oh, ow) = crate::columns::cnhw_columns(
+            &x.permute((1, 0, 2, 3))?,
+            self.k,
+            self.stride,
+            self.padding,
+        )?;
         let y = self.weight.matmul(&cols)?.broadcast_add(&self.bias)?;
         let y = if self.relu { y.relu()? } else { y };
         y.reshape((self.c_out, n, oh, ow))?.permute((1, 0, 2, 3))
