@@ -868,6 +868,3 @@ fn load_weight(
     .map_err(|e| e.to_string())?;
     Ok(Tv::new(t, dt))
 }
-
-/// Shared, immutable: a loaded program can serve many threads.
-pub type SharedGraph = Arc<GraphModel>;

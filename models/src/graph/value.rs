@@ -173,24 +173,6 @@ impl Tv {
         Tv { t, dt }
     }
 
-    /// A float tensor in its own dtype.
-    pub fn float(t: Tensor) -> Result<Tv> {
-        let dt = match t.dtype() {
-            DType::F16 => Dt::F16,
-            DType::BF16 => Dt::BF16,
-            DType::F32 => Dt::F32,
-            DType::F64 => Dt::F64,
-            DType::U8 => Dt::Bool,
-            DType::I64 => Dt::I64,
-            other => {
-                return Err(GraphError::msg(format!(
-                    "internal: tensor of candle dtype {other:?}"
-                )))
-            }
-        };
-        Ok(Tv { t, dt })
-    }
-
     /// Sizes.
     pub fn dims(&self) -> &[usize] {
         self.t.dims()

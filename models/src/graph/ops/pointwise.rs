@@ -527,15 +527,20 @@ fn cmp(a: &Args, c: Cmp) -> Result<Vec<Value>> {
 fn logical(a: &Args, f: fn(bool, bool) -> bool) -> Result<Vec<Value>> {
     let x = as_tensor(&a.operand("self")?, Dt::Bool, a)?;
     let y = as_tensor(&a.operand("other")?, Dt::Bool, a)?;
-    // On 0/1 values: and = min, or = max, xor = ne.
-    let t = if f(true, false) && f(false, true) && !f(true, true) {
-        x.t.broadcast_ne(&y.t)?
-    } else if f(true, false) {
-        x.t.broadcast_maximum(&y.t)?
-    } else {
-        x.t.broadcast_minimum(&y.t)?
-    };
-    one(Tv::new(t, Dt::Bool))
+    one(Tv::new(
+        bool_table(&x, &y, f(true, true), f(true, false))?,
+        Dt::Bool,
+    ))
+}
+
+/// A symmetric op on bool tensors (0/1 values) given by its truth table: and = min, or = max,
+/// xor = ne.
+fn bool_table(x: &Tv, y: &Tv, t11: bool, t10: bool) -> Result<Tensor> {
+    Ok(match (t11, t10) {
+        (true, false) => x.t.broadcast_minimum(&y.t)?,
+        (true, true) => x.t.broadcast_maximum(&y.t)?,
+        _ => x.t.broadcast_ne(&y.t)?,
+    })
 }
 
 fn logical_not(a: &Args) -> Result<Vec<Value>> {
@@ -550,14 +555,9 @@ fn bitwise(a: &Args, f: fn(i64, i64) -> i64) -> Result<Vec<Value>> {
         return Err(a.err("bitwise ops take bool or integer tensors"));
     }
     if dt == Dt::Bool {
-        // On 0/1 values as tensor ops (attention masks are built this way): and = min,
-        // or = max, xor = ne.
+        // As tensor ops (attention masks are built this way).
         let (x, y) = (as_tensor(&p, dt, a)?, as_tensor(&q, dt, a)?);
-        let t = match (f(1, 1), f(1, 0)) {
-            (1, 0) => x.t.broadcast_minimum(&y.t)?,
-            (1, 1) => x.t.broadcast_maximum(&y.t)?,
-            _ => x.t.broadcast_ne(&y.t)?,
-        };
+        let t = bool_table(&x, &y, f(1, 1) != 0, f(1, 0) != 0)?;
         return one(Tv::new(t, Dt::Bool));
     }
     host_int_binary(a, &p, &q, dt, move |x, y| Ok(f(x, y)))
