@@ -10,10 +10,16 @@ use torchless_kernels::layout::{transpose, transpose_cat};
 /// A linear layer: `y = x·Wᵀ + b` as `torch.nn.Linear`.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// `Wᵀ`, `[in, out]`.
-    pub weight_t: Tensor,
+    weight: Weight,
     /// `b`, `[out]`.
     pub bias: Option<Tensor>,
+}
+
+/// How a [`Linear`] holds its weight.
+#[derive(Debug, Clone)]
+enum Weight {
+    /// `Wᵀ`, `[in, out]`, contiguous, in the model's dtype and device.
+    Dense(Tensor),
 }
 
 impl Linear {
@@ -30,15 +36,23 @@ impl Linear {
 
     /// Builds from a `[out, in]` weight.
     pub fn from_parts(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
-        Ok(Linear {
-            weight_t: transpose(weight)?,
-            bias,
-        })
+        Ok(Self::from_transposed(transpose(weight)?, bias))
     }
 
     /// Builds from a weight already laid out `[in, out]` (GPT-2's `Conv1D`).
     pub fn from_transposed(weight_t: Tensor, bias: Option<Tensor>) -> Self {
-        Linear { weight_t, bias }
+        Linear {
+            weight: Weight::Dense(weight_t),
+            bias,
+        }
+    }
+
+    /// `Wᵀ`, `[in, out]`, as a plain tensor (load-time passes that concatenate or convert
+    /// weights; the forward paths never call it).
+    pub fn weight_t(&self) -> Result<Tensor> {
+        match &self.weight {
+            Weight::Dense(w) => Ok(w.clone()),
+        }
     }
 
     /// Loads several linears with the same input (q/k/v, gate/up) as one: their `[out_i, in]`
@@ -59,15 +73,14 @@ impl Linear {
             None
         };
         let refs: Vec<&Tensor> = ws.iter().collect();
-        Ok(Linear {
-            weight_t: transpose_cat(&refs)?,
-            bias,
-        })
+        Ok(Self::from_transposed(transpose_cat(&refs)?, bias))
     }
 
     /// Output features.
     pub fn out_dim(&self) -> Result<usize> {
-        self.weight_t.dim(1)
+        match &self.weight {
+            Weight::Dense(w) => w.dim(1),
+        }
     }
 
     /// `x·Wᵀ` without the bias, for any leading dims.
@@ -77,10 +90,13 @@ impl Linear {
             candle_core::bail!("linear: a 0-d input");
         };
         let rows: usize = lead.iter().product();
-        // One row (a decode step): the weight-streaming product; more: candle's gemm.
-        let y = vec_mat(&x.reshape((rows, k))?, &self.weight_t)?;
+        let x2 = x.reshape((rows, k))?;
+        let y = match &self.weight {
+            // One row (a decode step): the weight-streaming product; more: candle's gemm.
+            Weight::Dense(w) => vec_mat(&x2, w)?,
+        };
         let mut out = lead.to_vec();
-        out.push(self.weight_t.dim(1)?);
+        out.push(self.out_dim()?);
         y.reshape(out)
     }
 

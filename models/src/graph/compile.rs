@@ -672,7 +672,7 @@ impl Compiler<'_> {
             let lin = if upcast {
                 let l = linear.0;
                 Linear::from_transposed(
-                    l.weight_t.to_dtype(DType::F32)?,
+                    l.weight_t()?.to_dtype(DType::F32)?,
                     l.bias.map(|b| b.to_dtype(DType::F32)).transpose()?,
                 )
             } else {
@@ -727,7 +727,10 @@ impl Compiler<'_> {
             {
                 continue;
             }
-            let ws: Vec<&Tensor> = infos.iter().map(|l| &l.2.weight_t).collect();
+            let ws = infos
+                .iter()
+                .map(|l| l.2.weight_t())
+                .collect::<candle_core::Result<Vec<Tensor>>>()?;
             let weight_t = Tensor::cat(&ws, 1)?.contiguous()?;
             let bias = if with_bias {
                 let bs: Vec<&Tensor> = infos.iter().filter_map(|l| l.2.bias.as_ref()).collect();
