@@ -28,7 +28,7 @@ fn write_folder(dir: &Path, template: &str, special: &Value, form: usize) {
     let mut config = serde_json::Map::new();
     if let Some(tokens) = special.as_object() {
         for (i, (k, v)) in tokens.iter().enumerate() {
-            let value = if (i + form) % 2 == 0 {
+            let value = if (i + form).is_multiple_of(2) {
                 v.clone()
             } else {
                 json!({"__type": "AddedToken", "content": v, "special": true})

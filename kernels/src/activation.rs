@@ -47,6 +47,18 @@ impl Activation {
     }
 }
 
+impl Activation {
+    /// The in-place f32 row function of the CPU paths (this op's and the GEMM epilogue's).
+    pub(crate) fn row_fn(self) -> fn(&mut [f32]) {
+        match self {
+            Activation::GeluErf => act_row_erf,
+            Activation::GeluTanh => act_row_tanh,
+            Activation::Relu => act_row_relu,
+            Activation::Silu => act_row_silu,
+        }
+    }
+}
+
 #[inline(always)]
 fn gelu_erf(x: f32) -> f32 {
     0.5 * x * (1.0 + vmath::erf(x * std::f32::consts::FRAC_1_SQRT_2))
@@ -252,12 +264,7 @@ impl BiasAct {
             None
         };
         let mut out = vec![T::from_f32(0.0); x.len()];
-        let act: fn(&mut [f32]) = match self.act {
-            Activation::GeluErf => act_row_erf,
-            Activation::GeluTanh => act_row_tanh,
-            Activation::Relu => act_row_relu,
-            Activation::Silu => act_row_silu,
-        };
+        let act = self.act.row_fn();
         cpu::rows_mut(&mut out, cols, |i, y| {
             let xr = &x[i * cols..(i + 1) * cols];
             let fill = |dst: &mut [f32]| match b {

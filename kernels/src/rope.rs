@@ -78,7 +78,7 @@ impl RopeTable {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             bail!("rope table: head_dim must be even and non-zero, got {head_dim}");
         }
         let half = head_dim / 2;

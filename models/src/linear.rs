@@ -1,9 +1,12 @@
 //! `nn.Linear` with the weight transposed once at load (`[in, out]`, contiguous), so the hot
 //! path is a plain row-major matmul; the bias is applied by the caller's fused epilogue.
 
-use candle_core::{Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 use torchless_kernels::activation::{bias_act, Activation};
+use torchless_kernels::gemm::{self, PackedB};
 use torchless_kernels::gemv::vec_mat;
 use torchless_kernels::layout::{transpose, transpose_cat};
 
@@ -20,6 +23,9 @@ pub struct Linear {
 enum Weight {
     /// `Wᵀ`, `[in, out]`, contiguous, in the model's dtype and device.
     Dense(Tensor),
+    /// A CPU weight (f32, bf16 or f16, kept in its dtype) packed once for the GEMM
+    /// micro-kernels (`kernels/src/gemm`), which compute in f32.
+    Packed(Arc<PackedB>),
 }
 
 impl Linear {
@@ -40,11 +46,20 @@ impl Linear {
     }
 
     /// Builds from a weight already laid out `[in, out]` (GPT-2's `Conv1D`).
+    ///
+    /// A weight on the CPU (f32, bf16, f16) is packed for the GEMM micro-kernels here (once, at
+    /// load); a weight that cannot be packed stays dense.
     pub fn from_transposed(weight_t: Tensor, bias: Option<Tensor>) -> Self {
-        Linear {
-            weight: Weight::Dense(weight_t),
-            bias,
-        }
+        let packable = matches!(weight_t.dtype(), DType::F32 | DType::BF16 | DType::F16);
+        let weight = if weight_t.device().is_cpu() && packable {
+            match PackedB::from_tensor(&weight_t) {
+                Ok(p) => Weight::Packed(Arc::new(p)),
+                Err(_) => Weight::Dense(weight_t),
+            }
+        } else {
+            Weight::Dense(weight_t)
+        };
+        Linear { weight, bias }
     }
 
     /// `Wᵀ`, `[in, out]`, as a plain tensor (load-time passes that concatenate or convert
@@ -52,6 +67,7 @@ impl Linear {
     pub fn weight_t(&self) -> Result<Tensor> {
         match &self.weight {
             Weight::Dense(w) => Ok(w.clone()),
+            Weight::Packed(p) => p.to_tensor(),
         }
     }
 
@@ -80,37 +96,84 @@ impl Linear {
     pub fn out_dim(&self) -> Result<usize> {
         match &self.weight {
             Weight::Dense(w) => w.dim(1),
+            Weight::Packed(p) => Ok(p.n()),
         }
     }
 
     /// `x·Wᵀ` without the bias, for any leading dims.
     pub fn matmul(&self, x: &Tensor) -> Result<Tensor> {
+        self.product(x, None, None, None)
+    }
+
+    /// `act(x·Wᵀ + bias + residual)` for any leading dims of `x` (`residual` shaped as the
+    /// output): fused into the GEMM's epilogue when the weight is packed, separate ops otherwise.
+    fn product(
+        &self,
+        x: &Tensor,
+        bias: Option<&Tensor>,
+        residual: Option<&Tensor>,
+        act: Option<Activation>,
+    ) -> Result<Tensor> {
         let dims = x.dims();
         let Some((&k, lead)) = dims.split_last() else {
             candle_core::bail!("linear: a 0-d input");
         };
         let rows: usize = lead.iter().product();
         let x2 = x.reshape((rows, k))?;
-        let y = match &self.weight {
-            // One row (a decode step): the weight-streaming product; more: candle's gemm.
-            Weight::Dense(w) => vec_mat(&x2, w)?,
-        };
         let mut out = lead.to_vec();
         out.push(self.out_dim()?);
-        y.reshape(out)
+        match &self.weight {
+            Weight::Packed(p) if x.device().is_cpu() => {
+                let x2 = x2.to_dtype(DType::F32)?;
+                let r2 = residual
+                    .map(|r| r.reshape((rows, p.n()))?.to_dtype(DType::F32))
+                    .transpose()?;
+                let b = bias.map(|b| b.to_dtype(DType::F32)).transpose()?;
+                gemm::matmul(&x2, p, b.as_ref(), r2.as_ref(), act)?
+                    .reshape(out)?
+                    .to_dtype(x.dtype())
+            }
+            Weight::Packed(_) => {
+                candle_core::bail!("linear: a packed CPU weight for a {:?} input", x.device())
+            }
+            Weight::Dense(w) => {
+                // One row (a decode step): the weight-streaming product; more: candle's gemm.
+                let mut y = vec_mat(&x2, w)?.reshape(out)?;
+                if let Some(r) = residual {
+                    let b = match bias {
+                        Some(b) => y.broadcast_add(b)?,
+                        None => y,
+                    };
+                    y = (b + r)?;
+                    return match act {
+                        Some(a) => bias_act(&y, None, a),
+                        None => Ok(y),
+                    };
+                }
+                match act {
+                    Some(a) => bias_act(&y, bias, a),
+                    None => match bias {
+                        Some(b) => y.broadcast_add(b),
+                        None => Ok(y),
+                    },
+                }
+            }
+        }
     }
 
     /// `x·Wᵀ + b`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.matmul(x)?;
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
-        }
+        self.product(x, self.bias.as_ref(), None, None)
     }
 
-    /// `act(x·Wᵀ + b)`, the bias added in the activation's fused epilogue.
+    /// `act(x·Wᵀ + b)`, the bias and activation in the product's fused epilogue.
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        bias_act(&self.matmul(x)?, self.bias.as_ref(), act)
+        self.product(x, self.bias.as_ref(), None, Some(act))
+    }
+
+    /// `x·Wᵀ + b + residual` (`residual` shaped as the output), the additions in the product's
+    /// fused epilogue: an attention or MLP output projection with its skip connection.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        self.product(x, self.bias.as_ref(), Some(residual), None)
     }
 }

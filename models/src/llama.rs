@@ -43,7 +43,7 @@ pub(crate) fn check_rotary_geometry(
     intermediate: usize,
     vocab_size: usize,
 ) -> ConfigResult<()> {
-    if head_dim % 2 != 0 {
+    if !head_dim.is_multiple_of(2) {
         return Err(ConfigError::Unsupported(format!(
             "head_dim {head_dim} must be even for rotary embeddings"
         )));

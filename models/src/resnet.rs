@@ -8,6 +8,11 @@
 use candle_core::{bail, DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
+use std::sync::Arc;
+
+use torchless_kernels::activation::Activation;
+use torchless_kernels::gemm::conv::{conv2d_cnhw, PackedConv};
+
 use crate::fold::{fold_batch_norm, BatchNormStats};
 use crate::Linear;
 
@@ -175,10 +180,11 @@ impl std::fmt::Display for ResNetArch {
 /// kernel repacked on every call, output scattered back to NCHW) does not give.
 #[derive(Debug, Clone)]
 pub struct ConvBn {
-    /// `[C_out, k·k·C_in]` (`(kh, kw, c)` order), contiguous.
-    weight: Tensor,
+    weight: ConvWeight,
     /// `[C_out, 1]`.
     bias: Tensor,
+    /// The bias as f32 values (the packed path's epilogue).
+    bias_f32: Vec<f32>,
     c_out: usize,
     k: usize,
     stride: usize,
@@ -212,12 +218,24 @@ impl ConvBn {
             eps: BN_EPS,
         };
         let (weight, bias) = fold_batch_norm(&w, None, &stats, dtype)?;
-        Ok(ConvBn {
+        let weight = if dtype == DType::F32 && weight.device().is_cpu() {
+            ConvWeight::Packed(Arc::new(PackedConv::new(
+                &weight,
+                (stride, stride),
+                (padding, padding),
+            )?))
+        } else {
             // Columns come in (kh, kw, c) order (see `columns`), so the kernel is stored so.
-            weight: weight
-                .permute((0, 2, 3, 1))?
-                .contiguous()?
-                .reshape((c_out, k * k * c_in))?,
+            ConvWeight::Dense(
+                weight
+                    .permute((0, 2, 3, 1))?
+                    .contiguous()?
+                    .reshape((c_out, k * k * c_in))?,
+            )
+        };
+        Ok(ConvBn {
+            weight,
+            bias_f32: bias.to_dtype(DType::F32)?.to_vec1::<f32>()?,
             bias: bias.reshape((c_out, 1))?,
             c_out,
             k,
@@ -232,12 +250,45 @@ impl ConvBn {
         crate::columns::cnhw_columns(x, self.k, self.stride, self.padding)
     }
 
-    /// `conv(x) + b` on a CNHW input, as `[C_out, N·H'·W']` and `(N, H', W')`.
-    fn conv(&self, x: &Tensor) -> Result<(Tensor, (usize, usize, usize))> {
+    /// `conv(x) + b` on a CNHW input, as `[C_out, N·H'·W']` and `(N, H', W')` (the dense path).
+    fn conv(&self, weight: &Tensor, x: &Tensor) -> Result<(Tensor, (usize, usize, usize))> {
         let n = x.dim(1)?;
         let (cols, oh, ow) = self.columns(x)?;
-        let y = self.weight.matmul(&cols)?.broadcast_add(&self.bias)?;
+        let y = weight.matmul(&cols)?.broadcast_add(&self.bias)?;
         Ok((y, (n, oh, ow)))
+    }
+
+    /// `act(conv(x) + b + residual)`, CNHW in and out.
+    fn run(&self, x: &Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+        match &self.weight {
+            ConvWeight::Packed(p) if x.device().is_cpu() && x.dtype() == DType::F32 => conv2d_cnhw(
+                x,
+                p,
+                Some(&self.bias_f32),
+                residual,
+                relu.then_some(Activation::Relu),
+            ),
+            ConvWeight::Packed(_) => {
+                bail!(
+                    "resnet: f32 CPU filters for a {:?} {:?} input",
+                    x.dtype(),
+                    x.device()
+                )
+            }
+            ConvWeight::Dense(w) => {
+                let (y, dims) = self.conv(w, x)?;
+                let y = self.shaped(y, dims)?;
+                let y = match residual {
+                    Some(r) => (y + r)?,
+                    None => y,
+                };
+                if relu {
+                    y.relu()
+                } else {
+                    Ok(y)
+                }
+            }
+        }
     }
 
     fn shaped(&self, y: Tensor, (n, oh, ow): (usize, usize, usize)) -> Result<Tensor> {
@@ -246,21 +297,29 @@ impl ConvBn {
 
     /// `conv(x) + b` without the activation, CNHW in and out.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (y, dims) = self.conv(x)?;
-        self.shaped(y, dims)
+        self.run(x, None, false)
     }
 
     /// `relu(conv(x) + b)`, CNHW in and out.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        let (y, dims) = self.conv(x)?;
-        self.shaped(y.relu()?, dims)
+        self.run(x, None, true)
     }
 
     /// `relu(conv(x) + b + residual)`, CNHW in and out.
     pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
-        let (y, dims) = self.conv(x)?;
-        (self.shaped(y, dims)? + residual)?.relu()
+        self.run(x, Some(residual), true)
     }
+}
+
+/// How a [`ConvBn`] holds its filters.
+#[derive(Debug, Clone)]
+enum ConvWeight {
+    /// `[C_out, k·k·C_in]` (`(kh, kw, c)` order), contiguous: one matrix product over the
+    /// column matrix (half precision, CUDA).
+    Dense(Tensor),
+    /// f32 on the CPU: packed once for the implicit-GEMM convolution
+    /// (`torchless_kernels::gemm::conv`), no column matrix.
+    Packed(Arc<PackedConv>),
 }
 
 /// One residual block: `BasicBlock` (two 3×3 convs) or `Bottleneck` (1×1, 3×3, 1×1).

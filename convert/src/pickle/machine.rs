@@ -656,7 +656,7 @@ impl Machine<'_, '_> {
     }
 
     fn fill_dict(&self, d: &mut Dict, items: Vec<Value>) -> R<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.err("odd number of items for a dict"));
         }
         let mut it = items.into_iter();

@@ -105,8 +105,8 @@ pub(super) fn run_passes(model: &mut GraphModel) -> Result<()> {
     Ok(())
 }
 
-/// A fused linear: (step, input slot, layer, dtype, activation, f32 upcast).
-type LinearStep = (usize, usize, Linear, Dt, Option<Activation>, bool);
+/// A fused linear: (step, input slot, layer, dtype, activation).
+type LinearStep = (usize, usize, Linear, Dt, Option<Activation>);
 
 struct Compiler<'m> {
     m: &'m mut GraphModel,
@@ -666,25 +666,14 @@ impl Compiler<'_> {
                     }
                 }
             }
-            // Half-precision weights on the CPU multiply in f32 (ATen accumulates in f32;
-            // candle's CPU half matmul does not): an f32 copy made once here.
-            let upcast = matches!(linear.1, Dt::F16 | Dt::BF16) && self.m.device.is_cpu();
-            let lin = if upcast {
-                let l = linear.0;
-                Linear::from_transposed(
-                    l.weight_t()?.to_dtype(DType::F32)?,
-                    l.bias.map(|b| b.to_dtype(DType::F32)).transpose()?,
-                )
-            } else {
-                linear.0
-            };
-            self.linears
-                .push((i, xs, lin.clone(), linear.1, act, upcast));
+            // Half-precision weights on the CPU stay half precision: the packed GEMM widens them
+            // in registers and multiplies in f32, as ATen accumulates.
+            let lin = linear.0;
+            self.linears.push((i, xs, lin.clone(), linear.1, act));
             let fused = LinearAct {
                 linear: lin,
                 dtype: linear.1,
                 act,
-                upcast,
             };
             let step = &mut self.m.steps[i];
             step.op = if act.is_some() {
@@ -708,11 +697,11 @@ impl Compiler<'_> {
     /// Linears with one input, dtype and activation (attention's q, k and v; an MLP's gate
     /// and up) become one GEMM on their weights concatenated at load; each output is a slice.
     fn fuse_sibling_linears(&mut self) -> Result<()> {
-        let mut groups: BTreeMap<(usize, Option<u8>, bool), Vec<usize>> = BTreeMap::new();
-        for (k, (_, x, _, dt, act, up)) in self.linears.iter().enumerate() {
+        let mut groups: BTreeMap<(usize, Option<u8>), Vec<usize>> = BTreeMap::new();
+        for (k, (_, x, _, dt, act)) in self.linears.iter().enumerate() {
             let act_key = act.map(|a| a as u8);
             let _ = dt;
-            groups.entry((*x, act_key, *up)).or_default().push(k);
+            groups.entry((*x, act_key)).or_default().push(k);
         }
         for members in groups.into_values() {
             if members.len() < 2 {
@@ -759,7 +748,6 @@ impl Compiler<'_> {
                     linear: Linear::from_transposed(weight_t, bias),
                     dtype: dt,
                     act: infos[0].4,
-                    upcast: infos[0].5,
                 },
                 splits,
             }));
@@ -1068,8 +1056,6 @@ struct LinearAct {
     linear: Linear,
     dtype: Dt,
     act: Option<Activation>,
-    /// Half-precision program on the CPU: the weights are f32 copies, inputs are cast.
-    upcast: bool,
 }
 
 impl FusedOp for LinearAct {
@@ -1082,19 +1068,9 @@ impl FusedOp for LinearAct {
                 self.dtype.name()
             )));
         }
-        let xt = if self.upcast {
-            x.t.to_dtype(DType::F32)?
-        } else {
-            x.t.clone()
-        };
         let y = match self.act {
-            Some(act) => self.linear.forward_act(&xt, act)?,
-            None => self.linear.forward(&xt)?,
-        };
-        let y = if self.upcast {
-            y.to_dtype(x.t.dtype())?
-        } else {
-            y
+            Some(act) => self.linear.forward_act(&x.t, act)?,
+            None => self.linear.forward(&x.t)?,
         };
         Ok(vec![Value::Tensor(Tv::new(y, x.dt))])
     }

@@ -5,13 +5,22 @@
 //! applied to it. The layout `torchless_models::resnet` uses, for any NCHW program: candle's
 //! CPU `conv2d` repacks the kernel and tiles the pixels on every call.
 
-use candle_core::{Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{DType, Result, Tensor};
+use torchless_kernels::activation::Activation;
+use torchless_kernels::gemm::conv::{conv2d_cnhw, PackedConv};
 
 /// The prepared convolution.
 #[derive(Debug, Clone)]
 pub(super) struct ConvGemm {
-    weight: Tensor,
+    /// `[C_out, k·k·C_in]` (`(kh, kw, c)` order) for the column-matrix path (half precision,
+    /// CUDA); `None` when the filters are packed.
+    weight: Option<Tensor>,
+    /// f32 CPU filters packed for the implicit-GEMM convolution (no column matrix).
+    packed: Option<Arc<PackedConv>>,
     bias: Tensor,
+    bias_f32: Vec<f32>,
     c_out: usize,
     c_in: usize,
     k: usize,
@@ -28,11 +37,21 @@ impl ConvGemm {
         if kh != kw {
             candle_core::bail!("conv_gemm: a {kh}x{kw} kernel is not square");
         }
+        let packed = (w.dtype() == DType::F32 && w.device().is_cpu())
+            .then(|| PackedConv::new(w, (stride, stride), (padding, padding)))
+            .transpose()?;
+        let weight = match packed {
+            Some(_) => None,
+            None => Some(
+                w.permute((0, 2, 3, 1))?
+                    .contiguous()?
+                    .reshape((c_out, kh * kw * c_in))?,
+            ),
+        };
         Ok(ConvGemm {
-            weight: w
-                .permute((0, 2, 3, 1))?
-                .contiguous()?
-                .reshape((c_out, kh * kw * c_in))?,
+            weight,
+            packed: packed.map(Arc::new),
+            bias_f32: bias.to_dtype(DType::F32)?.to_vec1::<f32>()?,
             bias: bias.reshape((c_out, 1))?,
             c_out,
             c_in,
@@ -50,13 +69,24 @@ impl ConvGemm {
         if c != self.c_in {
             candle_core::bail!("the input has {c} channels, the weight {}", self.c_in);
         }
-        let (cols, oh, ow) = crate::columns::cnhw_columns(
-            &x.permute((1, 0, 2, 3))?,
-            self.k,
-            self.stride,
-            self.padding,
-        )?;
-        let y = self.weight.matmul(&cols)?.broadcast_add(&self.bias)?;
+        let cnhw = x.permute((1, 0, 2, 3))?;
+        if let Some(p) = &self.packed {
+            if x.device().is_cpu() && x.dtype() == DType::F32 {
+                let act = self.relu.then_some(Activation::Relu);
+                return conv2d_cnhw(&cnhw, p, Some(&self.bias_f32), None, act)?
+                    .permute((1, 0, 2, 3));
+            }
+        }
+        let Some(weight) = &self.weight else {
+            candle_core::bail!(
+                "conv_gemm: f32 CPU filters for a {:?} {:?} input",
+                x.dtype(),
+                x.device()
+            );
+        };
+        let (cols, oh, ow) =
+            crate::columns::cnhw_columns(&cnhw, self.k, self.stride, self.padding)?;
+        let y = weight.matmul(&cols)?.broadcast_add(&self.bias)?;
         let y = if self.relu { y.relu()? } else { y };
         y.reshape((self.c_out, n, oh, ow))?.permute((1, 0, 2, 3))
     }

@@ -320,7 +320,7 @@ fn infer_shape(a: &Args, size: &[i64], numel: usize) -> Result<Vec<usize>> {
     }
     let mut out: Vec<usize> = size.iter().map(|s| (*s).max(0) as usize).collect();
     if let Some(i) = infer {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(a.err(format!("shape {size:?} is invalid for {numel} elements")));
         }
         out[i] = numel / known;

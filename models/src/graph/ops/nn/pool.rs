@@ -680,7 +680,7 @@ pub(super) fn upsample_interp(a: &Args, n: usize, mode: Interp) -> Result<Vec<Va
 
 /// `constant_pad_nd(self, pad, value=0)`: pairs from the last dim back; negative pads crop.
 fn constant_pad(a: &Args, x: &Tv, pad: &[i64], value: f64) -> Result<Tv> {
-    if pad.len() % 2 != 0 || pad.len() / 2 > x.rank() {
+    if !pad.len().is_multiple_of(2) || pad.len() / 2 > x.rank() {
         return Err(a.err(format!(
             "pad {pad:?} does not fit a tensor of rank {}",
             x.rank()
@@ -722,7 +722,7 @@ pub(super) enum PadMode {
 }
 
 fn mapped_pad(a: &Args, x: &Tv, pad: &[i64], mode: PadMode) -> Result<Tv> {
-    if pad.len() % 2 != 0 || pad.len() / 2 > x.rank() {
+    if !pad.len().is_multiple_of(2) || pad.len() / 2 > x.rank() {
         return Err(a.err(format!(
             "pad {pad:?} does not fit a tensor of rank {}",
             x.rank()
