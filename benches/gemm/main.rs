@@ -50,6 +50,8 @@ fn products(c: &mut Criterion) {
             .and_then(|t| t.to_vec1::<f32>())
             .expect("weights");
         let mut g = c.benchmark_group(format!("gemm {m}x{k}x{n}"));
+        g.warm_up_time(std::time::Duration::from_secs(1));
+        g.measurement_time(std::time::Duration::from_secs(3));
         g.throughput(Throughput::Elements((2 * m * k * n) as u64));
         if m * k * n > 1 << 30 {
             g.sample_size(10);

@@ -87,7 +87,9 @@ pub const MODEL_TYPES: &[&str] = &["bert"];
 impl RawBertConfig {
     /// Checks the configuration.
     pub fn into_config(self) -> Result<BertConfig> {
-        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             bail!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size,

@@ -42,7 +42,25 @@ impl Linear {
 
     /// Builds from a `[out, in]` weight.
     pub fn from_parts(weight: &Tensor, bias: Option<Tensor>) -> Result<Self> {
+        if let Some(p) = Self::pack(&weight.t()?) {
+            // Packed straight from the `[out, in]` layout: no transposed copy first.
+            return Ok(Linear {
+                weight: Weight::Packed(Arc::new(p)),
+                bias,
+            });
+        }
         Ok(Self::from_transposed(transpose(weight)?, bias))
+    }
+
+    /// `Wᵀ` (`[in, out]`, any strides) packed for the CPU GEMM, when it is a CPU f32/bf16/f16
+    /// tensor.
+    fn pack(weight_t: &Tensor) -> Option<PackedB> {
+        let packable = matches!(weight_t.dtype(), DType::F32 | DType::BF16 | DType::F16);
+        if weight_t.device().is_cpu() && packable {
+            PackedB::from_tensor(weight_t).ok()
+        } else {
+            None
+        }
     }
 
     /// Builds from a weight already laid out `[in, out]` (GPT-2's `Conv1D`).
@@ -50,14 +68,9 @@ impl Linear {
     /// A weight on the CPU (f32, bf16, f16) is packed for the GEMM micro-kernels here (once, at
     /// load); a weight that cannot be packed stays dense.
     pub fn from_transposed(weight_t: Tensor, bias: Option<Tensor>) -> Self {
-        let packable = matches!(weight_t.dtype(), DType::F32 | DType::BF16 | DType::F16);
-        let weight = if weight_t.device().is_cpu() && packable {
-            match PackedB::from_tensor(&weight_t) {
-                Ok(p) => Weight::Packed(Arc::new(p)),
-                Err(_) => Weight::Dense(weight_t),
-            }
-        } else {
-            Weight::Dense(weight_t)
+        let weight = match Self::pack(&weight_t) {
+            Some(p) => Weight::Packed(Arc::new(p)),
+            None => Weight::Dense(weight_t),
         };
         Linear { weight, bias }
     }
