@@ -92,4 +92,16 @@ mod tests {
         assert!(isa().available());
         assert!(isa() <= detected());
     }
+
+    #[test]
+    fn the_environment_switch_is_honoured() {
+        // CI runs the suites again with `TORCHLESS_CPU=avx2`: this is what makes that run take
+        // the AVX2 kernels.
+        let want = match std::env::var("TORCHLESS_CPU").as_deref() {
+            Ok("avx2") => Isa::Avx2,
+            Ok("portable") => Isa::Portable,
+            _ => detected(),
+        };
+        assert_eq!(isa(), want.min(detected()));
+    }
 }
