@@ -155,7 +155,7 @@ impl PackB for Patches<'_> {
                     let out = &mut d[j..j + len];
                     let iy = iy0 + ky;
                     if iy < 0 || iy >= h {
-                        out.fill(0.0);
+                        zero(out);
                         continue;
                     }
                     let row = &self.x[base + img + iy as usize * self.w..][..self.w];
@@ -164,12 +164,12 @@ impl PackB for Patches<'_> {
                         // Columns `ix .. ix + len` of the row, zero outside `0..w`.
                         let lo = (-ix).clamp(0, len as isize) as usize;
                         let hi = (w - ix).clamp(lo as isize, len as isize) as usize;
-                        out[..lo].fill(0.0);
+                        zero(&mut out[..lo]);
                         if hi > lo {
                             let s0 = (ix + lo as isize) as usize;
-                            out[lo..hi].copy_from_slice(&row[s0..s0 + hi - lo]);
+                            copy(&mut out[lo..hi], &row[s0..s0 + hi - lo]);
                         }
-                        out[hi..].fill(0.0);
+                        zero(&mut out[hi..]);
                     } else {
                         for (t, v) in out.iter_mut().enumerate() {
                             let x = ix + (t * sw) as isize;
@@ -181,10 +181,35 @@ impl PackB for Patches<'_> {
                         }
                     }
                 }
-                d[width..].fill(0.0);
+                zero(&mut d[width..]);
             }
         }
     }
+}
+
+/// `dst = src` for the short runs of a panel (at most `NR` values): fixed-size chunks the
+/// compiler turns into vector moves, where `copy_from_slice` calls `memmove` for each run.
+#[inline(always)]
+fn copy(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[f32; 8] = s.try_into().unwrap_or_else(|_| unreachable!());
+        d.copy_from_slice(s);
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
+    }
+}
+
+/// `dst = 0` for a short run (see [`copy`]).
+#[inline(always)]
+fn zero(dst: &mut [f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    for d in &mut d {
+        d.copy_from_slice(&[0.0; 8]);
+    }
+    d.into_remainder().iter_mut().for_each(|x| *x = 0.0);
 }
 
 /// `act(conv(x) + bias + residual)` for a CNHW f32 CPU input `x` `[C_in, N, H, W]`: the result
