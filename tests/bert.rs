@@ -282,3 +282,162 @@ fn bad_folders_give_clear_errors() {
     let m = err(&dir);
     assert!(m.contains("missing tensor `encoder.layer.2."), "{m}");
 }
+
+/// The fixture's BERT encoder itself (no tokenizer), f32 on the CPU.
+fn bert_model() -> torchless_models::bert::BertModel {
+    let dir = fixture("bert/tiny-st");
+    let raw: torchless_models::bert::RawBertConfig =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let w = Arc::new(torchless::Weights::open(&dir).unwrap());
+    let vb = w.var_builder(candle_core::DType::F32, &candle_core::Device::Cpu);
+    torchless_models::bert::BertModel::load(vb, raw.into_config().unwrap()).unwrap()
+}
+
+/// `cu_seqlens` of sequences of `lens` tokens.
+fn offsets(lens: &[usize]) -> Vec<u32> {
+    let mut cu = vec![0u32];
+    for &l in lens {
+        cu.push(cu[cu.len() - 1] + l as u32);
+    }
+    cu
+}
+
+/// The unpadded forward on the fixture's 8 sentences packed into one token dimension gives
+/// PyTorch's last hidden state of each sentence run alone.
+#[test]
+fn packed_forward_matches_pytorch_per_sentence() {
+    let e = expected();
+    let model = bert_model();
+    assert!(model.runs_packed(), "the CPU takes the unpadded route");
+    let sents = e["sentences"].as_array().unwrap();
+    let ids: Vec<Vec<u32>> = sents
+        .iter()
+        .map(|s| ints(&s["tokens"]["input_ids"]))
+        .collect();
+    let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
+    let cu = offsets(&lens);
+    let flat: Vec<u32> = ids.concat();
+    let n = flat.len();
+    let dev = candle_core::Device::Cpu;
+    let input = candle_core::Tensor::from_vec(flat, n, &dev).unwrap();
+    let h = model.forward_packed(&input, None, &cu).unwrap();
+    assert_eq!(h.dims(), [n, 32]);
+    let rows = h.to_vec2::<f32>().unwrap();
+    for (i, s) in sents.iter().enumerate() {
+        let got: Vec<f32> = rows[cu[i] as usize..cu[i + 1] as usize].concat();
+        let err = rel_err(&got, &floats(&s["last_hidden_state"]));
+        assert!(err < 1e-4, "sentence {i}: relative error {err}");
+    }
+}
+
+/// Sequences of every length from 1 token to the fixture's 24, packed in a scrambled order:
+/// each sequence's rows equal the sequence run alone, and the padded batch's real rows.
+#[test]
+fn packed_forward_rows_equal_each_sequence_alone_from_1_to_24_tokens() {
+    let model = bert_model();
+    let dev = candle_core::Device::Cpu;
+    let lens: Vec<usize> = (0..24).map(|i| (i * 7) % 24 + 1).collect();
+    let seqs: Vec<Vec<u32>> = lens
+        .iter()
+        .enumerate()
+        .map(|(s, &l)| (0..l).map(|t| ((s * 131 + t * 37) % 1200) as u32).collect())
+        .collect();
+    let cu = offsets(&lens);
+    let flat = seqs.concat();
+    let n = flat.len();
+    let types: Vec<u32> = (0..n).map(|i| u32::from(i % 3 == 1)).collect();
+    let input = candle_core::Tensor::from_vec(flat, n, &dev).unwrap();
+    let tt = candle_core::Tensor::from_vec(types.clone(), n, &dev).unwrap();
+    let packed = model
+        .forward_packed(&input, Some(&tt), &cu)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    // The padded route on the same batch.
+    let tmax = 24;
+    let pad = |v: &[u32]| {
+        let mut v = v.to_vec();
+        v.resize(tmax, 0);
+        v
+    };
+    let mut pids = Vec::new();
+    let mut ptypes = Vec::new();
+    for (s, seq) in seqs.iter().enumerate() {
+        pids.extend(pad(seq));
+        ptypes.extend(pad(&types[cu[s] as usize..cu[s + 1] as usize]));
+    }
+    let b = seqs.len();
+    let lengths: Vec<u32> = lens.iter().map(|&l| l as u32).collect();
+    let padded = model
+        .forward(
+            &candle_core::Tensor::from_vec(pids, (b, tmax), &dev).unwrap(),
+            Some(&candle_core::Tensor::from_vec(ptypes, (b, tmax), &dev).unwrap()),
+            &lengths,
+        )
+        .unwrap()
+        .to_vec3::<f32>()
+        .unwrap();
+    for (s, seq) in seqs.iter().enumerate() {
+        let (a, z) = (cu[s] as usize, cu[s + 1] as usize);
+        let got: Vec<f32> = packed[a..z].concat();
+        let one = |v: Vec<u32>| candle_core::Tensor::from_vec(v, (1, seq.len()), &dev).unwrap();
+        let alone = model
+            .forward(
+                &one(seq.clone()),
+                Some(&one(types[a..z].to_vec())),
+                &[seq.len() as u32],
+            )
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap();
+        let alone: Vec<f32> = alone[0].concat();
+        let err = rel_err(&got, &alone);
+        assert!(
+            err < 1e-5,
+            "length {}: packed vs alone, relative error {err}",
+            seq.len()
+        );
+        let row: Vec<f32> = padded[s][..seq.len()].concat();
+        let err = rel_err(&got, &row);
+        assert!(
+            err < 1e-5,
+            "length {}: packed vs padded, relative error {err}",
+            seq.len()
+        );
+    }
+}
+
+/// `embed` of a mixed-length call (the fixture's sentences, 2 to 24 tokens, repeated in a
+/// scrambled order) at several batch sizes: every row equals the text embedded alone and
+/// sentence-transformers' embedding, whatever the batch composition.
+#[test]
+fn mixed_length_batches_match_each_text_alone_and_sentence_transformers() {
+    let e = expected();
+    let enc = load(&fixture("bert/tiny-st"));
+    let texts = sentences(&e);
+    let want: Vec<Vec<f32>> = e["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(floats)
+        .collect();
+    let order: Vec<usize> = (0..27).map(|i| (i * 5 + 3) % texts.len()).collect();
+    let refs: Vec<&str> = order.iter().map(|&i| texts[i].as_str()).collect();
+    let alone: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| enc.embed(&[t], 1).unwrap().remove(0))
+        .collect();
+    for batch_size in [1, 4, 7, 32] {
+        let got = enc.embed(&refs, batch_size).unwrap();
+        assert_eq!(got.len(), refs.len());
+        for (row, &i) in got.iter().zip(&order) {
+            let err = rel_err(row, &alone[i]);
+            assert!(
+                err < 1e-5,
+                "sentence {i}, batch {batch_size}: vs alone {err}"
+            );
+            let err = rel_err(row, &want[i]);
+            assert!(err < 1e-4, "sentence {i}, batch {batch_size}: vs ST {err}");
+        }
+    }
+}

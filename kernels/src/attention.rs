@@ -221,6 +221,284 @@ pub fn flash_attention(
     apply(&op, &[q, k, v])
 }
 
+/// Heads and masking of [`varlen_attention`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VarlenOptions {
+    /// Query heads `Hq`.
+    pub heads: usize,
+    /// Key/value heads `Hk` (`Hq % Hk == 0`).
+    pub kv_heads: usize,
+    /// Multiplies `q·kᵀ` before the softmax (usually `1 / sqrt(head_dim)`).
+    pub scale: f32,
+    /// Key `j` of a sequence masked for its query `i` when `j > i` (queries and keys are the
+    /// same tokens, so both alignments of [`AttentionOptions::causal`] agree).
+    pub causal: bool,
+}
+
+/// Checked sizes of one varlen call: the packed row width and the sequence bounds.
+#[derive(Debug, Clone)]
+struct Varlen {
+    n: usize,
+    hq: usize,
+    hk: usize,
+    d: usize,
+    /// Sequence `i` is rows `cu[i]..cu[i + 1]`.
+    cu: Vec<usize>,
+}
+
+impl Varlen {
+    /// Elements per packed qkv row.
+    fn width(&self) -> usize {
+        (self.hq + 2 * self.hk) * self.d
+    }
+
+    fn seqs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.cu.windows(2).map(|w| (w[0], w[1] - w[0]))
+    }
+}
+
+/// Validates qkv `[N, (Hq + 2·Hk)·D]` and `cu_seqlens` (starts at 0, non-decreasing, ends at
+/// `N`).
+fn check_varlen(qkv: &Tensor, cu_seqlens: &[u32], o: &VarlenOptions) -> Result<Varlen> {
+    let (n, w) = qkv.dims2().map_err(|_| {
+        candle_core::Error::Msg(format!(
+            "varlen_attention: qkv must be [tokens, (heads + 2·kv_heads)·head_dim], got {:?}",
+            qkv.dims()
+        ))
+    })?;
+    if o.kv_heads == 0 || o.heads % o.kv_heads != 0 {
+        bail!(
+            "varlen_attention: {} query heads are not a multiple of {} key/value heads",
+            o.heads,
+            o.kv_heads
+        );
+    }
+    let parts = o.heads + 2 * o.kv_heads;
+    if w == 0 || w % parts != 0 {
+        bail!(
+            "varlen_attention: a qkv row of {w} does not split into {} q + 2·{} k/v heads",
+            o.heads,
+            o.kv_heads
+        );
+    }
+    let cu: Vec<usize> = cu_seqlens.iter().map(|&c| c as usize).collect();
+    let ordered = cu.windows(2).all(|p| p[0] <= p[1]);
+    if cu.first() != Some(&0) || cu.last() != Some(&n) || !ordered {
+        bail!(
+            "varlen_attention: cu_seqlens must rise from 0 to the {n} tokens, got {cu_seqlens:?}"
+        );
+    }
+    Ok(Varlen {
+        n,
+        hq: o.heads,
+        hk: o.kv_heads,
+        d: w / parts,
+        cu,
+    })
+}
+
+/// Reference for [`varlen_attention`]: each sequence cut out of the packed rows, split into
+/// `[1, H, L, D]` heads and given to [`flash_attention_reference`], the outputs stacked.
+pub fn varlen_attention_reference(
+    qkv: &Tensor,
+    cu_seqlens: &[u32],
+    o: &VarlenOptions,
+) -> Result<Tensor> {
+    let vl = check_varlen(qkv, cu_seqlens, o)?;
+    let opts = AttentionOptions {
+        scale: o.scale,
+        causal: o.causal,
+        key_lengths: None,
+    };
+    let mut outs = Vec::new();
+    for (start, len) in vl.seqs().filter(|&(_, len)| len > 0) {
+        let rows = qkv
+            .narrow(0, start, len)?
+            .reshape((len, vl.hq + 2 * vl.hk, vl.d))?;
+        let heads = |from: usize, count: usize| -> Result<Tensor> {
+            rows.narrow(1, from, count)?.transpose(0, 1)?.unsqueeze(0)
+        };
+        let out = flash_attention_reference(
+            &heads(0, vl.hq)?,
+            &heads(vl.hq, vl.hk)?,
+            &heads(vl.hq + vl.hk, vl.hk)?,
+            &opts,
+        )?;
+        outs.push(
+            out.squeeze(0)?
+                .transpose(0, 1)?
+                .reshape((len, vl.hq * vl.d))?,
+        );
+    }
+    if outs.is_empty() {
+        return Tensor::zeros((vl.n, vl.hq * vl.d), qkv.dtype(), qkv.device());
+    }
+    Tensor::cat(&outs, 0)
+}
+
+/// Attention over sequences packed into one token dimension (no padding), as flash-attention's
+/// `flash_attn_varlen_qkvpacked_func`: `qkv` `[N, (Hq + 2·Hk)·D]` holds each token's query
+/// heads, then key heads, then value heads (a fused QKV projection's output, read in place);
+/// sequence `i` is rows `cu_seqlens[i]..cu_seqlens[i + 1]` and attends only to itself.
+/// Returns `[N, Hq·D]` in qkv's dtype (each token's heads side by side, the layout the output
+/// projection takes). A call costs `Σ Lᵢ²`, not `B·max(L)²`.
+///
+/// The CPU kernel tiles each sequence's queries (the tiles of [`flash_attention`]'s CPU path)
+/// and reads keys and values in place. Elsewhere (CUDA has no varlen kernel yet) the call pads:
+/// rows gathered into `[B, max L]`, [`flash_attention`] with key lengths, rows gathered back.
+pub fn varlen_attention(qkv: &Tensor, cu_seqlens: &[u32], o: &VarlenOptions) -> Result<Tensor> {
+    let vl = check_varlen(qkv, cu_seqlens, o)?;
+    if vl.n == 0 {
+        return Tensor::zeros((0, vl.hq * vl.d), qkv.dtype(), qkv.device());
+    }
+    if !(qkv.device().is_cpu() && same_float_dtype(&[qkv])) {
+        return varlen_attention_padded(qkv, cu_seqlens, o);
+    }
+    apply(
+        &VarlenAttention {
+            vl,
+            scale: o.scale,
+            causal: o.causal,
+        },
+        &[qkv],
+    )
+}
+
+/// [`varlen_attention`] through the padded kernel: the sequences gathered into `[B, max L]`
+/// (a padded slot repeats the sequence's first row; the key lengths mask it), [`flash_attention`],
+/// the real rows gathered back. The route on devices without a varlen kernel.
+pub fn varlen_attention_padded(
+    qkv: &Tensor,
+    cu_seqlens: &[u32],
+    o: &VarlenOptions,
+) -> Result<Tensor> {
+    let vl = check_varlen(qkv, cu_seqlens, o)?;
+    let b = vl.cu.len() - 1;
+    let tmax = vl.seqs().map(|(_, len)| len).max().unwrap_or(0);
+    if vl.n == 0 || tmax == 0 {
+        return Tensor::zeros((vl.n, vl.hq * vl.d), qkv.dtype(), qkv.device());
+    }
+    let (mut gather, mut back, mut lens) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (start, len)) in vl.seqs().enumerate() {
+        // An empty sequence's slots point at row 0; its key length 0 masks them all.
+        let first = if len > 0 { start } else { 0 };
+        gather.extend((0..tmax).map(|t| (if t < len { start + t } else { first }) as u32));
+        back.extend((0..len).map(|t| (i * tmax + t) as u32));
+        lens.push(len as u32);
+    }
+    let dev = qkv.device();
+    let padded = qkv
+        .index_select(&Tensor::from_vec(gather, b * tmax, dev)?, 0)?
+        .reshape((b, tmax, vl.hq + 2 * vl.hk, vl.d))?;
+    let heads = |from: usize, count: usize| -> Result<Tensor> {
+        padded.narrow(2, from, count)?.transpose(1, 2)
+    };
+    let out = flash_attention(
+        &heads(0, vl.hq)?,
+        &heads(vl.hq, vl.hk)?,
+        &heads(vl.hq + vl.hk, vl.hk)?,
+        &AttentionOptions {
+            scale: o.scale,
+            causal: o.causal,
+            key_lengths: Some(lens),
+        },
+    )?;
+    let rows = out.transpose(1, 2)?.reshape((b * tmax, vl.hq * vl.d))?;
+    rows.index_select(&Tensor::from_vec(back, vl.n, dev)?, 0)
+}
+
+/// The varlen op (input: the packed qkv matrix). CPU only: other devices take
+/// [`varlen_attention_padded`] before the op is built.
+struct VarlenAttention {
+    vl: Varlen,
+    scale: f32,
+    causal: bool,
+}
+
+impl VarlenAttention {
+    fn cpu_t<T: Elem>(&self, ins: &[(&CpuStorage, &Layout)]) -> Result<(CpuStorage, Shape)> {
+        let Varlen { n, hq, hk, d, .. } = self.vl;
+        let w = self.vl.width();
+        let qkv = cpu::slice::<T>(ins[0].0, ins[0].1, "qkv")?;
+        if qkv.len() != n * w {
+            bail!("varlen_attention: storage size does not match the shape");
+        }
+        let mut buf = Vec::new();
+        let x = cpu::as_f32(qkv, &mut buf);
+        let (group, out_w) = (hq / hk, hq * d);
+        // Work items: (sequence start, length, first query, rows), every head in one item so
+        // each owns whole output rows. Smaller tiles when the big ones would leave threads idle.
+        let tiles_at = |block: usize| self.vl.seqs().map(|(_, l)| l.div_ceil(block)).sum();
+        let block = if tiles_at(CPU_BLOCK_Q) >= 2 * rayon::current_num_threads() {
+            CPU_BLOCK_Q
+        } else {
+            CPU_BLOCK_Q / 4
+        };
+        let mut items = Vec::with_capacity(tiles_at(block));
+        for (start, len) in self.vl.seqs() {
+            items.extend(
+                (0..len)
+                    .step_by(block)
+                    .map(|q0| (start, len, q0, block.min(len - q0))),
+            );
+        }
+        let mut out = vec![T::from_f32(0.0); n * out_w];
+        let mut chunks = Vec::with_capacity(items.len());
+        let mut rest = out.as_mut_slice();
+        for &(_, _, _, rows) in &items {
+            let (c, r) = rest.split_at_mut(rows * out_w);
+            chunks.push(c);
+            rest = r;
+        }
+        let run = |&(start, len, q0, rows): &(usize, usize, usize, usize), o: &mut [T]| {
+            let ends: Vec<usize> = (0..rows)
+                .map(|r| if self.causal { q0 + r + 1 } else { len })
+                .collect();
+            let (mut qf, mut s) = (vec![0f32; rows * d], Vec::new());
+            for h in 0..hq {
+                for (r, q) in qf.chunks_mut(d).enumerate() {
+                    let src = &x[(start + q0 + r) * w + h * d..][..d];
+                    q.iter_mut()
+                        .zip(src)
+                        .for_each(|(a, &b)| *a = b * self.scale);
+                }
+                let kv = h / group;
+                let k = &x[start * w + (hq + kv) * d..];
+                let v = &x[start * w + (hq + hk + kv) * d..];
+                attend_tile(&mut qf, d, k, v, w, &ends, &mut s);
+                for (r, q) in qf.chunks(d).enumerate() {
+                    for (a, &b) in o[r * out_w + h * d..][..d].iter_mut().zip(q) {
+                        *a = T::from_f32(b);
+                    }
+                }
+            }
+        };
+        let work: usize = self.vl.seqs().map(|(_, l)| l * l).sum::<usize>() * hq * d;
+        if work < CPU_PARALLEL_MIN_WORK {
+            items.iter().zip(chunks).for_each(|(it, o)| run(it, o));
+        } else {
+            items
+                .par_iter()
+                .zip(chunks.into_par_iter())
+                .for_each(|(it, o)| run(it, o));
+        }
+        Ok((cpu::storage(out), Shape::from((n, out_w))))
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl VarlenAttention {
+    fn cuda_t<T: crate::cuda::CudaElem>(
+        &self,
+        _ins: &[(&candle_core::CudaStorage, &Layout)],
+    ) -> Result<CudaOut> {
+        // `varlen_attention` sends CUDA inputs to `varlen_attention_padded` first.
+        bail!("varlen_attention: no CUDA kernel (the padded route serves CUDA)")
+    }
+}
+
+fused_op!(VarlenAttention, "varlen-attention", input = 0, cpu = cpu_t);
+
 /// Reference for [`decode_attention`]: [`flash_attention_reference`] over the first `len`
 /// positions of the caches.
 pub fn decode_attention_reference(
@@ -383,6 +661,40 @@ impl RowState<'_> {
     }
 }
 
+/// One tile of `ends.len()` query rows against its keys, the CPU paths' shared body:
+/// `qf` holds the rows (`d` each, already scaled) and is overwritten by their outputs; key and
+/// value `j` are the `d` elements at `j·kv_stride` of `k` and `v` (in place: `kv_stride` is `d`
+/// for a `[T, D]` head, the packed row width for a `[T, (Hq + 2·Hk)·D]` qkv matrix); row `r`
+/// attends to the first `ends[r]` keys. `s` is the score scratch (`rows × max(ends)`).
+fn attend_tile(
+    qf: &mut [f32],
+    d: usize,
+    k: &[f32],
+    v: &[f32],
+    kv_stride: usize,
+    ends: &[usize],
+    s: &mut Vec<f32>,
+) {
+    let rows = ends.len();
+    let kend = ends.iter().copied().max().unwrap_or(0);
+    if kend == 0 {
+        qf[..rows * d].iter_mut().for_each(|x| *x = 0.0);
+        return;
+    }
+    s.clear();
+    s.resize(rows * kend, 0.0);
+    // Scores of this query tile against every key it may see: S = q·kᵀ.
+    cpu::sgemm(rows, kend, d, qf, d, 1, k, 1, kv_stride, s);
+    for (r, row) in s.chunks_mut(kend).enumerate() {
+        row[ends[r]..]
+            .iter_mut()
+            .for_each(|x| *x = f32::NEG_INFINITY);
+        vmath::softmax_row(row);
+    }
+    // O = P·v, reusing the query buffer.
+    cpu::sgemm(rows, d, kend, s, kend, 1, v, kv_stride, 1, qf);
+}
+
 /// The prefill op (inputs q, k, v).
 struct FlashAttention {
     dims: Dims,
@@ -442,17 +754,8 @@ impl FlashAttention {
             let (mut kb, mut vb) = (Vec::new(), Vec::new());
             let kf = cpu::as_f32(&k[kbase..kbase + kend * d], &mut kb);
             let vf = cpu::as_f32(&v[kbase..kbase + kend * d], &mut vb);
-            // Scores of this query tile against every key it may see: S = q·kᵀ.
-            let mut s = vec![0f32; rows * kend];
-            cpu::sgemm(rows, kend, d, &qf, d, 1, kf, 1, d, &mut s);
-            for (r, row) in s.chunks_mut(kend).enumerate() {
-                row[ends[r]..]
-                    .iter_mut()
-                    .for_each(|x| *x = f32::NEG_INFINITY);
-                vmath::softmax_row(row);
-            }
-            // O = P·v, reusing the query buffer.
-            cpu::sgemm(rows, d, kend, &s, kend, 1, vf, d, 1, &mut qf);
+            let mut s = Vec::new();
+            attend_tile(&mut qf, d, kf, vf, d, &ends, &mut s);
             for (o, x) in o.iter_mut().zip(&qf) {
                 *o = T::from_f32(*x);
             }

@@ -172,11 +172,21 @@ fn host_values(ids: &Tensor, what: &str) -> Result<Vec<i64>> {
     }
 }
 
+/// Checks that positions `offset..offset + t` are in the table.
+fn check_positions(offset: usize, t: usize, tables: &BertEmbeddingTables) -> Result<()> {
+    let positions = tables.max_positions();
+    if offset.checked_add(t).is_none_or(|end| end > positions) {
+        bail!(
+            "bert embeddings: positions {offset}..{offset}+{t} go past the {positions} position embeddings"
+        );
+    }
+    Ok(())
+}
+
 /// Copies the ids to the host and checks each against its table, naming the first bad one.
 fn host_ids(
     input_ids: &Tensor,
     token_type_ids: Option<&Tensor>,
-    offset: usize,
     tables: &BertEmbeddingTables,
 ) -> Result<HostIds> {
     let (b, t) = input_ids.dims2().map_err(|_| {
@@ -193,12 +203,6 @@ fn host_ids(
                 input_ids.dims()
             );
         }
-    }
-    let positions = tables.max_positions();
-    if offset.checked_add(t).is_none_or(|end| end > positions) {
-        bail!(
-            "bert embeddings: positions {offset}..{offset}+{t} go past the {positions} position embeddings"
-        );
     }
     let check = |values: Vec<i64>, limit: usize, what: &str| -> Result<Vec<u32>> {
         values
@@ -238,17 +242,28 @@ pub fn bert_embeddings_reference(
     position_offset: usize,
     tables: &BertEmbeddingTables,
 ) -> Result<Tensor> {
-    let h = host_ids(input_ids, token_type_ids, position_offset, tables)?;
+    let h = host_ids(input_ids, token_type_ids, tables)?;
+    check_positions(position_offset, h.t, tables)?;
+    let (b, t) = (h.b, h.t);
+    let positions = (0..b * t)
+        .map(|r| (position_offset + r % t.max(1)) as u32)
+        .collect();
+    reference_rows(h, positions, tables)?.reshape((b, t, tables.hidden()))
+}
+
+/// The reference's body on checked ids: row `r` sums `word[ids[r]]`, `token_type[types[r]]`
+/// and `position[positions[r]]`, then LayerNorm; `[rows, H]`.
+fn reference_rows(h: HostIds, positions: Vec<u32>, tables: &BertEmbeddingTables) -> Result<Tensor> {
     let dev = tables.word.device();
+    let n = h.b * h.t;
     let f = |t: &Tensor| t.to_dtype(DType::F32);
     let gather = |table: &Tensor, ids: Vec<u32>| -> Result<Tensor> {
-        let ids = Tensor::from_vec(ids, h.b * h.t, dev)?;
-        f(&table.index_select(&ids, 0)?)?.reshape((h.b, h.t, tables.hidden()))
+        f(&table.index_select(&Tensor::from_vec(ids, n, dev)?, 0)?)
     };
     let words = gather(&tables.word, h.ids)?;
     let types = gather(&tables.token_type, h.types)?;
-    let positions = f(&tables.position.narrow(0, position_offset, h.t)?)?;
-    let s = (words + types)?.broadcast_add(&positions)?;
+    let positions = gather(&tables.position, positions)?;
+    let s = ((words + types)? + positions)?;
     let mean = s.mean_keepdim(D::Minus1)?;
     let c = s.broadcast_sub(&mean)?;
     let var = c.sqr()?.mean_keepdim(D::Minus1)?;
@@ -279,7 +294,8 @@ pub fn bert_embeddings(
     if input_ids.elem_count() == 0 || !fits_cuda {
         return bert_embeddings_reference(input_ids, token_type_ids, position_offset, tables);
     }
-    let h = host_ids(input_ids, token_type_ids, position_offset, tables)?;
+    let h = host_ids(input_ids, token_type_ids, tables)?;
+    check_positions(position_offset, h.t, tables)?;
     let HostIds { b, t, ids, types } = h;
     let mut packed_ids = ids;
     packed_ids.extend_from_slice(&types);
@@ -293,8 +309,114 @@ pub fn bert_embeddings(
         types: tables.type_vocab_size(),
         offset: position_offset,
         eps: tables.eps as f32,
+        packed_positions: None,
     };
     apply(&op, &[&ids2, &tables.packed, &tables.ln])
+}
+
+/// The table position of every row of a packed batch: sequence `i` (rows
+/// `cu_seqlens[i]..cu_seqlens[i + 1]`) takes `position_offset..position_offset + Lᵢ`.
+fn packed_positions(
+    n: usize,
+    cu_seqlens: &[u32],
+    position_offset: usize,
+    tables: &BertEmbeddingTables,
+) -> Result<Vec<u32>> {
+    let ordered = cu_seqlens.windows(2).all(|p| p[0] <= p[1]);
+    if cu_seqlens.first() != Some(&0)
+        || cu_seqlens.last().map(|&c| c as usize) != Some(n)
+        || !ordered
+    {
+        bail!("bert embeddings: cu_seqlens must rise from 0 to the {n} tokens, got {cu_seqlens:?}");
+    }
+    let longest = cu_seqlens.windows(2).map(|p| (p[1] - p[0]) as usize).max();
+    check_positions(position_offset, longest.unwrap_or(0), tables)?;
+    let mut pos = Vec::with_capacity(n);
+    for p in cu_seqlens.windows(2) {
+        pos.extend((0..p[1] - p[0]).map(|t| (position_offset + t as usize) as u32));
+    }
+    Ok(pos)
+}
+
+/// `input_ids` `[N]` as the `[1, N]` the id checks take (token types likewise).
+fn packed_host_ids(
+    input_ids: &Tensor,
+    token_type_ids: Option<&Tensor>,
+    tables: &BertEmbeddingTables,
+) -> Result<HostIds> {
+    let n = input_ids.dims1().map_err(|_| {
+        candle_core::Error::Msg(format!(
+            "bert embeddings: packed input_ids must be [tokens], got {:?}",
+            input_ids.dims()
+        ))
+    })?;
+    let types = match token_type_ids {
+        Some(tt) if tt.dims() != input_ids.dims() => bail!(
+            "bert embeddings: token_type_ids {:?} must match input_ids {:?}",
+            tt.dims(),
+            input_ids.dims()
+        ),
+        Some(tt) => Some(tt.reshape((1, n))?),
+        None => None,
+    };
+    host_ids(&input_ids.reshape((1, n))?, types.as_ref(), tables)
+}
+
+/// Reference for [`bert_embeddings_packed`]: the gathers, adds and LayerNorm as plain candle
+/// ops in f32.
+pub fn bert_embeddings_packed_reference(
+    input_ids: &Tensor,
+    token_type_ids: Option<&Tensor>,
+    cu_seqlens: &[u32],
+    position_offset: usize,
+    tables: &BertEmbeddingTables,
+) -> Result<Tensor> {
+    let h = packed_host_ids(input_ids, token_type_ids, tables)?;
+    let positions = packed_positions(h.t, cu_seqlens, position_offset, tables)?;
+    reference_rows(h, positions, tables)
+}
+
+/// Fused BERT embeddings of a packed batch (no padding): `input_ids` `[N]` holds the
+/// sequences back to back, sequence `i` in rows `cu_seqlens[i]..cu_seqlens[i + 1]`, each with
+/// its own positions `position_offset..position_offset + Lᵢ`; `token_type_ids` `[N]` likewise
+/// (`None`: zeros). Returns `[N, H]`. The CPU kernel is [`bert_embeddings`]' with a position
+/// per row; CUDA uses the reference composition (its kernel derives positions from `[B, T]`).
+pub fn bert_embeddings_packed(
+    input_ids: &Tensor,
+    token_type_ids: Option<&Tensor>,
+    cu_seqlens: &[u32],
+    position_offset: usize,
+    tables: &BertEmbeddingTables,
+) -> Result<Tensor> {
+    let dev = tables.packed.device();
+    if input_ids.elem_count() == 0 || !dev.is_cpu() {
+        return bert_embeddings_packed_reference(
+            input_ids,
+            token_type_ids,
+            cu_seqlens,
+            position_offset,
+            tables,
+        );
+    }
+    let HostIds {
+        t: n, ids, types, ..
+    } = packed_host_ids(input_ids, token_type_ids, tables)?;
+    let positions = packed_positions(n, cu_seqlens, position_offset, tables)?;
+    let mut packed_ids = ids;
+    packed_ids.extend_from_slice(&types);
+    let ids2 = Tensor::from_vec(packed_ids, (2, 1, n), dev)?;
+    let op = BertEmbeddings {
+        b: 1,
+        t: n,
+        hidden: tables.hidden(),
+        vocab: tables.vocab_size(),
+        positions: tables.max_positions(),
+        types: tables.type_vocab_size(),
+        offset: 0,
+        eps: tables.eps as f32,
+        packed_positions: Some(positions),
+    };
+    apply(&op, &[&ids2, &tables.packed, &tables.ln])?.reshape((n, tables.hidden()))
 }
 
 struct BertEmbeddings {
@@ -306,6 +428,8 @@ struct BertEmbeddings {
     types: usize,
     offset: usize,
     eps: f32,
+    /// The table position of each row (a packed batch); `None`: `offset + r % t`.
+    packed_positions: Option<Vec<u32>>,
 }
 
 impl BertEmbeddings {
@@ -333,7 +457,11 @@ impl BertEmbeddings {
         // Checked on the host already; checked again so no index below can go out of bounds.
         let bad_id = ids.iter().any(|&i| i as usize >= self.vocab);
         let bad_type = types.iter().any(|&i| i as usize >= self.types);
-        if bad_id || bad_type || self.offset + self.t > self.positions {
+        let bad_pos = match &self.packed_positions {
+            Some(p) => p.len() != n || p.iter().any(|&x| x as usize >= self.positions),
+            None => self.offset + self.t > self.positions,
+        };
+        if bad_id || bad_type || bad_pos {
             bail!("{}: an id is outside its table", Self::NAME);
         }
         let (w, bias) = ln.split_at(h);
@@ -344,7 +472,11 @@ impl BertEmbeddings {
         cpu::rows_mut(&mut out, h, |r, y| {
             let word = &table[ids[r] as usize * h..][..h];
             let tt = &table[(type_base + types[r] as usize) * h..][..h];
-            let pos = &table[(pos_base + offset + r % t) * h..][..h];
+            let p = match &self.packed_positions {
+                Some(p) => p[r] as usize,
+                None => offset + r % t,
+            };
+            let pos = &table[(pos_base + p) * h..][..h];
             let s: Vec<f32> = (0..h)
                 .map(|j| word[j].to_f32() + tt[j].to_f32() + pos[j].to_f32())
                 .collect();
@@ -382,6 +514,7 @@ impl BertEmbeddings {
             || h > CUDA_MAX_HIDDEN
             || n > i32::MAX as usize
             || self.offset + self.t > self.positions
+            || self.packed_positions.is_some()
         {
             bail!("{}: inputs do not match the checked shapes", Self::NAME);
         }

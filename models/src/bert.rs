@@ -9,8 +9,10 @@ use candle_core::{bail, DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 use torchless_kernels::activation::Activation;
-use torchless_kernels::attention::{flash_attention, AttentionOptions};
-use torchless_kernels::embeddings::{bert_embeddings, BertEmbeddingTables};
+use torchless_kernels::attention::{
+    flash_attention, varlen_attention, AttentionOptions, VarlenOptions,
+};
+use torchless_kernels::embeddings::{bert_embeddings, bert_embeddings_packed, BertEmbeddingTables};
 use torchless_kernels::norm::{add_layer_norm, NormParams};
 
 use crate::family::{layer_norm, LoadContext, Result2, SequenceClassifier, TextEncoder};
@@ -137,6 +139,19 @@ impl TextEncoder for BertModel {
         BertModel::forward(self, input_ids, token_type_ids, lengths)
     }
 
+    fn runs_packed(&self) -> bool {
+        BertModel::runs_packed(self)
+    }
+
+    fn forward_packed(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        cu_seqlens: &[u32],
+    ) -> Result<Tensor> {
+        BertModel::forward_packed(self, input_ids, token_type_ids, cu_seqlens)
+    }
+
     fn hidden_size(&self) -> usize {
         self.config.hidden
     }
@@ -217,6 +232,27 @@ impl Layer {
         let ctx = ctx.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?;
         let a = self.attn_out.forward(&ctx)?;
         let x = add_layer_norm(&a, Some(x), &self.attn_ln, c.eps)?;
+        self.feed_forward(x, c)
+    }
+
+    /// The same layer on a packed batch: `x` `[N, H]`, the sequences back to back
+    /// (`cu_seqlens`); the projections run on the `N` real rows, attention per sequence.
+    fn forward_packed(
+        &self,
+        x: &Tensor,
+        cu_seqlens: &[u32],
+        c: &BertConfig,
+        opts: &VarlenOptions,
+    ) -> Result<Tensor> {
+        // [N, 3H] read in place by the varlen kernel: no head permute, no padding.
+        let ctx = varlen_attention(&self.qkv.forward(x)?, cu_seqlens, opts)?;
+        let a = self.attn_out.forward(&ctx)?;
+        let x = add_layer_norm(&a, Some(x), &self.attn_ln, c.eps)?;
+        self.feed_forward(x, c)
+    }
+
+    /// BertIntermediate + BertOutput on any leading dims.
+    fn feed_forward(&self, x: Tensor, c: &BertConfig) -> Result<Tensor> {
         let i = self.inter.forward_act(&x, c.act)?;
         let o = self.out.forward(&i)?;
         add_layer_norm(&o, Some(&x), &self.out_ln, c.eps)
@@ -313,6 +349,65 @@ impl BertModel {
         };
         for layer in &self.layers {
             x = layer.forward(&x, &self.config, &opts)?;
+        }
+        Ok(x)
+    }
+
+    /// Whether [`forward_packed`](Self::forward_packed) is the faster route here: on the CPU,
+    /// where the varlen attention kernel runs. On CUDA it would pad inside attention (no varlen
+    /// kernel yet), so callers keep the padded batch there.
+    pub fn runs_packed(&self) -> bool {
+        self.device().is_cpu()
+    }
+
+    /// Runs the encoder unpadded: `input_ids` / `token_type_ids` `[N]` (u32) hold the batch's
+    /// sequences back to back, sequence `i` in rows `cu_seqlens[i]..cu_seqlens[i + 1]`, each
+    /// with its own positions. Returns `[N, H]`: every projection, LayerNorm and activation
+    /// runs on the `N` real tokens and attention per sequence, so a call costs its real token
+    /// count (the padded [`forward`](Self::forward) pays `B·max(L)`).
+    pub fn forward_packed(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        cu_seqlens: &[u32],
+    ) -> Result<Tensor> {
+        self.forward_packed_at(input_ids, token_type_ids, cu_seqlens, 0)
+    }
+
+    /// [`forward_packed`](Self::forward_packed) with each sequence's positions starting at
+    /// `position_offset` (RoBERTa: `pad_token_id + 1`).
+    pub(crate) fn forward_packed_at(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        cu_seqlens: &[u32],
+        position_offset: usize,
+    ) -> Result<Tensor> {
+        let usable = self.config.max_positions.saturating_sub(position_offset);
+        let longest = cu_seqlens
+            .windows(2)
+            .map(|p| p[1].saturating_sub(p[0]) as usize)
+            .max()
+            .unwrap_or(0);
+        if longest > usable {
+            bail!("{longest} tokens exceed the model's {usable} positions");
+        }
+        let mut x = bert_embeddings_packed(
+            input_ids,
+            token_type_ids,
+            cu_seqlens,
+            position_offset,
+            &self.embeddings.tables,
+        )?;
+        let heads = self.config.heads;
+        let opts = VarlenOptions {
+            heads,
+            kv_heads: heads,
+            scale: 1.0 / ((self.config.hidden / heads) as f32).sqrt(),
+            causal: false,
+        };
+        for layer in &self.layers {
+            x = layer.forward_packed(&x, cu_seqlens, &self.config, &opts)?;
         }
         Ok(x)
     }

@@ -200,6 +200,20 @@ impl TextEncoder for DistilBertModel {
         DistilBertModel::forward(self, input_ids, lengths)
     }
 
+    fn runs_packed(&self) -> bool {
+        self.encoder.runs_packed()
+    }
+
+    /// Token type ids are ignored, as in [`forward`](TextEncoder::forward).
+    fn forward_packed(
+        &self,
+        input_ids: &Tensor,
+        _token_type_ids: Option<&Tensor>,
+        cu_seqlens: &[u32],
+    ) -> Result<Tensor> {
+        self.encoder.forward_packed(input_ids, None, cu_seqlens)
+    }
+
     fn hidden_size(&self) -> usize {
         self.encoder.config.hidden
     }

@@ -113,6 +113,26 @@ pub trait TextEncoder: Send + Sync {
         lengths: &[u32],
     ) -> Result<Tensor>;
 
+    /// Whether [`forward_packed`](Self::forward_packed) runs unpadded and is the route to take
+    /// (a family with a varlen path, on a device whose kernels run it). `false`: use
+    /// [`forward`](Self::forward).
+    fn runs_packed(&self) -> bool {
+        false
+    }
+
+    /// Hidden states `[N, H]` for a packed batch: `input_ids` `[N]` holds the sequences back to
+    /// back with no padding, sequence `i` in rows `cu_seqlens[i]..cu_seqlens[i + 1]` (token
+    /// types likewise). Families without a varlen path refuse it.
+    fn forward_packed(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        cu_seqlens: &[u32],
+    ) -> Result<Tensor> {
+        let _ = (input_ids, token_type_ids, cu_seqlens);
+        candle_core::bail!("this encoder family has no unpadded (packed) forward; use forward")
+    }
+
     /// The hidden size `H`.
     fn hidden_size(&self) -> usize;
 

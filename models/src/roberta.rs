@@ -185,6 +185,21 @@ impl TextEncoder for RobertaModel {
         RobertaModel::forward(self, input_ids, token_type_ids, lengths)
     }
 
+    fn runs_packed(&self) -> bool {
+        self.encoder.runs_packed()
+    }
+
+    /// Each sequence's positions start at `pad_token_id + 1`, as for a right-padded row.
+    fn forward_packed(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: Option<&Tensor>,
+        cu_seqlens: &[u32],
+    ) -> Result<Tensor> {
+        self.encoder
+            .forward_packed_at(input_ids, token_type_ids, cu_seqlens, self.position_offset)
+    }
+
     fn hidden_size(&self) -> usize {
         self.encoder.config.hidden
     }

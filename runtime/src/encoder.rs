@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 use torchless_models::TextEncoder;
 
 use crate::error::{safe_message, Error, Result};
@@ -81,27 +81,15 @@ impl SentenceEncoder {
 
     /// Tokenizes texts (with special tokens, truncated) into one right-padded batch.
     pub fn tokenize(&self, texts: &[&str]) -> Result<Batch> {
-        let encs = self
-            .tokenizer
+        let encs = self.encode(texts)?;
+        Ok(padded(&encs.iter().collect::<Vec<_>>()))
+    }
+
+    /// Each text's tokens (with special tokens, truncated), unpadded.
+    fn encode(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        self.tokenizer
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let t = encs.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-        let mut batch = Batch {
-            input_ids: Vec::with_capacity(encs.len()),
-            token_type_ids: Vec::with_capacity(encs.len()),
-            lengths: Vec::with_capacity(encs.len()),
-        };
-        for e in &encs {
-            let n = e.get_ids().len();
-            let mut ids = e.get_ids().to_vec();
-            let mut types = e.get_type_ids().to_vec();
-            ids.resize(t, 0);
-            types.resize(t, 0);
-            batch.input_ids.push(ids);
-            batch.token_type_ids.push(types);
-            batch.lengths.push(n as u32);
-        }
-        Ok(batch)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
     /// The encoder's last hidden state for a batch: `[B, T, H]` as f32 rows on the CPU.
@@ -119,32 +107,62 @@ impl SentenceEncoder {
         Ok(self.model.forward(&ids, Some(&types), &batch.lengths)?)
     }
 
-    /// Embeds texts, `batch_size` at a time; results in input order.
+    /// Embeds texts, `batch_size` at a time; results in input order. Each text's embedding
+    /// does not depend on its batch. Texts are tokenized once, then one of two routes:
     ///
-    /// Texts are grouped by token count first (longest first, as sentence-transformers sorts
-    /// before batching), so a batch pads to lengths close to its own instead of the longest
-    /// text of an input-order slice; each text's embedding does not depend on its batch.
+    /// - **unpadded** when the model runs packed batches ([`TextEncoder::runs_packed`]: the
+    ///   BERT-layer families on the CPU): each batch's sequences go back to back in one token
+    ///   dimension, so a batch costs its real tokens, whatever its mix of lengths; input order.
+    /// - **padded** otherwise: texts grouped by token count first (longest first, as
+    ///   sentence-transformers sorts before batching), so a batch pads to lengths close to its
+    ///   own instead of the longest text of an input-order slice.
     pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
         let batch_size = batch_size.max(1);
-        let order: Vec<usize> = if texts.len() > batch_size {
-            let lengths = self.tokenize(texts)?.lengths;
-            let mut idx: Vec<usize> = (0..texts.len()).collect();
-            // Stable: equal lengths keep input order.
-            idx.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
-            idx
-        } else {
-            (0..texts.len()).collect()
-        };
+        let encs = self.encode(texts)?;
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        if self.model.runs_packed() {
+            for (c, chunk) in encs.chunks(batch_size).enumerate() {
+                let pooled = self.embed_packed(chunk)?;
+                for (j, e) in pooled.into_iter().enumerate() {
+                    out[c * batch_size + j] = e;
+                }
+            }
+            return Ok(out);
+        }
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        if texts.len() > batch_size {
+            // Stable: equal lengths keep input order.
+            order.sort_by_key(|&i| std::cmp::Reverse(encs[i].get_ids().len()));
+        }
         for chunk in order.chunks(batch_size) {
-            let batch_texts: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let batch = self.tokenize(&batch_texts)?;
+            let batch = padded(&chunk.iter().map(|&i| &encs[i]).collect::<Vec<_>>());
             let h = self.hidden_states(&batch)?;
             for ((rows, &n), &i) in h.iter().zip(&batch.lengths).zip(chunk) {
                 out[i] = self.pool(&rows[..n as usize]);
             }
         }
         Ok(out)
+    }
+
+    /// One batch through [`TextEncoder::forward_packed`], pooled per sequence over its rows.
+    fn embed_packed(&self, encs: &[Encoding]) -> Result<Vec<Vec<f32>>> {
+        let mut cu = Vec::with_capacity(encs.len() + 1);
+        cu.push(0u32);
+        let (mut ids, mut types) = (Vec::new(), Vec::new());
+        for e in encs {
+            ids.extend_from_slice(e.get_ids());
+            types.extend_from_slice(e.get_type_ids());
+            cu.push(ids.len() as u32);
+        }
+        let n = ids.len();
+        let ids = Tensor::from_vec(ids, n, &self.device)?;
+        let types = Tensor::from_vec(types, n, &self.device)?;
+        let h = self.model.forward_packed(&ids, Some(&types), &cu)?;
+        let rows = h.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.to_vec2()?;
+        Ok(cu
+            .windows(2)
+            .map(|w| self.pool(&rows[w[0] as usize..w[1] as usize]))
+            .collect())
     }
 
     /// Pools one sequence's token states (real tokens only) as the pipeline says.
@@ -159,6 +177,27 @@ impl SentenceEncoder {
         }
         out
     }
+}
+
+/// Encodings right-padded with id 0 into one batch.
+fn padded(encs: &[&Encoding]) -> Batch {
+    let t = encs.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+    let mut batch = Batch {
+        input_ids: Vec::with_capacity(encs.len()),
+        token_type_ids: Vec::with_capacity(encs.len()),
+        lengths: Vec::with_capacity(encs.len()),
+    };
+    for e in encs {
+        let n = e.get_ids().len();
+        let mut ids = e.get_ids().to_vec();
+        let mut types = e.get_type_ids().to_vec();
+        ids.resize(t, 0);
+        types.resize(t, 0);
+        batch.input_ids.push(ids);
+        batch.token_type_ids.push(types);
+        batch.lengths.push(n as u32);
+    }
+    batch
 }
 
 /// sentence-transformers' `Pooling` over the real tokens of one sequence.

@@ -11,7 +11,8 @@
 use candle_core::{DType, Device, Tensor, D};
 use torchless_kernels::attention::{
     decode_attention, decode_attention_reference, flash_attention, flash_attention_reference,
-    repeat_kv, AttentionOptions,
+    repeat_kv, varlen_attention, varlen_attention_padded, varlen_attention_reference,
+    AttentionOptions, VarlenOptions,
 };
 use torchless_kernels::testing::{assert_close, devices, seeded, FLOAT_DTYPES};
 
@@ -495,4 +496,136 @@ fn pytorch_scaled_dot_product_attention_values() {
             "decode",
         );
     }
+}
+
+/// A packed qkv matrix `[N, (hq + 2·hk)·d]` for sequences of `lens`, seeded in [-2, 2), and
+/// its `cu_seqlens`.
+fn packed_qkv(
+    dev: &Device,
+    dtype: DType,
+    lens: &[usize],
+    (hq, hk, d): (usize, usize, usize),
+) -> (Tensor, Vec<u32>) {
+    let mut cu = vec![0u32];
+    for &l in lens {
+        cu.push(cu[cu.len() - 1] + l as u32);
+    }
+    let n = cu[cu.len() - 1] as usize;
+    let qkv = seeded(&[n, (hq + 2 * hk) * d], 7, -2.0, 2.0, dtype, dev).unwrap();
+    (qkv, cu)
+}
+
+fn varlen_opts(hq: usize, hk: usize, d: usize, causal: bool) -> VarlenOptions {
+    VarlenOptions {
+        heads: hq,
+        kv_heads: hk,
+        scale: 1.0 / (d as f32).sqrt(),
+        causal,
+    }
+}
+
+/// The sequence lengths the varlen tests run: single ones at odd lengths (1, 7, 17, 255, one
+/// past a tile) and mixed batches (empty sequences included).
+const VARLEN_BATCHES: &[&[usize]] = &[
+    &[1],
+    &[7],
+    &[17],
+    &[255],
+    &[65],
+    &[1, 7, 17, 255],
+    &[3, 0, 64, 1, 130, 0],
+    &[17; 9],
+];
+
+#[test]
+fn varlen_attention_matches_reference_at_odd_and_mixed_lengths() {
+    for dev in devices() {
+        for dtype in FLOAT_DTYPES {
+            for lens in VARLEN_BATCHES {
+                for (hq, hk, d) in [(4, 4, 32), (4, 2, 64), (3, 1, 48)] {
+                    for causal in [false, true] {
+                        let (qkv, cu) = packed_qkv(&dev, dtype, lens, (hq, hk, d));
+                        let o = varlen_opts(hq, hk, d, causal);
+                        let what = format!(
+                            "{dev:?} {dtype:?} lens {lens:?} heads {hq}/{hk} D={d} causal={causal}"
+                        );
+                        let got = varlen_attention(&qkv, &cu, &o).unwrap();
+                        let want = varlen_attention_reference(&qkv, &cu, &o).unwrap();
+                        assert_eq!(got.dims(), [qkv.dim(0).unwrap(), hq * d], "{what}");
+                        assert_close(&got, &want, &what);
+                        // The padded route (what devices without a varlen kernel take).
+                        let padded = varlen_attention_padded(&qkv, &cu, &o).unwrap();
+                        assert_close(&padded, &want, &format!("padded route, {what}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Each sequence of a packed batch gets what the padded kernel gives its row of a right-padded
+/// `[B, max L]` batch with key lengths: the unpadded path changes the cost, not the values.
+#[test]
+fn varlen_attention_equals_padded_flash_attention_rows() {
+    let dev = Device::Cpu;
+    let (hq, d) = (4, 32);
+    let lens = [1usize, 7, 17, 255, 40];
+    let (qkv, cu) = packed_qkv(&dev, DType::F32, &lens, (hq, hq, d));
+    let o = varlen_opts(hq, hq, d, false);
+    let got = varlen_attention(&qkv, &cu, &o).unwrap();
+    let tmax = 255;
+    let mut rows = Vec::new();
+    for (i, &l) in lens.iter().enumerate() {
+        let seq = qkv.narrow(0, cu[i] as usize, l).unwrap();
+        let pad = Tensor::zeros((tmax - l, 3 * hq * d), DType::F32, &dev).unwrap();
+        rows.push(Tensor::cat(&[&seq, &pad], 0).unwrap());
+    }
+    let batch = Tensor::stack(&rows, 0)
+        .unwrap()
+        .reshape((lens.len(), tmax, 3, hq, d))
+        .unwrap();
+    let part = |i: usize| {
+        batch
+            .narrow(2, i, 1)
+            .unwrap()
+            .squeeze(2)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+    };
+    let lengths = lens.iter().map(|&l| l as u32).collect();
+    let padded = flash_attention(&part(0), &part(1), &part(2), &opts(d, false, Some(lengths)))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap();
+    for (i, &l) in lens.iter().enumerate() {
+        let want = padded
+            .get(i)
+            .unwrap()
+            .narrow(0, 0, l)
+            .unwrap()
+            .reshape((l, hq * d))
+            .unwrap();
+        let row = got.narrow(0, cu[i] as usize, l).unwrap();
+        assert_close(&row, &want, &format!("sequence {i} of length {l}"));
+    }
+}
+
+#[test]
+fn varlen_attention_refuses_bad_offsets_and_heads() {
+    let dev = Device::Cpu;
+    let (qkv, _) = packed_qkv(&dev, DType::F32, &[5, 3], (2, 2, 8));
+    let o = varlen_opts(2, 2, 8, false);
+    for bad in [&[0u32, 5][..], &[1, 5, 8], &[0, 6, 5, 8], &[0, 5, 9], &[]] {
+        let e = varlen_attention(&qkv, bad, &o).unwrap_err().to_string();
+        assert!(e.contains("cu_seqlens"), "{bad:?}: {e}");
+    }
+    let e = varlen_attention(&qkv, &[0, 8], &varlen_opts(3, 2, 8, false))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("multiple"), "{e}");
+    let e = varlen_attention(&qkv, &[0, 8], &varlen_opts(5, 5, 8, false))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not split"), "{e}");
 }

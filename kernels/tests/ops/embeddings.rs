@@ -4,7 +4,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use torchless_kernels::embeddings::{
-    bert_embeddings, bert_embeddings_reference, BertEmbeddingTables, CUDA_MAX_HIDDEN,
+    bert_embeddings, bert_embeddings_packed, bert_embeddings_packed_reference,
+    bert_embeddings_reference, BertEmbeddingTables, CUDA_MAX_HIDDEN,
 };
 use torchless_kernels::testing::{assert_close, devices, seeded, FLOAT_DTYPES};
 
@@ -294,6 +295,49 @@ fn pytorch_bert_embeddings_values() {
             assert_eq!(v.len(), want.len());
             for (i, (x, y)) in v.iter().zip(want).enumerate() {
                 assert!((x - y).abs() < 2e-5, "{dev:?} [{i}]: {x} vs {y}");
+            }
+        }
+    }
+}
+
+/// A packed batch (sequences of 1, 7, 17 and 5 tokens, an empty one between) gets, row for
+/// row, what each sequence gets alone as a `[1, L]` batch: its own positions from the offset.
+#[test]
+fn packed_embeddings_equal_each_sequence_alone() {
+    for dev in devices() {
+        for dtype in FLOAT_DTYPES {
+            for offset in [0, 2] {
+                let lens = [1usize, 7, 0, 17, 5];
+                let h = 24;
+                let tab = tables(97, offset + 17, 3, h, dtype, &dev);
+                let n: usize = lens.iter().sum();
+                let input = ids(1, n, 97, 31, &dev).flatten_all().unwrap();
+                let tt = ids(1, n, 3, 2, &dev).flatten_all().unwrap();
+                let mut cu = vec![0u32];
+                for &l in &lens {
+                    cu.push(cu[cu.len() - 1] + l as u32);
+                }
+                let what = format!("{dev:?} {dtype:?} offset {offset}");
+                let got = bert_embeddings_packed(&input, Some(&tt), &cu, offset, &tab).unwrap();
+                let want =
+                    bert_embeddings_packed_reference(&input, Some(&tt), &cu, offset, &tab).unwrap();
+                assert_eq!(got.dims(), [n, h], "{what}");
+                assert_close(&got, &want, &what);
+                for (i, &l) in lens.iter().enumerate().filter(|(_, &l)| l > 0) {
+                    let start = cu[i] as usize;
+                    let one = |t: &Tensor| t.narrow(0, start, l).unwrap().reshape((1, l)).unwrap();
+                    let alone = bert_embeddings(&one(&input), Some(&one(&tt)), offset, &tab)
+                        .unwrap()
+                        .squeeze(0)
+                        .unwrap();
+                    let row = got.narrow(0, start, l).unwrap();
+                    assert_close(&row, &alone, &format!("{what}: sequence {i}"));
+                }
+                // A sequence longer than the position table is refused, naming the positions.
+                let e = bert_embeddings_packed(&input, None, &[0, n as u32], offset, &tab)
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("position embeddings"), "{what}: {e}");
             }
         }
     }
