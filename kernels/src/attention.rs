@@ -266,7 +266,7 @@ fn check_varlen(qkv: &Tensor, cu_seqlens: &[u32], o: &VarlenOptions) -> Result<V
             qkv.dims()
         ))
     })?;
-    if o.kv_heads == 0 || o.heads % o.kv_heads != 0 {
+    if o.kv_heads == 0 || !o.heads.is_multiple_of(o.kv_heads) {
         bail!(
             "varlen_attention: {} query heads are not a multiple of {} key/value heads",
             o.heads,
