@@ -1,11 +1,14 @@
 //! `nn.Linear` with the weight transposed once at load (`[in, out]`, contiguous), so the hot
 //! path is a plain row-major matmul; the bias is applied by the caller's fused epilogue.
 
-use candle_core::{Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 use torchless_kernels::activation::{bias_act, Activation};
 use torchless_kernels::gemv::vec_mat;
 use torchless_kernels::layout::{transpose, transpose_cat};
+use torchless_kernels::quant::Int8Matrix;
 
 /// A linear layer: `y = x·Wᵀ + b` as `torch.nn.Linear`.
 #[derive(Debug, Clone)]
@@ -20,6 +23,9 @@ pub struct Linear {
 enum Weight {
     /// `Wᵀ`, `[in, out]`, contiguous, in the model's dtype and device.
     Dense(Tensor),
+    /// `W` in int8 per output channel (`--quantize int8`, CPU only); products in f32, returned
+    /// in `dtype` (the model's).
+    Int8(Arc<Int8Matrix>, DType),
 }
 
 impl Linear {
@@ -52,7 +58,32 @@ impl Linear {
     pub fn weight_t(&self) -> Result<Tensor> {
         match &self.weight {
             Weight::Dense(w) => Ok(w.clone()),
+            Weight::Int8(q, dtype) => q.dequantize_tensor()?.t()?.contiguous()?.to_dtype(*dtype),
         }
+    }
+
+    /// Replaces the weight by its int8 quantization ([`Int8Matrix`]: symmetric, one scale per
+    /// output row); the bias stays as it is. A CPU f32 or bf16 weight only (CUDA and other
+    /// dtypes are an error naming them); an int8 weight stays as it is.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        let q = match &self.weight {
+            Weight::Int8(..) => return Ok(()),
+            Weight::Dense(w) if !w.device().is_cpu() => {
+                candle_core::bail!(
+                    "int8 weights run on the CPU only (this model is on {:?})",
+                    w.device()
+                )
+            }
+            Weight::Dense(w) if !matches!(w.dtype(), DType::F32 | DType::BF16) => {
+                candle_core::bail!(
+                    "int8 quantization takes f32 or bf16 weights, not {:?}",
+                    w.dtype()
+                )
+            }
+            Weight::Dense(w) => Weight::Int8(Arc::new(Int8Matrix::from_in_out(w)?), w.dtype()),
+        };
+        self.weight = q;
+        Ok(())
     }
 
     /// Loads several linears with the same input (q/k/v, gate/up) as one: their `[out_i, in]`
@@ -80,6 +111,7 @@ impl Linear {
     pub fn out_dim(&self) -> Result<usize> {
         match &self.weight {
             Weight::Dense(w) => w.dim(1),
+            Weight::Int8(q, _) => Ok(q.out_dim()),
         }
     }
 
@@ -94,6 +126,7 @@ impl Linear {
         let y = match &self.weight {
             // One row (a decode step): the weight-streaming product; more: candle's gemm.
             Weight::Dense(w) => vec_mat(&x2, w)?,
+            Weight::Int8(q, _) => q.matmul(&x2)?,
         };
         let mut out = lead.to_vec();
         out.push(self.out_dim()?);
