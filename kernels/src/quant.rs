@@ -107,34 +107,25 @@ impl Int8Matrix {
         let mut q = vec![0i8; np * kp];
         let mut scales = vec![0f32; np];
         let mut sums = vec![0i32; np];
-        let quantize_row = |(((row, qr), s), sum): (((&[f32], &mut [i8]), &mut f32), &mut i32)| {
-            let amax = max_abs(row);
-            if amax == 0.0 || !amax.is_finite() {
-                // A zero row stays zero; a row with ±∞/NaN keeps its NaN through the scale.
-                *s = if amax == 0.0 { 0.0 } else { f32::NAN };
-                return;
+        if k > 0 {
+            // Row `i`'s int8 values, scale and sum (the zero-filled padding rows stay zero).
+            let row = |(i, ((qr, s), sum)): (usize, ((&mut [i8], &mut f32), &mut i32))| {
+                (*s, *sum) = quantize_row(&w[i * k..(i + 1) * k], &mut qr[..k]);
+            };
+            let (qn, sn, un) = (&mut q[..n * kp], &mut scales[..n], &mut sums[..n]);
+            if n * k < PARALLEL_MIN {
+                qn.chunks_exact_mut(kp)
+                    .zip(sn.iter_mut())
+                    .zip(un.iter_mut())
+                    .enumerate()
+                    .for_each(row);
+            } else {
+                qn.par_chunks_exact_mut(kp)
+                    .zip(sn.par_iter_mut())
+                    .zip(un.par_iter_mut())
+                    .enumerate()
+                    .for_each(row);
             }
-            *s = amax / 127.0;
-            let inv = 127.0 / amax;
-            let mut total = 0i32;
-            for (d, &v) in qr.iter_mut().zip(row) {
-                let r = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
-                total += i32::from(r);
-                *d = r;
-            }
-            *sum = total;
-        };
-        let rows = w.chunks_exact(k.max(1)).take(n);
-        let parts = rows
-            .zip(q.chunks_exact_mut(kp))
-            .zip(scales.iter_mut())
-            .zip(sums.iter_mut());
-        if k == 0 {
-            // No inputs: every output is 0 (the zero-filled rows and scales already say so).
-        } else if n * k < PARALLEL_MIN {
-            parts.for_each(quantize_row);
-        } else {
-            parts.par_bridge().for_each(quantize_row);
         }
         Ok(Int8Matrix {
             n,
@@ -351,6 +342,26 @@ impl Activations {
     }
 }
 
+/// Rounds `row` to `q` (same length): returns the scale and `Σ q`. A zero row stays zero
+/// (scale 0); a row with ±∞ or NaN gets a NaN scale, so its outputs are NaN.
+fn quantize_row(row: &[f32], q: &mut [i8]) -> (f32, i32) {
+    let amax = max_abs(row);
+    if amax == 0.0 {
+        return (0.0, 0);
+    }
+    if !amax.is_finite() {
+        return (f32::NAN, 0);
+    }
+    let inv = 127.0 / amax;
+    let mut total = 0i32;
+    for (d, &v) in q.iter_mut().zip(row) {
+        let r = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+        total += i32::from(r);
+        *d = r;
+    }
+    (amax / 127.0, total)
+}
+
 /// `max |v|` over `v`, NaN if any value is NaN (`f32::max` would skip it).
 fn max_abs(v: &[f32]) -> f32 {
     let m = v.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -376,7 +387,12 @@ fn dots_portable(w: &[i8], x: &[f32], kp: usize) -> [f32; ROWS] {
 }
 
 /// The x86 kernels: four weight rows against one activation row.
+///
+/// The AVX-512 intrinsics are stable since Rust 1.89, above the workspace's declared 1.85; so is
+/// `#[target_feature(enable = "avx512f")]`, which `vmath.rs` already needs, so the crate does
+/// not build on 1.85 anyway (the declared version is due for a bump to 1.89).
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::incompatible_msrv)]
 mod x86 {
     use std::arch::x86_64::*;
 

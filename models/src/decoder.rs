@@ -46,12 +46,13 @@ pub(crate) fn output_head(
     }
 }
 
-/// A load-time weight quantization of a decoder's blocks (`--quantize`).
+/// A load-time weight quantization of a decoder (`--quantize`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Quantize {
-    /// Every linear layer of the blocks in int8, symmetric per output channel
-    /// ([`Int8Matrix`](torchless_kernels::quant::Int8Matrix)); the token embedding, the norms,
-    /// the biases and the output head stay in the model's dtype. CPU only.
+    /// Every linear layer of the blocks and the output projection in int8, symmetric per
+    /// output channel ([`Int8Matrix`](torchless_kernels::quant::Int8Matrix)); the token
+    /// embedding (the gather), the norms and the biases stay in the model's dtype. A tied head
+    /// gets its own int8 copy of the table. CPU only.
     Int8,
 }
 
@@ -73,17 +74,9 @@ pub(crate) fn quantize_linears<'a>(
     match q {
         Quantize::Int8 => {
             linears.into_iter().try_for_each(|l| l.quantize_int8())?;
-            if quantize_head() {
-                head.quantize_int8()?;
-            }
-            Ok(())
+            head.quantize_int8()
         }
     }
-}
-
-/// Measurement switch (temporary): TORCHLESS_INT8_HEAD=1 quantizes the output head too.
-fn quantize_head() -> bool {
-    std::env::var("TORCHLESS_INT8_HEAD").is_ok_and(|v| v == "1")
 }
 
 /// Which positions a forward pass returns logits for.
@@ -139,8 +132,9 @@ pub trait CausalLm: Send + Sync {
         None
     }
 
-    /// Quantizes the weights of every linear layer of the blocks at load ([`Quantize`]); the
-    /// token embedding and the output head keep the model's dtype. Families without it refuse.
+    /// Quantizes the weights of every linear layer of the blocks and the output projection at
+    /// load ([`Quantize`]); the token embedding keeps the model's dtype. Families without it
+    /// refuse.
     fn quantize(&mut self, q: Quantize) -> Result<()> {
         bail!("this model family has no {} quantization", q.name())
     }

@@ -31,7 +31,7 @@ pub struct LoadOptions {
     pub device: DeviceSpec,
     /// Weights and activations dtype (default f32).
     pub dtype: DType,
-    /// Quantize a decoder's block weights at load (`--quantize int8`, CPU only; default none).
+    /// Quantize a decoder's weights at load (`--quantize int8`, CPU only; default none).
     /// Only text generation ([`Task::Generate`]) takes it: any other model is an error.
     pub quantize: Option<Quantize>,
 }

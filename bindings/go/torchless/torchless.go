@@ -37,9 +37,10 @@ type Options struct {
 	// DType is "f32", "f16" or "bf16" (default f32).
 	DType string
 	// Quantize is "int8" or "none" (default none). "int8" stores every linear layer of a
-	// decoder's blocks in int8 (symmetric, one scale per output channel) at load: decoding on
-	// the CPU reads a quarter of the weight bytes, at a small accuracy cost
-	// (docs/quantization.md). CPU only; a model that does not generate text refuses it.
+	// decoder's blocks and its output projection in int8 (symmetric, one scale per output
+	// channel) at load: decoding on the CPU reads a quarter of the weight bytes, at a small
+	// accuracy cost (docs/quantization.md). CPU only; a model that does not generate text
+	// refuses it.
 	Quantize string
 }
 
