@@ -19,7 +19,6 @@ fn cpu() -> LoadOptions {
         device: DeviceSpec::Cpu,
         dtype: DType::F32,
         quantize: None,
-        quantize: None,
     }
 }
 
