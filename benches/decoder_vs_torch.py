@@ -13,10 +13,19 @@ with `torch.set_num_threads(N)`, then runs `cargo bench --bench decoder` (the pu
   (PyTorch: `generate(max_new_tokens=1)`);
 - decode tokens/s: the remaining new tokens (PyTorch: `(new - 1) / (t(new) - t(1))`).
 
+`--dtypes` may also name `int8`: torchless `--quantize int8` (f32 model, int8 block weights)
+next to transformers eager f32 and next to `torch.ao.quantization.quantize_dynamic(...,
+{nn.Linear}, dtype=torch.qint8)` (int8 weights, dynamically quantized activations, fbgemm) in
+two forms: the blocks only (as torchless: the head stays f32; GPT-2's `Conv1D`s turned into the
+equal `nn.Linear`s first, since the dynamic quantizer only takes `nn.Linear`), and the blocks plus
+the output head (what `quantize_dynamic(model, {nn.Linear})` gives a model whose head is an
+`nn.Linear`).
+
 Prints a markdown table of medians and ratios for benches/RESULTS.md. Dev-only (needs torch and
 transformers):
 
     python benches/decoder_vs_torch.py [--threads N] [--new 32] [--work /tmp/torchless-bench]
+    python benches/decoder_vs_torch.py --models gpt2-small --dtypes f32,int8
 """
 import argparse
 import json
@@ -47,6 +56,42 @@ def build(kind, folder):
     if not os.path.exists(os.path.join(folder, "config.json")):
         model.save_pretrained(folder)
     return model
+
+
+def to_linear(model):
+    """Replaces every GPT-2 `Conv1D` ([in, out] weight) by the equal `nn.Linear`."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    for parent in list(model.modules()):
+        for name, m in list(parent.named_children()):
+            if isinstance(m, Conv1D):
+                lin = torch.nn.Linear(m.weight.shape[0], m.weight.shape[1])
+                lin.weight.data = m.weight.data.t().contiguous()
+                lin.bias.data = m.bias.data.clone()
+                setattr(parent, name, lin)
+    return model
+
+
+def dynamic_int8(model, head):
+    """A copy of `model` with PyTorch's dynamic int8 quantization of its linear layers: those
+    of the blocks, and with `head` the output head too."""
+    import copy
+
+    import torch
+
+    q = to_linear(copy.deepcopy(model).float())
+    blocks = q.transformer.h if hasattr(q, "transformer") else q.model.layers
+    torch.ao.quantization.quantize_dynamic(blocks, {torch.nn.Linear}, dtype=torch.qint8,
+                                           inplace=True)
+    if head:
+        # The tied head is untied here: the embedding gather keeps the f32 table.
+        q.lm_head = torch.nn.Linear(q.lm_head.in_features, q.lm_head.out_features, bias=False)
+        q.lm_head.weight.data = model.lm_head.weight.data.float().clone()
+        q.config.tie_word_embeddings = False
+        q.lm_head = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(q.lm_head), {torch.nn.Linear}, dtype=torch.qint8)[0]
+    return q
 
 
 def torch_times(model, new, runs):
@@ -81,23 +126,42 @@ def main():
 
     torch.set_num_threads(args.threads)
     rows = []
+    int8_rows, int8_ours = [], {}
     for kind in args.models.split(","):
         folder = os.path.join(args.work, kind)
         os.makedirs(folder, exist_ok=True)
         runs = 5 if kind == "gpt2-small" else 2
         model = build(kind, folder)
+        f32_theirs = None
         for dtype in args.dtypes.split(","):
             if dtype == "bf16":
                 model = model.to(torch.bfloat16)
-            theirs = torch_times(model, args.new, runs)
+            flags = ["--dtype", dtype]
+            if dtype == "int8":
+                flags = ["--dtype", "f32", "--quantize", "int8"]
+                base = model.float()
+                f32_theirs = f32_theirs or torch_times(base, args.new, runs)
+                for label, head in (("blocks", False), ("blocks+head", True)):
+                    t = torch_times(dynamic_int8(base, head), args.new, runs)
+                    int8_rows.append((kind, label, t))
+                    print(kind, "quantize_dynamic", label, json.dumps(t), file=sys.stderr,
+                          flush=True)
+                theirs = f32_theirs
+            else:
+                theirs = torch_times(model, args.new, runs)
+                if dtype == "f32":
+                    f32_theirs = theirs
             env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
             out = subprocess.run(
                 ["cargo", "bench", "-q", "-p", "torchless-benches", "--bench", "decoder", "--",
                  folder, "--prompt", str(PROMPT), "--new", str(args.new), "--runs", str(runs),
-                 "--dtype", dtype],
+                 *flags],
                 cwd=ROOT, env=env, check=True, capture_output=True, text=True)
             ours = json.loads(out.stdout.strip().splitlines()[-1])
-            rows.append((f"{kind} {dtype}", ours, theirs))
+            label = f"{kind} {dtype}" if dtype != "int8" else f"{kind} int8 (vs PyTorch f32)"
+            rows.append((label, ours, theirs))
+            if dtype == "int8":
+                int8_ours[kind] = ours
             print(kind, dtype, json.dumps(ours), json.dumps(theirs), file=sys.stderr, flush=True)
         del model
 
@@ -115,6 +179,14 @@ def main():
               f"{t['decode_tok_s']:.1f} | {o['decode_tok_s'] / t['decode_tok_s']:.2f}x | "
               f"{o['rss_mib_before']:.0f} → {o['rss_mib_after_long_generation']:.0f} "
               f"({o['long_generation_tokens']} tokens) |")
+    if int8_rows:
+        print("\n| model | torchless --quantize int8 decode tok/s | PyTorch quantize_dynamic "
+              "int8 | decode tok/s | torchless speed-up |")
+        print("|---|---|---|---|---|")
+        for kind, label, t in int8_rows:
+            o = int8_ours[kind]
+            print(f"| {kind} | {o['decode_tok_s']:.1f} | {label} | {t['decode_tok_s']:.1f} | "
+                  f"{o['decode_tok_s'] / t['decode_tok_s']:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ fn load(kind: &str) -> Arc<TextGenerator> {
     let opts = LoadOptions {
         device: DeviceSpec::Cpu,
         dtype: DType::F32,
+        quantize: None,
     };
     let dir = fixture(&format!("decoders/{kind}"));
     Arc::new(TextGenerator::load(&dir, &opts).unwrap_or_else(|e| panic!("{kind}: {e}")))

@@ -32,6 +32,7 @@ fn load_as(dir: &Path, dtype: DType) -> TextGenerator {
     let opts = LoadOptions {
         device: DeviceSpec::Cpu,
         dtype,
+        quantize: None,
     };
     TextGenerator::load(dir, &opts).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
@@ -268,6 +269,7 @@ fn qwen3_sliding_window_attention_is_refused_by_name() {
     let opts = LoadOptions {
         device: DeviceSpec::Cpu,
         dtype: DType::F32,
+        quantize: None,
     };
     let err = TextGenerator::load(dir.path(), &opts)
         .err()
@@ -287,6 +289,7 @@ fn bad_folders_and_ids_are_clear_errors() {
     let opts = LoadOptions {
         device: DeviceSpec::Cpu,
         dtype: DType::F32,
+        quantize: None,
     };
     let err = TextGenerator::load(dir.path(), &opts)
         .err()

@@ -16,6 +16,7 @@ mod generate_cli;
 mod graph;
 mod hostile;
 mod modernbert;
+mod quantize;
 mod rerank;
 mod resize;
 mod resnet;

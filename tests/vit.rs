@@ -24,6 +24,7 @@ fn cpu() -> LoadOptions {
     LoadOptions {
         device: DeviceSpec::Cpu,
         dtype: DType::F32,
+        quantize: None,
     }
 }
 

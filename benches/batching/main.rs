@@ -96,6 +96,7 @@ fn main() {
     let opts = LoadOptions {
         device: DeviceSpec::Cpu,
         dtype,
+        quantize: None,
     };
     let g = Arc::new(TextGenerator::load(&dir, &opts).expect("load the random GPT-2"));
     let _ = std::fs::remove_dir_all(&dir);

@@ -8,7 +8,7 @@
 //! eager with the same threads in the same invocation.
 //!
 //! `cargo bench -p torchless-benches --bench decoder -- DIR... [--prompt N] [--new N] [--runs N]
-//! [--dtype f32|bf16]`
+//! [--dtype f32|bf16] [--quantize int8]`
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -38,6 +38,7 @@ fn main() {
     let mut dirs = Vec::new();
     let (mut prompt, mut new, mut runs) = (32usize, 32usize, 5usize);
     let mut dtype = candle_core::DType::F32;
+    let mut quantize = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut num = |what: &str| -> usize {
@@ -53,6 +54,10 @@ fn main() {
                 let v = args.next().unwrap_or_default();
                 dtype = torchless::parse_dtype(&v).unwrap_or_else(|e| panic!("{e}"));
             }
+            "--quantize" => {
+                let v = args.next().unwrap_or_default();
+                quantize = torchless::parse_quantize(&v).unwrap_or_else(|e| panic!("{e}"));
+            }
             "--bench" => {}
             _ => dirs.push(PathBuf::from(a)),
         }
@@ -60,6 +65,7 @@ fn main() {
     let opts = LoadOptions {
         device: DeviceSpec::Cpu,
         dtype,
+        quantize,
     };
     for dir in dirs {
         let t = Instant::now();

@@ -18,6 +18,7 @@ fn cpu() -> LoadOptions {
     LoadOptions {
         device: DeviceSpec::Cpu,
         dtype: DType::F32,
+        quantize: None,
     }
 }
 

@@ -6,6 +6,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use torchless_benches::cases::{all, Size};
 use torchless_kernels::gemv::{vec_mat, vec_mat_t};
 use torchless_kernels::layout::{transpose_cat, transpose_cat_reference};
+use torchless_kernels::quant::{Int8Matrix, Kernel};
 use torchless_kernels::testing::seeded;
 
 fn kernels(c: &mut Criterion) {
@@ -61,5 +62,42 @@ fn cpu_only(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, kernels, cpu_only);
+/// int8 weights (`--quantize int8`) against the f32 decode product, at GPT-2-small's `c_fc`
+/// (768 → 3072) and TinyLlama's `gate_proj` (2048 → 5632) shapes: one row (a decode step) with
+/// every int8 kernel this CPU has, and 32 rows (a short prompt) against candle's matmul.
+fn int8(c: &mut Criterion) {
+    let dev = Device::Cpu;
+    let rand = |shape: &[usize], seed| {
+        seeded(shape, seed, -1.0, 1.0, DType::F32, &dev).expect("random tensor")
+    };
+    for (k, n) in [(768, 3072), (2048, 5632)] {
+        let w = rand(&[k, n], 7);
+        let q = Int8Matrix::from_in_out(&w).expect("quantize");
+        for m in [1usize, 32] {
+            let x = rand(&[m, k], 8);
+            let xs = x
+                .flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("values");
+            let mut g = c.benchmark_group(format!("int8 {m}x{k}x{n}"));
+            // Bytes of int8 weights read per call (the f32 rows read four times as many).
+            g.throughput(criterion::Throughput::Bytes((k * n) as u64));
+            g.bench_function("f32 vec_mat", |b| {
+                b.iter(|| vec_mat(&x, &w).expect("vec_mat"))
+            });
+            g.bench_function("int8 auto", |b| b.iter(|| q.matmul(&x).expect("int8")));
+            for kernel in [Kernel::Vnni, Kernel::Avx512, Kernel::Avx2, Kernel::Portable] {
+                if !kernel.supported() || (m > 1 && kernel == Kernel::Portable) {
+                    continue;
+                }
+                g.bench_function(format!("int8 {kernel:?}"), |b| {
+                    b.iter(|| q.matmul_with(kernel, &xs, m).expect("int8"))
+                });
+            }
+            g.finish();
+        }
+    }
+}
+
+criterion_group!(benches, kernels, cpu_only, int8);
 criterion_main!(benches);

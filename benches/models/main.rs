@@ -319,6 +319,7 @@ fn main() -> std::process::ExitCode {
         let opts = LoadOptions {
             device: o.device.parse::<DeviceSpec>().map_err(err)?,
             dtype: torchless::parse_dtype(&o.dtype).map_err(err)?,
+            quantize: None,
         };
         let mut out = match o.kind.as_str() {
             "encoder" => encoder(&o, &opts)?,

@@ -43,6 +43,7 @@ fn resnet(c: &mut Criterion) {
     let opts = LoadOptions {
         device: DeviceSpec::Cpu,
         dtype: DType::F32,
+        quantize: None,
     };
     for arch in [ResNetArch::ResNet18, ResNetArch::ResNet50] {
         let path = dir.join(format!("{arch}.safetensors"));

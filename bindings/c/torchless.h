@@ -213,6 +213,20 @@ TorchlessStatus torchless_model_load(const char *dir,
                                      const char *dtype,
                                      struct TorchlessModel **out);
 
+// `torchless_model_load` with a weight quantization: `quantize` is `int8` (every linear layer
+// of a decoder's blocks in int8 at load, symmetric per output channel; CPU only; the
+// embedding and the output head keep `dtype`) or `none`; NULL means `none`. Any model that
+// does not generate text refuses `int8` with `TORCHLESS_INVALID_ARGUMENT`.
+//
+// # Safety
+// `dir`, `device`, `dtype` and `quantize` are NULL or NUL-terminated strings; `out` is NULL or
+// writable.
+TorchlessStatus torchless_model_load_quantized(const char *dir,
+                                               const char *device,
+                                               const char *dtype,
+                                               const char *quantize,
+                                               struct TorchlessModel **out);
+
 // Frees a model. NULL is a no-op. No call on the model may be running or start afterwards.
 // Leaves the thread's last error message as it was.
 //

@@ -19,7 +19,7 @@ pub enum Isa {
     Portable,
     /// AVX2, FMA and F16C (x86-64-v3).
     Avx2,
-    /// AVX-512 F (x86-64-v4 class CPUs).
+    /// AVX-512 F, BW, VL and DQ (x86-64-v4: Skylake-SP, Ice Lake, Zen 4 on).
     Avx512,
 }
 
@@ -43,10 +43,9 @@ impl Isa {
 pub fn detected() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        let avx2 = std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && std::arch::is_x86_feature_detected!("f16c");
-        if avx2 && std::arch::is_x86_feature_detected!("avx512f") {
+        use std::arch::is_x86_feature_detected as has;
+        let avx2 = has!("avx2") && has!("fma") && has!("f16c");
+        if avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512dq") {
             return Isa::Avx512;
         }
         if avx2 {
@@ -54,6 +53,19 @@ pub fn detected() -> Isa {
         }
     }
     Isa::Portable
+}
+
+/// Whether the CPU has AVX-512 VNNI (`vpdpbusd`: u8·i8 dot products of four bytes accumulated
+/// into i32 lanes), on top of [`Isa::Avx512`] (the int8 kernels, `crate::quant`).
+pub fn has_avx512_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        detected() == Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// The family the kernels use: [`detected`] lowered by `TORCHLESS_CPU` (read once).

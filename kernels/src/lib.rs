@@ -21,6 +21,7 @@ pub mod isa;
 pub mod layout;
 pub mod norm;
 mod op;
+pub mod quant;
 pub mod rope;
 pub mod softmax;
 pub mod testing;

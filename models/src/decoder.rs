@@ -3,10 +3,13 @@
 //! fused single-query kernel reading the cache in place for a decode step) and the tied or
 //! separate output projection.
 
+use std::sync::Arc;
+
 use candle_core::{bail, DType, Device, Result, Tensor};
 use torchless_kernels::attention::{decode_attention, flash_attention, AttentionOptions};
 use torchless_kernels::gemv::vec_mat_t;
 use torchless_kernels::norm::{add_norm, NormParams};
+use torchless_kernels::quant::Int8Matrix;
 
 use crate::KvCache;
 
@@ -31,13 +34,48 @@ pub(crate) fn output_head(
     tied: bool,
     vocab_size: usize,
     hidden: usize,
-) -> Result<Tensor> {
+) -> Result<Head> {
     if tied {
-        Ok(embed.clone())
+        Ok(Head::Dense(embed.clone()))
     } else if vb.contains_tensor("lm_head.weight") {
-        vb.pp("lm_head").get((vocab_size, hidden), "weight")
+        Ok(Head::Dense(
+            vb.pp("lm_head").get((vocab_size, hidden), "weight")?,
+        ))
     } else {
         bail!("tie_word_embeddings is false but the checkpoint has no `lm_head.weight`")
+    }
+}
+
+/// A load-time weight quantization of a decoder (`--quantize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quantize {
+    /// Every linear layer of the blocks and the output projection in int8, symmetric per
+    /// output channel ([`Int8Matrix`](torchless_kernels::quant::Int8Matrix)); the token
+    /// embedding (the gather), the norms and the biases stay in the model's dtype. A tied head
+    /// gets its own int8 copy of the table. CPU only.
+    Int8,
+}
+
+impl Quantize {
+    /// The name `--quantize` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantize::Int8 => "int8",
+        }
+    }
+}
+
+/// Quantizes every linear layer in `linears` and the output `head` as `q` says.
+pub(crate) fn quantize_linears<'a>(
+    q: Quantize,
+    linears: impl IntoIterator<Item = &'a mut crate::Linear>,
+    head: &mut Head,
+) -> Result<()> {
+    match q {
+        Quantize::Int8 => {
+            linears.into_iter().try_for_each(|l| l.quantize_int8())?;
+            head.quantize_int8()
+        }
     }
 }
 
@@ -92,6 +130,13 @@ pub trait CausalLm: Send + Sync {
     /// cached) and runs every token with the long factors; the generation loop does the same.
     fn recompute_past(&self) -> Option<usize> {
         None
+    }
+
+    /// Quantizes the weights of every linear layer of the blocks and the output projection at
+    /// load ([`Quantize`]); the token embedding keeps the model's dtype. Families without it
+    /// refuse.
+    fn quantize(&mut self, q: Quantize) -> Result<()> {
+        bail!("this model family has no {} quantization", q.name())
     }
 
     /// A cache for one sequence of at most `capacity` positions.
@@ -272,20 +317,54 @@ pub(crate) fn split_qkv(
 /// The output projection: `h` `[1, T, H]` (normed) → f32 logits of the positions asked for,
 /// with `weight` `[vocab, H]` (a tied embedding table or `lm_head.weight`) used transposed in
 /// place.
-pub(crate) fn project_logits(h: &Tensor, weight: &Tensor, which: Logits) -> Result<Tensor> {
+pub(crate) fn project_logits(h: &Tensor, head: &Head, which: Logits) -> Result<Tensor> {
     let (_, t, hidden) = h.dims3()?;
     let rows = match which {
         Logits::Last => h.narrow(1, t - 1, 1)?.reshape((1, hidden))?,
         Logits::All => h.reshape((t, hidden))?,
     };
-    vec_mat_t(&rows, weight)?.to_dtype(DType::F32)
+    head.project(&rows)
 }
 
 /// The output projection of a batched decode step: `h` `[B, 1, H]` (normed) → f32 logits
 /// `[B, vocab]`, one matmul over the `B` rows.
-pub(crate) fn project_batch_logits(h: &Tensor, weight: &Tensor) -> Result<Tensor> {
+pub(crate) fn project_batch_logits(h: &Tensor, head: &Head) -> Result<Tensor> {
     let (b, _, hidden) = h.dims3()?;
-    vec_mat_t(&h.reshape((b, hidden))?, weight)?.to_dtype(DType::F32)
+    head.project(&h.reshape((b, hidden))?)
+}
+
+/// The output projection's weight `[vocab, H]`: the (tied) table in the model's dtype, or its
+/// int8 copy under `--quantize int8` (the embedding gather keeps the table).
+#[derive(Debug, Clone)]
+pub(crate) enum Head {
+    /// `[vocab, H]` as stored.
+    Dense(Tensor),
+    /// Quantized per vocabulary row.
+    Int8(Arc<Int8Matrix>),
+}
+
+impl Head {
+    /// f32 logits `[rows, vocab]` for normed hidden states `[rows, H]`.
+    fn project(&self, rows: &Tensor) -> Result<Tensor> {
+        match self {
+            Head::Dense(w) => vec_mat_t(rows, w)?.to_dtype(DType::F32),
+            Head::Int8(q) => q.matmul(&rows.to_dtype(DType::F32)?),
+        }
+    }
+
+    /// Replaces a CPU f32/bf16 head by its int8 quantization.
+    pub(crate) fn quantize_int8(&mut self) -> Result<()> {
+        if let Head::Dense(w) = self {
+            if !w.device().is_cpu() {
+                bail!(
+                    "int8 weights run on the CPU only (this model is on {:?})",
+                    w.device()
+                );
+            }
+            *self = Head::Int8(Arc::new(Int8Matrix::from_out_in(w)?));
+        }
+        Ok(())
+    }
 }
 
 /// The two norms of one pre-norm residual block (its attention and MLP are closures of

@@ -22,7 +22,8 @@ use torchless_kernels::norm::{add_rms_norm, NormParams};
 use torchless_kernels::rope::{rope_qk, RopeLayout, RopeTable};
 
 use crate::decoder::{
-    check_ids, output_head, project_logits, split_qkv, under_prefix, CausalLm, DecoderShape, Logits,
+    check_ids, output_head, project_logits, split_qkv, under_prefix, CausalLm, DecoderShape, Head,
+    Logits,
 };
 use crate::error::{non_negative, nonzero, positive, shown};
 use crate::llama::{check_rotary_geometry, rope_field, MAX_ROPE_POSITIONS};
@@ -459,7 +460,7 @@ pub struct Gemma {
     embed_scale: f64,
     layers: Vec<Layer>,
     norm: NormParams,
-    lm_head: Tensor,
+    lm_head: Head,
     rope_global: RopeTable,
     rope_local: RopeTable,
     shape: DecoderShape,
@@ -574,6 +575,16 @@ impl Gemma {
 impl CausalLm for Gemma {
     fn shape(&self) -> &DecoderShape {
         &self.shape
+    }
+
+    fn quantize(&mut self, q: crate::decoder::Quantize) -> Result<()> {
+        crate::decoder::quantize_linears(
+            q,
+            self.layers
+                .iter_mut()
+                .flat_map(|l| [&mut l.qkv, &mut l.o_proj, &mut l.gate_up, &mut l.down]),
+            &mut self.lm_head,
+        )
     }
 
     fn dtype(&self) -> DType {

@@ -13,7 +13,7 @@ use torchless_kernels::norm::NormParams;
 use crate::decoder::{
     advance_all, batched_decode_attention, cached_attention, check_batch, check_ids, output_head,
     pre_norm_stack, project_batch_logits, project_logits, split_qkv, under_prefix, CausalLm,
-    DecoderShape, Logits, PreNormBlock,
+    DecoderShape, Head, Logits, PreNormBlock,
 };
 use crate::error::{fits, non_negative, nonzero};
 use crate::family::{layer_norm, LoadContext, Result2};
@@ -198,7 +198,7 @@ pub struct Gpt2 {
     wpe: Tensor,
     blocks: Vec<Block>,
     ln_f: NormParams,
-    lm_head: Tensor,
+    lm_head: Head,
     shape: DecoderShape,
     /// The checked configuration.
     pub config: Gpt2Config,
@@ -239,6 +239,21 @@ impl Gpt2 {
 impl CausalLm for Gpt2 {
     fn shape(&self) -> &DecoderShape {
         &self.shape
+    }
+
+    fn quantize(&mut self, q: crate::decoder::Quantize) -> Result<()> {
+        crate::decoder::quantize_linears(
+            q,
+            self.blocks.iter_mut().flat_map(|l| {
+                [
+                    &mut l.c_attn,
+                    &mut l.attn_proj,
+                    &mut l.c_fc,
+                    &mut l.mlp_proj,
+                ]
+            }),
+            &mut self.lm_head,
+        )
     }
 
     fn dtype(&self) -> DType {

@@ -24,7 +24,7 @@ pub mod resnet;
 pub mod roberta;
 pub mod vit;
 
-pub use decoder::{CausalLm, DecoderShape, Logits};
+pub use decoder::{CausalLm, DecoderShape, Logits, Quantize};
 pub use error::{ConfigError, ConfigResult};
 pub use family::{
     layer_norm, num_labels, rms_norm, ClassifierLoader, ClipLoader, DecoderLoader, EncoderLoader,

@@ -9,6 +9,7 @@ use torchless_kernels::activation::{bias_act, Activation};
 use torchless_kernels::gemm::{self, PackedB};
 use torchless_kernels::gemv::vec_mat;
 use torchless_kernels::layout::{transpose, transpose_cat};
+use torchless_kernels::quant::Int8Matrix;
 
 /// A linear layer: `y = x·Wᵀ + b` as `torch.nn.Linear`.
 #[derive(Debug, Clone)]
@@ -26,6 +27,9 @@ enum Weight {
     /// A CPU weight (f32, bf16 or f16, kept in its dtype) packed once for the GEMM
     /// micro-kernels (`kernels/src/gemm`), which compute in f32.
     Packed(Arc<PackedB>),
+    /// `W` in int8 per output channel (`--quantize int8`, CPU only); products in f32, returned
+    /// in `dtype` (the model's).
+    Int8(Arc<Int8Matrix>, DType),
 }
 
 impl Linear {
@@ -81,7 +85,33 @@ impl Linear {
         match &self.weight {
             Weight::Dense(w) => Ok(w.clone()),
             Weight::Packed(p) => p.to_tensor(),
+            Weight::Int8(q, dtype) => q.dequantize_tensor()?.t()?.contiguous()?.to_dtype(*dtype),
         }
+    }
+
+    /// Replaces the weight by its int8 quantization ([`Int8Matrix`]: symmetric, one scale per
+    /// output row); the bias stays as it is. A CPU f32 or bf16 weight only (CUDA and other
+    /// dtypes are an error naming them); an int8 weight stays as it is.
+    pub fn quantize_int8(&mut self) -> Result<()> {
+        let w = match &self.weight {
+            Weight::Int8(..) => return Ok(()),
+            Weight::Dense(w) if !w.device().is_cpu() => {
+                candle_core::bail!(
+                    "int8 weights run on the CPU only (this model is on {:?})",
+                    w.device()
+                )
+            }
+            Weight::Dense(w) => w.clone(),
+            Weight::Packed(p) => p.to_tensor()?,
+        };
+        if !matches!(w.dtype(), DType::F32 | DType::BF16) {
+            candle_core::bail!(
+                "int8 quantization takes f32 or bf16 weights, not {:?}",
+                w.dtype()
+            );
+        }
+        self.weight = Weight::Int8(Arc::new(Int8Matrix::from_in_out(&w)?), w.dtype());
+        Ok(())
     }
 
     /// Loads several linears with the same input (q/k/v, gate/up) as one: their `[out_i, in]`
@@ -110,6 +140,7 @@ impl Linear {
         match &self.weight {
             Weight::Dense(w) => w.dim(1),
             Weight::Packed(p) => Ok(p.n()),
+            Weight::Int8(q, _) => Ok(q.out_dim()),
         }
     }
 
@@ -151,25 +182,12 @@ impl Linear {
             }
             Weight::Dense(w) => {
                 // One row (a decode step): the weight-streaming product; more: candle's gemm.
-                let mut y = vec_mat(&x2, w)?.reshape(out)?;
-                if let Some(r) = residual {
-                    let b = match bias {
-                        Some(b) => y.broadcast_add(b)?,
-                        None => y,
-                    };
-                    y = (b + r)?;
-                    return match act {
-                        Some(a) => bias_act(&y, None, a),
-                        None => Ok(y),
-                    };
-                }
-                match act {
-                    Some(a) => bias_act(&y, bias, a),
-                    None => match bias {
-                        Some(b) => y.broadcast_add(b),
-                        None => Ok(y),
-                    },
-                }
+                let y = vec_mat(&x2, w)?.reshape(out)?;
+                unfused_epilogue(y, bias, residual, act)
+            }
+            Weight::Int8(q, _) => {
+                let y = q.matmul(&x2)?.reshape(out)?;
+                unfused_epilogue(y, bias, residual, act)
             }
         }
     }
@@ -188,5 +206,32 @@ impl Linear {
     /// fused epilogue: an attention or MLP output projection with its skip connection.
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
         self.product(x, self.bias.as_ref(), Some(residual), None)
+    }
+}
+
+/// `act(y + bias + residual)` as separate ops (the weights the packed GEMM does not hold).
+fn unfused_epilogue(
+    y: Tensor,
+    bias: Option<&Tensor>,
+    residual: Option<&Tensor>,
+    act: Option<Activation>,
+) -> Result<Tensor> {
+    if let Some(r) = residual {
+        let y = match bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let y = (y + r)?;
+        return match act {
+            Some(a) => bias_act(&y, None, a),
+            None => Ok(y),
+        };
+    }
+    match act {
+        Some(a) => bias_act(&y, bias, a),
+        None => match bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        },
     }
 }

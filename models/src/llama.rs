@@ -20,7 +20,7 @@ use torchless_kernels::rope::{rope_qk, RopeLayout, RopeTable};
 use crate::decoder::{
     advance_all, batched_decode_attention, cached_attention, check_batch, check_ids, output_head,
     pre_norm_stack, project_batch_logits, project_logits, split_qkv, under_prefix, CausalLm,
-    DecoderShape, Logits, PreNormBlock,
+    DecoderShape, Head, Logits, PreNormBlock,
 };
 use crate::error::{fits, non_negative, nonzero, positive, shown};
 use crate::family::{rms_norm, LoadContext, Result2};
@@ -509,7 +509,7 @@ pub struct Llama {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: NormParams,
-    lm_head: Tensor,
+    lm_head: Head,
     rope: RopeTable,
     shape: DecoderShape,
     /// The checked configuration.
@@ -553,6 +553,16 @@ impl Llama {
 impl CausalLm for Llama {
     fn shape(&self) -> &DecoderShape {
         &self.shape
+    }
+
+    fn quantize(&mut self, q: crate::decoder::Quantize) -> Result<()> {
+        crate::decoder::quantize_linears(
+            q,
+            self.layers
+                .iter_mut()
+                .flat_map(|l| [&mut l.qkv, &mut l.o_proj, &mut l.gate_up, &mut l.down]),
+            &mut self.lm_head,
+        )
     }
 
     fn dtype(&self) -> DType {

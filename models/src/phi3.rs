@@ -31,7 +31,7 @@ use torchless_kernels::rope::{rope_qk, RopeLayout, RopeTable};
 
 use crate::decoder::{
     cached_attention, check_ids, output_head, pre_norm_stack, project_logits, split_qkv,
-    under_prefix, CausalLm, DecoderShape, Logits, PreNormBlock,
+    under_prefix, CausalLm, DecoderShape, Head, Logits, PreNormBlock,
 };
 use crate::error::{non_negative, nonzero, positive, shown};
 use crate::family::{rms_norm, LoadContext, Result2};
@@ -426,7 +426,7 @@ pub struct Phi3 {
     embed: Tensor,
     layers: Vec<Layer>,
     norm: NormParams,
-    lm_head: Tensor,
+    lm_head: Head,
     /// The default table, or longrope's short-factor table.
     rope_short: RopeTable,
     /// longrope's long-factor table and `original_max_position_embeddings`.
@@ -503,6 +503,16 @@ impl CausalLm for Phi3 {
     // input first reaches `original_max_position_embeddings + 1` tokens.
     fn recompute_past(&self) -> Option<usize> {
         self.rope_long.as_ref().map(|(_, original)| *original)
+    }
+
+    fn quantize(&mut self, q: crate::decoder::Quantize) -> Result<()> {
+        crate::decoder::quantize_linears(
+            q,
+            self.layers
+                .iter_mut()
+                .flat_map(|l| [&mut l.qkv, &mut l.o_proj, &mut l.gate_up, &mut l.down]),
+            &mut self.lm_head,
+        )
     }
 
     fn dtype(&self) -> DType {

@@ -47,6 +47,7 @@ impl Classifier {
     /// Every tensor of the file must belong to `arch` and every tensor of `arch` must be in the
     /// file with its shape: the first that does not is the error.
     pub fn load(path: &Path, arch: ResNetArch, opts: &LoadOptions) -> Result<Self> {
+        opts.refuse_quantize("a ResNet state_dict")?;
         let weights = Arc::new(Weights::open(path)?);
         let mismatch = |reason: String| Error::Config {
             file: path.to_path_buf(),

@@ -5,6 +5,7 @@
 use candle_core::{DType, Device};
 
 use crate::error::{Error, Result};
+use torchless_models::Quantize;
 
 /// Where a model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,6 +73,17 @@ pub fn parse_dtype(s: &str) -> Result<DType> {
     }
 }
 
+/// Parses a `--quantize` value: `int8`, or `none` (also `f32`, `off`) for no quantization.
+pub fn parse_quantize(s: &str) -> Result<Option<Quantize>> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "int8" | "i8" | "q8" => Ok(Some(Quantize::Int8)),
+        "none" | "off" | "no" => Ok(None),
+        other => Err(Error::Option(format!(
+            "unknown quantization {other:?} (expected int8 or none)"
+        ))),
+    }
+}
+
 /// Bytes `device` can still allocate, when known. For the CPU: `MemAvailable` of
 /// `/proc/meminfo`, lowered to what the cgroup (v2) limit leaves (`memory.max` −
 /// `memory.current`) when one is set. CUDA is not queried (`None`): the allocation itself
@@ -132,6 +144,9 @@ mod tests {
         assert!("cuda:x".parse::<DeviceSpec>().is_err());
         assert_eq!(parse_dtype("bfloat16").unwrap(), DType::BF16);
         assert!(parse_dtype("f8").is_err());
+        assert_eq!(parse_quantize("INT8").unwrap(), Some(Quantize::Int8));
+        assert_eq!(parse_quantize("none").unwrap(), None);
+        assert!(parse_quantize("int4").is_err());
         assert!(DeviceSpec::Auto.open().is_ok());
     }
 

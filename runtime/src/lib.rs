@@ -52,7 +52,7 @@ pub mod worker;
 
 pub use classifier::{top_k, Classifier, TopK};
 pub use clip::{ClipEmbedder, ClipImageProcessor};
-pub use device::{parse_dtype, DeviceSpec};
+pub use device::{parse_dtype, parse_quantize, DeviceSpec};
 pub use encoder::{l2_normalize, pool, Batch, SentenceEncoder};
 pub use error::{Error, Result};
 pub use folder::{pipeline, PipelineConfig, PoolingMode};
@@ -63,4 +63,5 @@ pub use sampling::{Sampler, SamplerConfig, Sampling};
 pub use text_classifier::{softmax, ScoreActivation, TextClassifier};
 pub use torchless_convert as convert;
 pub use torchless_models::resnet::ResNetArch;
+pub use torchless_models::Quantize;
 pub use weights::Weights;

@@ -249,6 +249,7 @@ impl Program {
     /// Loads the program of a `.pt2` archive onto `options.device` (weights keep their own
     /// dtypes: `options.dtype` does not apply to a program, whose dtypes are part of it).
     pub fn load(path: &Path, options: &LoadOptions) -> Result<Program> {
+        options.refuse_quantize("a torch.export program")?;
         let meta = std::fs::metadata(path).map_err(|cause| Error::Io {
             path: path.to_path_buf(),
             cause,

@@ -16,7 +16,7 @@ use candle_core::{DType, Device};
 use torchless_models::{
     bert, clip, distilbert, gemma, gpt2, llama, modernbert, phi3, roberta, vit, CausalLm,
     ClassifierLoader, ClipLoader, DecoderLoader, EncoderLoader, ImageClassifier, ImageLoader,
-    LoadContext, LoadError, SequenceClassifier, TextEncoder,
+    LoadContext, LoadError, Quantize, SequenceClassifier, TextEncoder,
 };
 
 use crate::device::DeviceSpec;
@@ -31,6 +31,9 @@ pub struct LoadOptions {
     pub device: DeviceSpec,
     /// Weights and activations dtype (default f32).
     pub dtype: DType,
+    /// Quantize a decoder's weights at load (`--quantize int8`, CPU only; default none).
+    /// Only text generation ([`Task::Generate`]) takes it: any other model is an error.
+    pub quantize: Option<Quantize>,
 }
 
 impl Default for LoadOptions {
@@ -38,6 +41,21 @@ impl Default for LoadOptions {
         LoadOptions {
             device: DeviceSpec::Auto,
             dtype: DType::F32,
+            quantize: None,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Refuses [`LoadOptions::quantize`] for a model that is not a text generator (`what`
+    /// names it: "an encoder", "a ResNet state_dict", ...).
+    pub(crate) fn refuse_quantize(&self, what: &str) -> Result<()> {
+        match self.quantize {
+            Some(q) => Err(Error::Option(format!(
+                "--quantize {} applies to text-generation models (decoders) only, not to {what}",
+                q.name()
+            ))),
+            None => Ok(()),
         }
     }
 }
@@ -463,6 +481,7 @@ pub(crate) struct Source {
     pub weights: Arc<Weights>,
     pub device: Device,
     pub dtype: DType,
+    quantize: Option<Quantize>,
     dir: PathBuf,
 }
 
@@ -472,6 +491,9 @@ impl Source {
         let config_path = folder::config_path(dir)?;
         let config: serde_json::Value = read_json(&config_path)?;
         let resolved = for_task(dir, resolve_config(&config_path, &config)?, task)?;
+        if task != Task::Generate {
+            opts.refuse_quantize(&format!("{} ({})", task.describe(), resolved.family.name))?;
+        }
         let device = opts.device.open()?;
         let weights = Arc::new(Weights::open(dir)?);
         Ok(Source {
@@ -481,6 +503,7 @@ impl Source {
             weights,
             device,
             dtype: opts.dtype,
+            quantize: opts.quantize,
             dir: dir.to_path_buf(),
         })
     }
@@ -525,12 +548,23 @@ impl Source {
         }
     }
 
-    /// Loads the folder's causal language model.
+    /// Loads the folder's causal language model, its blocks quantized when the options say so.
     pub fn decoder(&self) -> Result<Box<dyn CausalLm>> {
-        match self.resolved.family.loader {
-            Loader::Decoder(load) => self.context(load),
-            _ => Err(self.wrong_loader()),
+        let mut model = match self.resolved.family.loader {
+            Loader::Decoder(load) => self.context(load)?,
+            _ => return Err(self.wrong_loader()),
+        };
+        if let Some(q) = self.quantize {
+            model.quantize(q).map_err(|e| {
+                Error::Option(format!(
+                    "--quantize {} of {} (family {}): {e}",
+                    q.name(),
+                    self.dir.display(),
+                    self.resolved.family.name
+                ))
+            })?;
         }
+        Ok(model)
     }
 
     /// Loads the folder's sequence classifier (encoder + `*ForSequenceClassification` head).

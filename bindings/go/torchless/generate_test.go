@@ -86,6 +86,30 @@ func TestGenerateMatchesTransformers(t *testing.T) {
 	wantStatus(t, err, StatusWrongModelKind, "")
 }
 
+// Options.Quantize "int8" loads a decoder with int8 block weights: the continuation stays
+// mostly the f32 one (the fixture's random weights give near-flat logits, so only the first
+// tokens are compared), and an encoder refuses it.
+func TestInt8Quantization(t *testing.T) {
+	e := decoders(t)
+	m, err := Load(filepath.Join(decoderFixtures, "gpt2"), Options{Device: "cpu", Quantize: "int8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c := e.Models["gpt2"].Cases[0]
+	got, err := m.Generate(context.Background(), Prompt{IDs: c.PromptIDs}, greedy(20), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(c.GreedyNewIDs) || got[0] != c.GreedyNewIDs[0] {
+		t.Fatalf("int8: got %v, f32 %v", got, c.GreedyNewIDs)
+	}
+	_, err = Load(filepath.Join(fixtures, "tiny-st"), Options{Device: "cpu", Quantize: "int8"})
+	wantStatus(t, err, StatusInvalidArgument, "")
+	_, err = Load(filepath.Join(decoderFixtures, "gpt2"), Options{Device: "cpu", Quantize: "int4"})
+	wantStatus(t, err, StatusInvalidArgument, `unknown quantization "int4" (expected int8 or none)`)
+}
+
 // Many goroutines stream tokens from one model through Go callbacks at once; each sees
 // exactly transformers' greedy continuation, and a callback that returns false stops its
 // own generation only.

@@ -36,6 +36,12 @@ type Options struct {
 	Device string
 	// DType is "f32", "f16" or "bf16" (default f32).
 	DType string
+	// Quantize is "int8" or "none" (default none). "int8" stores every linear layer of a
+	// decoder's blocks and its output projection in int8 (symmetric, one scale per output
+	// channel) at load: decoding on the CPU reads a quarter of the weight bytes, at a small
+	// accuracy cost (docs/quantization.md). CPU only; a model that does not generate text
+	// refuses it.
+	Quantize string
 }
 
 // Kind says which calls a model accepts.
@@ -108,9 +114,14 @@ func Load(dir string, opts Options) (*Model, error) {
 		cdtype = C.CString(opts.DType)
 		defer C.free(unsafe.Pointer(cdtype))
 	}
+	var cquant *C.char
+	if opts.Quantize != "" {
+		cquant = C.CString(opts.Quantize)
+		defer C.free(unsafe.Pointer(cquant))
+	}
 	var ptr *C.TorchlessModel
 	if err := call("load", func() C.TorchlessStatus {
-		return C.torchless_model_load(cdir, cdev, cdtype, &ptr)
+		return C.torchless_model_load_quantized(cdir, cdev, cdtype, cquant, &ptr)
 	}); err != nil {
 		return nil, err
 	}

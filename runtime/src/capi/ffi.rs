@@ -8,7 +8,7 @@ use super::args::{self, invalid, null};
 use super::guard::{guard, last_error_ptr, CallError};
 use super::model::{Loaded, TorchlessModel, TorchlessModelKind};
 use super::status::{status_of, Phase, TorchlessStatus};
-use crate::device::{parse_dtype, DeviceSpec};
+use crate::device::{parse_dtype, parse_quantize, DeviceSpec};
 use crate::generator::GenerateOptions;
 use crate::registry::LoadOptions;
 use crate::sampling::{SamplerConfig, Sampling};
@@ -153,6 +153,27 @@ pub unsafe extern "C" fn torchless_model_load(
     dtype: *const c_char,
     out: *mut *mut TorchlessModel,
 ) -> TorchlessStatus {
+    // SAFETY: the caller's guarantees are this function's, and NULL `quantize` means none.
+    unsafe { torchless_model_load_quantized(dir, device, dtype, std::ptr::null(), out) }
+}
+
+/// `torchless_model_load` with a weight quantization: `quantize` is `int8` (every linear layer
+/// of a decoder's blocks and its output projection in int8 at load, symmetric per output
+/// channel; CPU only; the embedding, norms and biases keep `dtype`; docs/quantization.md) or
+/// `none`; NULL means `none`. Any model that
+/// does not generate text refuses `int8` with `TORCHLESS_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `dir`, `device`, `dtype` and `quantize` are NULL or NUL-terminated strings; `out` is NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn torchless_model_load_quantized(
+    dir: *const c_char,
+    device: *const c_char,
+    dtype: *const c_char,
+    quantize: *const c_char,
+    out: *mut *mut TorchlessModel,
+) -> TorchlessStatus {
     guard(|| {
         if out.is_null() {
             return Err(null("out"));
@@ -160,17 +181,19 @@ pub unsafe extern "C" fn torchless_model_load(
         // SAFETY: checked non-NULL; the caller guarantees it is writable.
         unsafe { out.write(std::ptr::null_mut()) };
         // SAFETY: the caller guarantees NUL-terminated strings for the call.
-        let (dir, device, dtype) = unsafe {
+        let (dir, device, dtype, quantize) = unsafe {
             (
                 args::utf8(dir, "dir")?,
                 args::utf8_or(device, "auto", "device")?,
                 args::utf8_or(dtype, "f32", "dtype")?,
+                args::utf8_or(quantize, "none", "quantize")?,
             )
         };
         let load = |e: crate::Error| CallError::new(status_of(&e, Phase::Load), e.to_string());
         let opts = LoadOptions {
             device: device.parse::<DeviceSpec>().map_err(load)?,
             dtype: parse_dtype(dtype).map_err(load)?,
+            quantize: parse_quantize(quantize).map_err(load)?,
         };
         let model = TorchlessModel::load(Path::new(dir), &opts).map_err(load)?;
         // SAFETY: checked non-NULL above.

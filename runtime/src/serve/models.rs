@@ -172,6 +172,18 @@ impl AppState {
                 return Err(ServeError::DuplicateName(spec.name.clone()));
             }
         }
+        if let Some(q) = config.load.quantize {
+            if !models.values().any(|m| m.task == Task::Generate) {
+                return Err(ServeError::Unsupported {
+                    name: "--quantize".into(),
+                    reason: format!(
+                        "--quantize {} quantizes text-generation models, and none of the \
+                         --model's generates text",
+                        q.name()
+                    ),
+                });
+            }
+        }
         Ok(AppState {
             models,
             limits: config.limits,
@@ -245,6 +257,15 @@ pub async fn load(
         if task == Task::ImageTextEmbed {
             return Err(clip_refused());
         }
+        // `--quantize` is for the decoders; the other models load as they are.
+        let opts = if task == Task::Generate {
+            opts
+        } else {
+            LoadOptions {
+                quantize: None,
+                ..opts
+            }
+        };
         let model = AnyModel::load(&path, task, &opts)?;
         // Whether the folder's pipeline ends with `Normalize` (`/embed`'s `normalize`).
         let normalizes = match &model {

@@ -8,7 +8,7 @@ use torchless::chat::{ChatMessage, ChatTemplate, TextStream};
 use torchless::{GenerateOptions, SamplerConfig, Sampling, TextGenerator};
 
 use crate::output::{device_name, print_json};
-use crate::run_options::RunOptions;
+use crate::run_options::{QuantizeOption, RunOptions};
 
 /// Generate text with a GPT-2 or Llama-style (llama, mistral, qwen2, qwen3) model folder.
 ///
@@ -32,6 +32,8 @@ pub struct Args {
     model: PathBuf,
     #[command(flatten)]
     run: RunOptions,
+    #[command(flatten)]
+    quantize: QuantizeOption,
     /// The prompt text (needs tokenizer.json in the folder).
     #[arg(
         long,
@@ -102,7 +104,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         stop_at_eos: !a.ignore_eos,
     };
     gen_opts.sampler.check()?;
-    let opts = a.run.load_options()?;
+    let opts = a.quantize.apply(a.run.load_options()?)?;
     let gen = TextGenerator::load(&a.model, &opts)
         .with_context(|| format!("cannot load {}", a.model.display()))?;
     let prompt_ids = match (&a.prompt, &a.prompt_ids, &a.chat) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use torchless::serve::{Limits, ModelSpec, ServeConfig};
 
-use crate::run_options::RunOptions;
+use crate::run_options::{QuantizeOption, RunOptions};
 
 /// Serve models over HTTP (and gRPC with --grpc-port): OpenAI- and
 /// text-embeddings-inference-compatible routes, dynamic batching, Prometheus metrics.
@@ -49,6 +49,9 @@ pub struct Args {
     models: Vec<ModelSpec>,
     #[command(flatten)]
     run: RunOptions,
+    // Applies to the text-generation models only; an error when none is served.
+    #[command(flatten)]
+    quantize: QuantizeOption,
     /// The address to listen on (0.0.0.0 for every interface).
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
     host: IpAddr,
@@ -122,7 +125,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let config = ServeConfig {
         models: a.models,
-        load: a.run.load_options()?,
+        load: a.quantize.apply(a.run.load_options()?)?,
         addr: SocketAddr::new(a.host, a.port),
         grpc_addr: a.grpc_port.map(|p| SocketAddr::new(a.host, p)),
         api_key: a.api_key,
