@@ -9,7 +9,7 @@ Times `transformers` `generate()` (greedy, `use_cache=True`, `torch.inference_mo
 with `torch.set_num_threads(N)`, then runs `cargo bench --bench decoder` (the public
 `TextGenerator::generate`) on the same folders with `RAYON_NUM_THREADS=N`:
 
-- prefill: a 32-token prompt through the model and the first token chosen
+- prefill: a 32-token (`--prompt`) prompt through the model and the first token chosen
   (PyTorch: `generate(max_new_tokens=1)`);
 - decode tokens/s: the remaining new tokens (PyTorch: `(new - 1) / (t(new) - t(1))`).
 
@@ -115,13 +115,17 @@ def torch_times(model, new, runs):
 
 
 def main():
+    global PROMPT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--new", type=int, default=32)
+    ap.add_argument("--prompt", type=int, default=PROMPT,
+                    help="prompt tokens (prefill length; 512 for the long-prompt rows)")
     ap.add_argument("--work", default="/tmp/torchless-bench")
     ap.add_argument("--models", default="gpt2-small,llama-1b")
     ap.add_argument("--dtypes", default="f32,bf16")
     args = ap.parse_args()
+    PROMPT = args.prompt
     import torch
 
     torch.set_num_threads(args.threads)
