@@ -179,8 +179,8 @@ impl SentenceEncoder {
     }
 }
 
-/// Encodings right-padded with id 0 into one batch.
-fn padded(encs: &[&Encoding]) -> Batch {
+/// Encodings right-padded with id 0 into one batch (the encoders' and the text classifiers').
+pub(crate) fn padded(encs: &[&Encoding]) -> Batch {
     let t = encs.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
     let mut batch = Batch {
         input_ids: Vec::with_capacity(encs.len()),

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
-use tokenizers::{EncodeInput, Encoding, Tokenizer};
+use tokenizers::{EncodeInput, Tokenizer};
 use torchless_models::SequenceClassifier;
 
-use crate::encoder::{load_tokenizer, Batch};
+use crate::encoder::{load_tokenizer, padded, Batch};
 use crate::error::{shown, Error, Result};
 use crate::folder::{self, read_json};
 use crate::registry::{LoadOptions, Source, Task};
@@ -213,7 +213,7 @@ impl TextClassifier {
             .tokenizer
             .encode_batch(inputs, true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(to_batch(&encs))
+        Ok(padded(&encs.iter().collect::<Vec<_>>()))
     }
 
     fn logits_of(&self, batch: &Batch) -> Result<Vec<Vec<f32>>> {
@@ -239,26 +239,6 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let e: Vec<f32> = logits.iter().map(|x| (x - m).exp()).collect();
     let s: f32 = e.iter().sum();
     e.iter().map(|x| x / s).collect()
-}
-
-fn to_batch(encs: &[Encoding]) -> Batch {
-    let t = encs.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-    let mut batch = Batch {
-        input_ids: Vec::with_capacity(encs.len()),
-        token_type_ids: Vec::with_capacity(encs.len()),
-        lengths: Vec::with_capacity(encs.len()),
-    };
-    for e in encs {
-        let n = e.get_ids().len();
-        let mut ids = e.get_ids().to_vec();
-        let mut types = e.get_type_ids().to_vec();
-        ids.resize(t, 0);
-        types.resize(t, 0);
-        batch.input_ids.push(ids);
-        batch.token_type_ids.push(types);
-        batch.lengths.push(n as u32);
-    }
-    batch
 }
 
 /// `id2label` as a list of `n` names (`LABEL_i` for any index it lacks).
