@@ -214,8 +214,9 @@ TorchlessStatus torchless_model_load(const char *dir,
                                      struct TorchlessModel **out);
 
 // `torchless_model_load` with a weight quantization: `quantize` is `int8` (every linear layer
-// of a decoder's blocks in int8 at load, symmetric per output channel; CPU only; the
-// embedding and the output head keep `dtype`) or `none`; NULL means `none`. Any model that
+// of a decoder's blocks and its output projection in int8 at load, symmetric per output
+// channel; CPU only; the embedding, norms and biases keep `dtype`; docs/quantization.md) or
+// `none`; NULL means `none`. Any model that
 // does not generate text refuses `int8` with `TORCHLESS_INVALID_ARGUMENT`.
 //
 // # Safety
