@@ -58,20 +58,7 @@ impl PackedConv {
         padding: (usize, usize),
     ) -> Result<Self> {
         let (c_out, c_in, kh, kw) = weight.dims4()?;
-        let w2 = weight
-            .reshape((c_out, c_in * kh * kw))?
-            .to_dtype(candle_core::DType::F32)?;
-        let w = cpu_f32(&w2, "weights", |all, l| {
-            let st = l.stride();
-            PackedA::pack_for(
-                isa,
-                &all[l.start_offset()..],
-                c_out,
-                c_in * kh * kw,
-                st[0],
-                st[1],
-            )
-        })?;
+        let w = PackedA::from_tensor_for(isa, &weight.reshape((c_out, c_in * kh * kw))?)?;
         Ok(PackedConv {
             w,
             c_in,
@@ -252,7 +239,7 @@ pub fn conv2d_cnhw(
                     act,
                     ..Epilogue::default()
                 };
-                gemm_packed_a(&w.w, &Dyn(b), out, cols, &epi)
+                gemm_packed_a(&w.w, b, out, cols, &epi)
             };
             match &residual {
                 Some(r) => cpu_f32(r, "residual", |rs, rl| {
@@ -281,23 +268,6 @@ pub fn conv2d_cnhw(
         }
     })?;
     Tensor::from_vec(out, (c_out, n, oh, ow), &Device::Cpu)
-}
-
-/// A `&dyn PackB` as a sized `PackB`.
-struct Dyn<'a>(&'a dyn PackB);
-
-impl PackB for Dyn<'_> {
-    fn depth(&self) -> usize {
-        self.0.depth()
-    }
-
-    fn cols(&self) -> usize {
-        self.0.cols()
-    }
-
-    fn pack_b(&self, k0: usize, kc: usize, c0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
-        self.0.pack_b(k0, kc, c0, cols, nr, dst)
-    }
 }
 
 #[cfg(test)]

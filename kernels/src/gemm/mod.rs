@@ -424,11 +424,23 @@ impl PackedA {
 
     /// Packs a 2-d `[M, K]` tensor (any strides, any float dtype: converted to f32).
     pub fn from_tensor(w: &Tensor) -> Result<Self> {
+        Self::from_tensor_for(isa(), w)
+    }
+
+    /// [`PackedA::from_tensor`] for the family `isa`.
+    pub fn from_tensor_for(isa: Isa, w: &Tensor) -> Result<Self> {
         let (m, k) = w.dims2()?;
         let w = w.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
         cpu_f32(&w, "weights", |all, layout| {
             let stride = layout.stride();
-            Self::pack(&all[layout.start_offset()..], m, k, stride[0], stride[1])
+            Self::pack_for(
+                isa,
+                &all[layout.start_offset()..],
+                m,
+                k,
+                stride[0],
+                stride[1],
+            )
         })
     }
 
@@ -533,7 +545,7 @@ pub fn gemm(a: &impl PackA, b: &PackedB, c: &mut [f32], ldc: usize, epi: &Epilog
 /// convolution's filters) and `b` packed as it is read (the input's patches).
 pub fn gemm_packed_a(
     a: &PackedA,
-    b: &impl PackB,
+    b: &dyn PackB,
     c: &mut [f32],
     ldc: usize,
     epi: &Epilogue,
